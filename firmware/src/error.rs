@@ -1,0 +1,93 @@
+//! Why a boot failed. Each variant prints as the one line a user sees on COM1.
+use crate::acpi_loader::AcpiError;
+use crate::elf::ElfError;
+use crate::fw_cfg::FwCfgError;
+use crate::memory_map::MapError;
+use minnow_bootproto::linux::HeaderError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootError {
+    NoKernel,
+    LinuxHeader(HeaderError),
+    /// An ELF kernel without XEN_ELFNOTE_PHYS32_ENTRY (and no multiboot header).
+    NoPvhNote,
+    UnknownFormat,
+    /// `what` would occupy `start..end`, which is not RAM.
+    DoesNotFit {
+        what: &'static str,
+        start: u64,
+        end: u64,
+    },
+    /// `what` would be loaded over memory the firmware is using.
+    OverlapsFirmware {
+        what: &'static str,
+        start: u64,
+        end: u64,
+    },
+    Elf(ElfError),
+    Multiboot(&'static str),
+    /// A multiboot2 kernel requires an information tag we do not provide.
+    Multiboot2Request(u32),
+    CmdlineTooLong {
+        len: u64,
+        max: u64,
+    },
+    FwCfg(FwCfgError),
+    Map(MapError),
+    Acpi(AcpiError),
+}
+
+macro_rules! from {
+    ($($t:ty => $v:ident),*) => {$(
+        impl From<$t> for BootError {
+            fn from(e: $t) -> Self { Self::$v(e) }
+        }
+    )*};
+}
+from!(FwCfgError => FwCfg, MapError => Map, AcpiError => Acpi, ElfError => Elf, HeaderError => LinuxHeader);
+
+impl core::fmt::Display for BootError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoKernel => write!(
+                f,
+                "no kernel in fw_cfg: pass -kernel FILE, or -fw_cfg name=opt/org.minnow/kernel,file=FILE"
+            ),
+            Self::LinuxHeader(e) => write!(f, "corrupt Linux setup header: {e}"),
+            Self::NoPvhNote => write!(
+                f,
+                "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) and no multiboot header"
+            ),
+            Self::UnknownFormat => write!(
+                f,
+                "kernel is not a bzImage, an ELF with a PVH note, or a multiboot image"
+            ),
+            Self::DoesNotFit { what, start, end } => {
+                write!(
+                    f,
+                    "{what} at {start:#x}..{end:#x} does not fit in RAM: give the VM more memory (-m)"
+                )
+            }
+            Self::OverlapsFirmware { what, start, end } => {
+                write!(
+                    f,
+                    "{what} at {start:#x}..{end:#x} overlaps memory the firmware is using"
+                )
+            }
+            Self::Elf(e) => write!(f, "bad ELF kernel: {e}"),
+            Self::Multiboot(why) => write!(f, "bad multiboot kernel: {why}"),
+            Self::Multiboot2Request(tag) => {
+                write!(
+                    f,
+                    "multiboot2 kernel requires boot information tag {tag}, which Minnow does not provide"
+                )
+            }
+            Self::CmdlineTooLong { len, max } => {
+                write!(f, "command line of {len} bytes is longer than {max}")
+            }
+            Self::FwCfg(e) => write!(f, "{e}"),
+            Self::Map(e) => write!(f, "{e}"),
+            Self::Acpi(e) => write!(f, "{e}"),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The only place the firmware touches hardware directly: port I/O, physical memory, CPUID.
+//! Everything here is `unsafe` underneath; callers get safe functions.
+use crate::memory::Memory;
+use x86_64::instructions::port::Port;
+
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: the firmware owns the machine; writes to the ports it uses (serial, fw_cfg, CMOS,
+    // PCI config, milestones) have no memory-safety effect.
+    unsafe { Port::new(port).write(value) }
+}
+
+pub fn outw(port: u16, value: u16) {
+    // SAFETY: as in `outb`.
+    unsafe { Port::new(port).write(value) }
+}
+
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as in `outb`. fw_cfg DMA is the exception that writes memory: its callers pass
+    // descriptors and destinations they own (see fw_cfg.rs).
+    unsafe { Port::new(port).write(value) }
+}
+
+pub fn inb(port: u16) -> u8 {
+    // SAFETY: port reads have no memory-safety effect.
+    unsafe { Port::new(port).read() }
+}
+
+pub fn inl(port: u16) -> u32 {
+    // SAFETY: port reads have no memory-safety effect.
+    unsafe { Port::new(port).read() }
+}
+
+/// CPUID leaf 1: (EAX signature, EDX features), for the MP table.
+pub fn cpu_signature() -> (u32, u32) {
+    let r = core::arch::x86_64::__cpuid(1);
+    (r.eax, r.edx)
+}
+
+/// Physical memory through the firmware's identity map (all of the low 4 GiB).
+pub struct PhysMemory;
+
+impl Memory for PhysMemory {
+    fn write(&mut self, addr: u64, data: &[u8]) {
+        // SAFETY: the identity map covers the low 4 GiB and callers only write ranges the memory map
+        // says are RAM and that no Rust object lives in (they are checked against layout.rs).
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) }
+    }
+
+    fn read(&self, addr: u64, buf: &mut [u8]) {
+        // SAFETY: as in `write`; reads of RAM or ROM have no side effects.
+        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    fn fill(&mut self, addr: u64, len: u64, byte: u8) {
+        // SAFETY: as in `write`.
+        unsafe { core::ptr::write_bytes(addr as *mut u8, byte, len as usize) }
+    }
+}

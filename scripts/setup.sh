@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Minnow needs on a fresh Debian machine: QEMU (the reference machine, and qboot.rom
+# and SeaBIOS as reference firmware), busybox-static for guest initramfs images, and the pinned
+# Rust toolchain with its bare-metal and musl targets. Safe to run again.
+set -euo pipefail
+
+packages=(qemu-system-x86 qemu-system-data seabios busybox-static acpica-tools)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+# apt-get download (cargo xtask guest) needs package lists even when nothing is missing.
+if [ ${#missing[@]} -gt 0 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then
+    echo "[setup] apt-get update"
+    $sudo apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "[setup] apt-get install ${missing[*]}"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# RUSTUP_AUTO_INSTALL may be 0, so install the pinned toolchain and its targets explicitly.
+cd "$(dirname "$0")/.."
+toolchain=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+echo "[setup] rustup toolchain $toolchain with x86_64-unknown-none and x86_64-unknown-linux-musl"
+rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy \
+    --target x86_64-unknown-none,x86_64-unknown-linux-musl >/dev/null 2>&1 ||
+    rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy \
+        --target x86_64-unknown-none,x86_64-unknown-linux-musl
+echo "[setup] done"

@@ -1,0 +1,48 @@
+//! `cargo xtask <task>`: the single entry point for building the ROM, guest images and tests.
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+mod demo;
+mod firmware;
+mod guest;
+mod test;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Minnow build tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the ROM and boot the Debian cloud kernel through it on QEMU microvm.
+    Demo,
+    /// Build the firmware ROM into target/firmware/minnow.rom.
+    Firmware,
+    /// Fetch and cache the Debian cloud kernel and build the busybox initramfs used by the tests.
+    Guest,
+    /// Build everything the tests need, then run the whole test suite.
+    Test {
+        /// Extra arguments passed to `cargo test`.
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Demo => demo::run(),
+        Task::Firmware => firmware::build().map(|_| ()),
+        Task::Guest => guest::prepare().map(|_| ()),
+        Task::Test { args } => test::run(&args),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}

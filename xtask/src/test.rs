@@ -1,0 +1,28 @@
+//! `cargo xtask test`: build the ROM and guest images, then run every test.
+use anyhow::{bail, Context, Result};
+use std::process::Command;
+
+pub fn run(args: &[String]) -> Result<()> {
+    let rom = crate::firmware::build()?;
+    let guest = crate::guest::prepare()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!(
+        "[test] MINNOW_ROM={} MINNOW_GUEST_DIR={}",
+        rom.display(),
+        guest.display()
+    );
+    eprintln!("[test] {cargo} test --workspace {}", args.join(" "));
+    // The boot tests read these instead of guessing the paths.
+    let status = Command::new(&cargo)
+        .current_dir(crate::workspace_root())
+        .args(["test", "--workspace"])
+        .args(args)
+        .env("MINNOW_ROM", &rom)
+        .env("MINNOW_GUEST_DIR", &guest)
+        .status()
+        .with_context(|| format!("running `{cargo} test`"))?;
+    if !status.success() {
+        bail!("tests failed ({status})");
+    }
+    Ok(())
+}
