@@ -17,6 +17,8 @@ pub const PORT_RANGE_DMA: u16 = 0x0C;
 pub const SIGNATURE: [u8; 4] = *b"QEMU";
 /// What a 64-bit read of the DMA register returns ("QEMU CFG", big-endian).
 pub const DMA_SIGNATURE: u64 = 0x5145_4d55_2043_4647;
+/// What an x86 32-bit `in` from [`PORT_DMA_HIGH`] returns: the bytes "QEMU" of the signature.
+pub const DMA_SIGNATURE_HIGH_PORT: u32 = u32::from_le_bytes(*b"QEMU");
 
 /// Bits of the ID item.
 pub const ID_TRADITIONAL: u32 = 1 << 0;
@@ -135,8 +137,13 @@ impl FileEntry {
 
     /// Whether this entry is the file `name`.
     pub fn is(&self, name: &str) -> bool {
-        self.name_bytes() == name.as_bytes()
+        name_matches(&self.name, name.as_bytes())
     }
+}
+
+/// Whether a NUL-padded name field holds exactly `name`.
+pub fn name_matches(field: &[u8], name: &[u8]) -> bool {
+    field.get(name.len()) == Some(&0) && field.starts_with(name)
 }
 
 /// Copies `name` into a NUL-padded directory name field; `None` if it does not fit with its NUL.
@@ -175,5 +182,9 @@ mod tests {
         assert!(!e.is("etc/e82"));
         assert!(encode_name(&"x".repeat(56)).is_none());
         assert!(encode_name(&"x".repeat(55)).is_some());
+        assert!(
+            !name_matches(&[b'x'; FILE_NAME_LEN], &[b'x'; FILE_NAME_LEN]),
+            "no room for the NUL"
+        );
     }
 }

@@ -59,26 +59,26 @@ pub struct WritePointer {
     pub size: u8,
 }
 
-/// One decoded command.
+/// One decoded command, borrowing the script's bytes.
 #[derive(Clone, Copy, Debug)]
-pub enum Command {
-    Allocate(Allocate),
-    AddPointer(AddPointer),
-    AddChecksum(AddChecksum),
-    WritePointer(WritePointer),
+pub enum Command<'a> {
+    Allocate(&'a Allocate),
+    AddPointer(&'a AddPointer),
+    AddChecksum(&'a AddChecksum),
+    WritePointer(&'a WritePointer),
     /// A command number this format does not define; loaders skip it, as SeaBIOS does.
     Unknown(u32),
 }
 
 /// Decodes one 128-byte command; `None` if `raw` is shorter than a command.
-pub fn decode(raw: &[u8]) -> Option<Command> {
+pub fn decode(raw: &[u8]) -> Option<Command<'_>> {
     let raw = raw.get(..COMMAND_SIZE)?;
-    let (cmd, body) = U32::read_from_prefix(raw).ok()?;
+    let (cmd, body) = U32::ref_from_prefix(raw).ok()?;
     Some(match cmd.get() {
-        CMD_ALLOCATE => Command::Allocate(Allocate::read_from_prefix(body).ok()?.0),
-        CMD_ADD_POINTER => Command::AddPointer(AddPointer::read_from_prefix(body).ok()?.0),
-        CMD_ADD_CHECKSUM => Command::AddChecksum(AddChecksum::read_from_prefix(body).ok()?.0),
-        CMD_WRITE_POINTER => Command::WritePointer(WritePointer::read_from_prefix(body).ok()?.0),
+        CMD_ALLOCATE => Command::Allocate(Allocate::ref_from_prefix(body).ok()?.0),
+        CMD_ADD_POINTER => Command::AddPointer(AddPointer::ref_from_prefix(body).ok()?.0),
+        CMD_ADD_CHECKSUM => Command::AddChecksum(AddChecksum::ref_from_prefix(body).ok()?.0),
+        CMD_WRITE_POINTER => Command::WritePointer(WritePointer::ref_from_prefix(body).ok()?.0),
         other => Command::Unknown(other),
     })
 }
@@ -104,14 +104,62 @@ pub fn file_name(field: &[u8; FILE_LEN]) -> &[u8] {
     &field[..end]
 }
 
+/// Whether two file fields name the same file: equal up to and including the first NUL, whatever
+/// follows it. Word by word, since the firmware compares names for every command and every
+/// directory lookup, and most names differ in their first eight bytes.
+#[inline(always)]
+pub fn same_file(a: &[u8; FILE_LEN], b: &[u8; FILE_LEN]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let (a, b) = (words(a), words(b));
+    for i in 0..FILE_LEN / 8 {
+        let (x, y) = (a[i].get(), b[i].get());
+        // Bit 7 of each byte of `zeros` is set where `x` has a NUL (exact below the first NUL).
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        let diff = x ^ y;
+        if diff != 0 {
+            // Equal only if `x` has a NUL before the first differing byte.
+            return zeros != 0 && zeros.trailing_zeros() / 8 < diff.trailing_zeros() / 8;
+        }
+        if zeros != 0 {
+            return true;
+        }
+    }
+    true
+}
+
+/// A name field as seven little-endian words.
+fn words(field: &[u8; FILE_LEN]) -> &[zerocopy::little_endian::U64; FILE_LEN / 8] {
+    zerocopy::transmute_ref!(field)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fw_cfg::encode_name;
 
     #[test]
+    fn file_fields_compare_up_to_the_nul() {
+        let f = |s: &[u8]| {
+            let mut out = [0u8; FILE_LEN];
+            out[..s.len()].copy_from_slice(s);
+            out
+        };
+        assert!(same_file(&f(b"etc/acpi/tables"), &f(b"etc/acpi/tables")));
+        assert!(!same_file(&f(b"etc/acpi/tables"), &f(b"etc/acpi/rsdp")));
+        assert!(!same_file(&f(b"etc/acpi/tables"), &f(b"etc/acpi/tablesX")));
+        assert!(!same_file(&f(b"etc/acpi"), &f(b"etc/acpi/tables")));
+        assert!(same_file(&f(b"etc/e820\0garbage"), &f(b"etc/e820\0other")));
+        assert!(same_file(&f(b""), &f(b"\0x")));
+        assert!(same_file(&[b'x'; FILE_LEN], &[b'x'; FILE_LEN]));
+        assert!(!same_file(&[b'x'; FILE_LEN], &f(b"x")));
+        // A NUL after the first difference does not make them equal.
+        assert!(!same_file(&f(b"ab\0"), &f(b"ac\0")));
+    }
+
+    #[test]
     fn commands_round_trip_through_their_128_byte_form() {
-        let cmd = Command::AddChecksum(AddChecksum {
+        let cmd = Command::AddChecksum(&AddChecksum {
             file: encode_name("etc/acpi/tables").unwrap(),
             offset: 9.into(),
             start: 0.into(),

@@ -159,10 +159,6 @@ fn name_field(name: &str) -> [u8; FILE_LEN] {
     out
 }
 
-fn file_str(field: &[u8; FILE_LEN]) -> &str {
-    core::str::from_utf8(tl::file_name(field)).unwrap_or("")
-}
-
 fn check_pointer_size(size: u8) -> Result<usize, AcpiError> {
     match size {
         1 | 2 | 4 | 8 => Ok(usize::from(size)),
@@ -190,10 +186,9 @@ impl Loader<'_> {
     }
 
     fn find(&self, name: &[u8; FILE_LEN]) -> Result<Allocation, AcpiError> {
-        let wanted = tl::file_name(name);
         self.allocations[..self.count]
             .iter()
-            .find(|a| tl::file_name(&a.name) == wanted)
+            .find(|a| tl::same_file(&a.name, name))
             .copied()
             .ok_or(AcpiError::NotAllocated(Name(*name)))
     }
@@ -201,7 +196,7 @@ impl Loader<'_> {
     fn allocate(&mut self, name: &[u8; FILE_LEN], align: u32, zone: u8) -> Result<(), AcpiError> {
         let file = self
             .cfg
-            .file(file_str(name))
+            .file_bytes(tl::file_name(name))
             .ok_or(AcpiError::NoSuchFile(Name(*name)))?;
         if self.find(name).is_ok() {
             return Err(AcpiError::AlreadyAllocated(Name(*name)));
@@ -218,12 +213,9 @@ impl Loader<'_> {
             tl::ZONE_HIGH => {
                 // Whole pages, so no sliver of RAM is left beside a reservation.
                 let pages = size.next_multiple_of(PAGE);
-                let mut free = self.map.clone();
-                for &(start, len) in self.occupied {
-                    free.remove(start, len)?;
-                }
-                let addr = free
-                    .highest_fit(pages, u64::from(align).max(PAGE), layout::FOUR_GIB)
+                let addr = self
+                    .map
+                    .highest_fit_avoiding(pages, u64::from(align).max(PAGE), layout::FOUR_GIB, self.occupied)
                     .ok_or(AcpiError::NoRoom(Name(*name), file.size))?;
                 // Reserved, not ACPI-reclaimable: the loader may have written pointers to it
                 // back into QEMU (WRITE_POINTER), which must stay valid.
@@ -282,16 +274,7 @@ impl Loader<'_> {
         if end > u64::from(f.size) || offset >= f.size {
             return Err(AcpiError::OutOfBounds(Name(*name)));
         }
-        let mut sum = 0u8;
-        let mut buf = [0u8; 256];
-        let mut at = f.addr + u64::from(start);
-        let stop = f.addr + end;
-        while at < stop {
-            let n = ((stop - at) as usize).min(buf.len());
-            self.mem.read(at, &mut buf[..n]);
-            sum = buf[..n].iter().fold(sum, |s, &b| s.wrapping_add(b));
-            at += n as u64;
-        }
+        let sum = self.mem.byte_sum(f.addr + u64::from(start), u64::from(length));
         let mut byte = [0u8];
         let target = f.addr + u64::from(offset);
         self.mem.read(target, &mut byte);
@@ -311,7 +294,7 @@ impl Loader<'_> {
         let len = check_pointer_size(size)?;
         let d = self
             .cfg
-            .file(file_str(dest))
+            .file_bytes(tl::file_name(dest))
             .ok_or(AcpiError::NoSuchFile(Name(*dest)))?;
         if src_offset >= s.size || u64::from(dst_offset) + len as u64 > u64::from(d.size) {
             return Err(AcpiError::OutOfBounds(Name(*dest)));
@@ -339,14 +322,14 @@ mod tests {
         encode_name(s).unwrap()
     }
     fn alloc(f: &str, align: u32, zone: u8) -> [u8; 128] {
-        encode(&Command::Allocate(Allocate {
+        encode(&Command::Allocate(&Allocate {
             file: n(f),
             align: align.into(),
             zone,
         }))
     }
     fn ptr(d: &str, s: &str, offset: u32, size: u8) -> [u8; 128] {
-        encode(&Command::AddPointer(AddPointer {
+        encode(&Command::AddPointer(&AddPointer {
             dest_file: n(d),
             src_file: n(s),
             offset: offset.into(),
@@ -354,7 +337,7 @@ mod tests {
         }))
     }
     fn csum(f: &str, offset: u32, start: u32, length: u32) -> [u8; 128] {
-        encode(&Command::AddChecksum(AddChecksum {
+        encode(&Command::AddChecksum(&AddChecksum {
             file: n(f),
             offset: offset.into(),
             start: start.into(),
@@ -418,6 +401,19 @@ mod tests {
     }
 
     #[test]
+    fn byte_sum_matches_a_byte_loop() {
+        use crate::memory::byte_sum;
+        let data: Vec<u8> = (0..256u32)
+            .map(|i| (i * 151 + 7) as u8)
+            .chain([255u8; 8192])
+            .collect();
+        for len in [0, 1, 7, 8, 9, 255, 256, 300, 512, 1024, 4096, 8448] {
+            let want = data[..len].iter().fold(0u8, |s, &b| s.wrapping_add(b));
+            assert_eq!(byte_sum(&data[..len]), want, "len {len}");
+        }
+    }
+
+    #[test]
     fn tables_avoid_what_the_vmm_already_placed() {
         // QEMU's microvm puts the initrd flush against the top of RAM (no ACPI gap).
         let (mut cfg, mut mem, mut map) = (qemu_like(), FakeMemory::default(), ram_map());
@@ -432,7 +428,7 @@ mod tests {
     fn write_pointer_writes_the_address_back_into_fw_cfg() {
         let mut cfg = qemu_like().add_file("etc/vmgenid_addr", vec![0u8; 8]);
         let mut cmds = cfg.file_data("etc/table-loader").to_vec();
-        cmds.extend(encode(&Command::WritePointer(WritePointer {
+        cmds.extend(encode(&Command::WritePointer(&WritePointer {
             dest_file: n("etc/vmgenid_addr"),
             src_file: n("etc/acpi/tables"),
             dst_offset: 0.into(),

@@ -121,8 +121,8 @@ impl FwCfg for FakeFwCfg {
         self.offset += data.len();
         Ok(())
     }
-    fn file(&self, name: &str) -> Option<File> {
-        let (_, key) = self.files.iter().find(|(n, _)| n == name)?;
+    fn file_bytes(&self, name: &[u8]) -> Option<File> {
+        let (_, key) = self.files.iter().find(|(n, _)| n.as_bytes() == name)?;
         Some(File {
             key: *key,
             size: self.items[key].len() as u32,
@@ -155,6 +155,6 @@ fn the_directory_is_read_and_searched_by_name() {
     let mut cfg = FakeFwCfg::new().item(minnow_bootproto::fw_cfg::key::FILE_DIR, too_many);
     assert!(matches!(
         Directory::read(&mut cfg),
-        Err(FwCfgError::TooManyFiles(65))
+        Err(FwCfgError::TooManyFiles(33))
     ));
 }

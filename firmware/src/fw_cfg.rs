@@ -4,10 +4,12 @@ use crate::hw;
 use crate::memory::Memory;
 use core::sync::atomic::{compiler_fence, Ordering};
 use minnow_bootproto::fw_cfg::{self as wire, dma, key, DmaAccess, FileEntry};
-use zerocopy::{FromZeros, IntoBytes};
+use minnow_bootproto::table_loader::same_file;
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-/// Most directory entries the firmware caches. QEMU's default is 32 file slots.
-pub const MAX_FILES: usize = 64;
+/// Most directory entries the firmware caches: QEMU's default number of file slots
+/// (FW_CFG_FILE_SLOTS_DFLT), which only `x-file-slots` raises.
+pub const MAX_FILES: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FwCfgError {
@@ -53,7 +55,11 @@ pub trait FwCfg {
     /// Writes `data` into the selected item at its current offset (DMA only).
     fn write(&mut self, data: &[u8]) -> Result<(), FwCfgError>;
     /// Looks a file up by name.
-    fn file(&self, name: &str) -> Option<File>;
+    fn file(&self, name: &str) -> Option<File> {
+        self.file_bytes(name.as_bytes())
+    }
+    /// Looks a file up by a name given as bytes.
+    fn file_bytes(&self, name: &[u8]) -> Option<File>;
 
     /// Reads `buf.len()` bytes of `key` from offset 0.
     fn read_item(&mut self, key: u16, buf: &mut [u8]) -> Result<(), FwCfgError> {
@@ -91,38 +97,52 @@ pub trait FwCfg {
     }
 }
 
-/// The fw_cfg directory, read once.
+/// The fw_cfg directory, read once, as the device serves it: a be32 count, then the entries.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
 pub struct Directory {
+    count: zerocopy::big_endian::U32,
     entries: [FileEntry; MAX_FILES],
-    len: usize,
 }
 
 impl Directory {
     pub fn empty() -> Self {
-        Self {
-            entries: [FileEntry::new_zeroed(); MAX_FILES],
-            len: 0,
-        }
+        Self::new_zeroed()
+    }
+
+    fn len(&self) -> usize {
+        (self.count.get() as usize).min(MAX_FILES)
     }
 
     /// Reads the directory: its be32 count, then every entry in one transfer.
     pub fn read(cfg: &mut dyn FwCfg) -> Result<Self, FwCfgError> {
-        let mut count = [0u8; 4];
-        cfg.read_item(key::FILE_DIR, &mut count)?;
-        let count = u32::from_be_bytes(count);
-        if count as usize > MAX_FILES {
-            return Err(FwCfgError::TooManyFiles(count));
-        }
         let mut dir = Self::empty();
-        dir.len = count as usize;
-        cfg.read(dir.entries[..dir.len].as_mut_bytes())?;
+        dir.fill(cfg)?;
         Ok(dir)
     }
 
+    /// Reads the directory into `self`, in place and in one transfer: the count and as many
+    /// entries as fit (the device pads past the item's end with zeros).
+    pub fn fill(&mut self, cfg: &mut dyn FwCfg) -> Result<(), FwCfgError> {
+        cfg.read_item(key::FILE_DIR, self.as_mut_bytes())?;
+        match self.count.get() {
+            n if n as usize > MAX_FILES => Err(FwCfgError::TooManyFiles(n)),
+            _ => Ok(()),
+        }
+    }
+
     pub fn find(&self, name: &str) -> Option<File> {
-        self.entries[..self.len]
+        self.find_bytes(name.as_bytes())
+    }
+
+    /// Looks up a name given as bytes (a table-loader file field up to its NUL).
+    pub fn find_bytes(&self, name: &[u8]) -> Option<File> {
+        // Pad the name like the directory's fields, then compare word by word.
+        let mut field = [0u8; wire::FILE_NAME_LEN];
+        field.get_mut(..name.len())?.copy_from_slice(name);
+        self.entries[..self.len()]
             .iter()
-            .find(|e| e.is(name))
+            .find(|e| same_file(&e.name, &field))
             .map(|e| File {
                 key: e.select.get(),
                 size: e.size.get(),
@@ -130,39 +150,68 @@ impl Directory {
     }
 }
 
-/// The x86 fw_cfg device on ports 0x510/0x511/0x514.
-pub struct PortFwCfg {
+/// The x86 fw_cfg device's registers: ports 0x510/0x511/0x514.
+pub struct Ports {
     dma: bool,
-    /// Selector to apply with the next DMA transfer (folded into its control word).
+    /// Selector to apply with the next transfer (folded into a DMA control word).
     pending_select: Option<u16>,
+}
+
+/// The x86 fw_cfg device with its file directory.
+pub struct PortFwCfg {
+    ports: Ports,
     dir: Directory,
 }
 
 impl PortFwCfg {
-    /// Checks the signature, learns whether DMA is offered, and reads the file directory.
-    pub fn probe() -> Result<Self, FwCfgError> {
-        let mut sig = [0u8; 4];
-        hw::outw(wire::PORT_SELECTOR, key::SIGNATURE);
-        sig.iter_mut().for_each(|b| *b = hw::inb(wire::PORT_DATA));
-        if sig != wire::SIGNATURE {
-            return Err(FwCfgError::NoDevice);
-        }
-        // Only the ID's low byte carries feature bits.
-        hw::outw(wire::PORT_SELECTOR, key::ID);
-        let dma = u32::from(hw::inb(wire::PORT_DATA)) & wire::ID_DMA != 0;
-        let mut cfg = Self {
-            dma,
-            pending_select: None,
+    /// An unprobed device; [`Self::probe`] fills it in place.
+    pub fn new() -> Self {
+        Self {
+            ports: Ports {
+                dma: false,
+                pending_select: None,
+            },
             dir: Directory::empty(),
-        };
-        cfg.dir = Directory::read(&mut cfg)?;
-        Ok(cfg)
+        }
+    }
+
+    /// Checks the signature, learns whether DMA is offered, and reads the file directory.
+    ///
+    /// The DMA register reads as "QEMU CFG" when the DMA interface exists: one access instead of
+    /// five for the port I/O signature. The ID's DMA bit is then confirmed through DMA itself.
+    /// Without that register, the port I/O signature and ID decide.
+    pub fn probe(&mut self) -> Result<(), FwCfgError> {
+        if hw::inl(wire::PORT_DMA_HIGH) == wire::DMA_SIGNATURE_HIGH_PORT {
+            self.ports.dma = true;
+            let id = self.ports.read_u32(key::ID)?;
+            self.ports.dma = id & wire::ID_DMA != 0;
+        }
+        if !self.ports.dma {
+            let mut sig = [0u8; 4];
+            self.ports.read_item(key::SIGNATURE, &mut sig)?;
+            if sig != wire::SIGNATURE {
+                return Err(FwCfgError::NoDevice);
+            }
+            // Only the ID's low byte carries feature bits.
+            let mut id = [0u8];
+            self.ports.read_item(key::ID, &mut id)?;
+            self.ports.dma = u32::from(id[0]) & wire::ID_DMA != 0;
+        }
+        self.dir.fill(&mut self.ports)
     }
 
     pub fn has_dma(&self) -> bool {
-        self.dma
+        self.ports.dma
     }
+}
 
+impl Default for PortFwCfg {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ports {
     /// Runs one DMA transfer and waits for it. `address` is guest-physical.
     fn dma(&mut self, op: u32, len: u32, address: u64) -> Result<(), FwCfgError> {
         let (desc, key) = match self.pending_select.take() {
@@ -198,7 +247,8 @@ impl PortFwCfg {
     }
 }
 
-impl FwCfg for PortFwCfg {
+/// The transfers, without the directory (which is what `Directory::fill` reads through them).
+impl FwCfg for Ports {
     fn select(&mut self, key: u16) {
         self.pending_select = Some(key);
     }
@@ -246,7 +296,28 @@ impl FwCfg for PortFwCfg {
         self.dma(dma::WRITE, data.len() as u32, data.as_ptr() as u64)
     }
 
-    fn file(&self, name: &str) -> Option<File> {
-        self.dir.find(name)
+    fn file_bytes(&self, _name: &[u8]) -> Option<File> {
+        None
+    }
+}
+
+impl FwCfg for PortFwCfg {
+    fn select(&mut self, key: u16) {
+        self.ports.select(key)
+    }
+    fn read(&mut self, buf: &mut [u8]) -> Result<(), FwCfgError> {
+        self.ports.read(buf)
+    }
+    fn skip(&mut self, len: u32) -> Result<(), FwCfgError> {
+        self.ports.skip(len)
+    }
+    fn load(&mut self, dest: u64, len: u32, mem: &mut dyn Memory) -> Result<(), FwCfgError> {
+        self.ports.load(dest, len, mem)
+    }
+    fn write(&mut self, data: &[u8]) -> Result<(), FwCfgError> {
+        self.ports.write(data)
+    }
+    fn file_bytes(&self, name: &[u8]) -> Option<File> {
+        self.dir.find_bytes(name)
     }
 }

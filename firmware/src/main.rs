@@ -35,9 +35,11 @@ mod rom {
     extern "C" fn firmware_main() -> ! {
         hw::outb(milestone::FIRMWARE_PORT, milestone::FIRMWARE_START);
         arch::idt::install();
-        let handoff = PortFwCfg::probe()
+        let mut cfg = PortFwCfg::new();
+        let handoff = cfg
+            .probe()
             .map_err(BootError::from)
-            .and_then(|mut cfg| boot_sequence::run(&mut cfg, &mut hw::PhysMemory, &mut Hardware));
+            .and_then(|()| boot_sequence::run(&mut cfg, &mut hw::PhysMemory, &mut Hardware));
         match handoff {
             Ok(h) => {
                 hw::outb(milestone::KERNEL_PORT, h.milestone());

@@ -88,32 +88,41 @@ impl MemoryMap {
 
     /// Marks `[start, start + size)` as `kind`, replacing whatever was there.
     pub fn set(&mut self, start: u64, size: u64, kind: u32) -> Result<(), MapError> {
-        let end = start.saturating_add(size);
         if size == 0 {
             return Ok(());
         }
-        let mut out = Self::new();
-        for r in &self.regions[..self.len] {
-            // Keep the parts of `r` outside [start, end).
-            if r.start < start {
-                out.push(Region {
-                    start: r.start,
-                    end: r.end.min(start),
-                    kind: r.kind,
-                })?;
-            }
-            if r.end > end {
-                out.push(Region {
-                    start: r.start.max(end),
-                    end: r.end,
-                    kind: r.kind,
-                })?;
-            }
+        let end = start.saturating_add(size);
+        let regions = &self.regions[..self.len];
+        // Regions first..last overlap [start, end); the new range replaces them, keeping the parts
+        // of the first and last that stick out.
+        let first = regions.iter().position(|r| r.end > start).unwrap_or(self.len);
+        let last = first + regions[first..].iter().take_while(|r| r.start < end).count();
+        let mut new = [Region { start, end, kind }; 3];
+        let mut n = 0;
+        if first < last && regions[first].start < start {
+            new[n] = Region {
+                end: start,
+                ..regions[first]
+            };
+            n += 1;
         }
-        out.push(Region { start, end, kind })?;
-        out.regions[..out.len].sort_unstable_by_key(|r| r.start);
-        out.merge_adjacent();
-        *self = out;
+        new[n] = Region { start, end, kind };
+        n += 1;
+        if first < last && regions[last - 1].end > end {
+            new[n] = Region {
+                start: end,
+                ..regions[last - 1]
+            };
+            n += 1;
+        }
+        let len = self.len - (last - first) + n;
+        if len > MAX_ENTRIES {
+            return Err(MapError::Full);
+        }
+        self.regions.copy_within(last..self.len, first + n);
+        self.regions[first..first + n].copy_from_slice(&new[..n]);
+        self.len = len;
+        self.merge_adjacent();
         Ok(())
     }
 
@@ -140,13 +149,37 @@ impl MemoryMap {
 
     /// The highest `align`-aligned address where `size` bytes of RAM fit below `limit`.
     pub fn highest_fit(&self, size: u64, align: u64, limit: u64) -> Option<u64> {
+        self.highest_fit_avoiding(size, align, limit, &[])
+    }
+
+    /// As [`Self::highest_fit`], also clear of every `(start, size)` range in `avoid`.
+    pub fn highest_fit_avoiding(
+        &self,
+        size: u64,
+        align: u64,
+        limit: u64,
+        avoid: &[(u64, u64)],
+    ) -> Option<u64> {
         let align = align.max(1);
         self.regions()
             .filter(|r| r.kind == e820::RAM)
             .filter_map(|r| {
-                let top = r.end.min(limit);
-                let base = top.checked_sub(size)? & !(align - 1);
-                (base >= r.start && top > r.start).then_some(base)
+                let mut top = r.end.min(limit);
+                loop {
+                    let base = top.checked_sub(size)? & !(align - 1);
+                    if base < r.start || top <= r.start {
+                        return None;
+                    }
+                    let end = base + size;
+                    // Below an obstacle the candidate strictly drops, so this ends.
+                    match avoid
+                        .iter()
+                        .find(|&&(s, n)| n > 0 && base < s.saturating_add(n) && s < end)
+                    {
+                        Some(&(s, _)) => top = s,
+                        None => return Some(base),
+                    }
+                }
             })
             .max()
     }
@@ -157,15 +190,6 @@ impl MemoryMap {
             .filter(|r| r.kind == e820::RAM)
             .map(|r| r.end - r.start)
             .sum()
-    }
-
-    fn push(&mut self, r: Region) -> Result<(), MapError> {
-        if r.start >= r.end {
-            return Ok(());
-        }
-        *self.regions.get_mut(self.len).ok_or(MapError::Full)? = r;
-        self.len += 1;
-        Ok(())
     }
 
     fn merge_adjacent(&mut self) {
@@ -302,6 +326,61 @@ mod tests {
         assert_eq!(m.highest_fit(0x1800, 0x1000, 0x4000_0000), Some(0x7FFE000));
         assert_eq!(m.highest_fit(0x1000, 0x1000, 0x100800), Some(0x9D000));
         assert_eq!(m.highest_fit(0x1_0000_0000, 1, u64::MAX), None);
+    }
+
+    /// The same operations on a byte-per-page model give the same map.
+    #[test]
+    fn set_agrees_with_a_simple_model() {
+        let mut seed = 0x2545F491u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let (mut m, mut model) = (MemoryMap::new(), [HOLE; 64]);
+            for _ in 0..8 {
+                let (start, len, kind) = (next(64), 1 + next(16), next(4) as u32);
+                if m.set(start * 0x1000, len * 0x1000, kind).is_err() {
+                    break;
+                }
+                (start..(start + len).min(64)).for_each(|p| model[p as usize] = kind);
+                let mut expect = Vec::new();
+                for (p, &k) in model.iter().enumerate() {
+                    let p = p as u64 * 0x1000;
+                    match expect.last_mut() {
+                        Some((_, e, kk)) if *e == p && *kk == k => *e += 0x1000,
+                        _ if k != HOLE => expect.push((p, p + 0x1000, k)),
+                        _ => {}
+                    }
+                }
+                let got: Vec<_> = list(&m).into_iter().filter(|r| r.0 < 64 * 0x1000).collect();
+                let got: Vec<_> = got
+                    .into_iter()
+                    .map(|(s, e, k)| (s, e.min(64 * 0x1000), k))
+                    .collect();
+                assert_eq!(got, expect);
+            }
+        }
+    }
+
+    #[test]
+    fn highest_fit_steps_below_occupied_ranges() {
+        let m = map(&[(0x100000, 0x7F00000, e820::RAM)]);
+        let initrd = (0x7E00000, 0x1FFF00);
+        assert_eq!(
+            m.highest_fit_avoiding(0x1000, 0x1000, u64::MAX, &[initrd]),
+            Some(0x7DFF000)
+        );
+        assert_eq!(
+            m.highest_fit_avoiding(0x1000, 0x1000, u64::MAX, &[(0, 0), (0x7FFF000, 0)]),
+            Some(0x7FFF000)
+        );
+        assert_eq!(
+            m.highest_fit_avoiding(0x1000, 0x1000, u64::MAX, &[(0, u64::MAX)]),
+            None
+        );
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Kernel {
             return Ok(Self::Raw(f));
         }
         let items = qemu::Items::read(cfg)?;
-        if items.kernel_size == 0 && items.setup_size == 0 {
+        if items.kernel_size == 0 {
             return Err(BootError::NoKernel);
         }
         Ok(Self::Qemu(items))

@@ -11,17 +11,14 @@ use minnow_bootproto::linux as proto;
 /// Enough of the setup block to recognise the format and read the whole setup header.
 const PEEK: usize = 0x270;
 
-/// The `-kernel` items, read once.
+/// The `-kernel` items every path needs (and the firmware must not allocate over); the rest are
+/// read by the path that needs them, since each read is a VM exit.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Items {
     pub kernel_addr: u32,
     pub kernel_size: u32,
-    pub kernel_entry: u32,
     pub initrd_addr: u32,
     pub initrd_size: u32,
-    pub cmdline_addr: u32,
-    pub cmdline_size: u32,
-    pub setup_size: u32,
 }
 
 impl Items {
@@ -29,20 +26,17 @@ impl Items {
         Ok(Self {
             kernel_addr: cfg.read_u32(key::KERNEL_ADDR)?,
             kernel_size: cfg.read_u32(key::KERNEL_SIZE)?,
-            kernel_entry: cfg.read_u32(key::KERNEL_ENTRY)?,
             initrd_addr: cfg.read_u32(key::INITRD_ADDR)?,
             initrd_size: cfg.read_u32(key::INITRD_SIZE)?,
-            cmdline_addr: cfg.read_u32(key::CMDLINE_ADDR)?,
-            cmdline_size: cfg.read_u32(key::CMDLINE_SIZE)?,
-            setup_size: cfg.read_u32(key::SETUP_SIZE)?,
         })
     }
 }
 
 pub fn load(env: &mut Env, items: &Items) -> Result<Handoff, BootError> {
+    // Past its end an item reads as zeros, so a fixed-size peek needs no SETUP_SIZE read: no setup
+    // block (multiboot) peeks as all zeros.
     let mut head = [0u8; PEEK];
-    let n = (items.setup_size as usize).min(PEEK);
-    env.cfg.read_item(key::SETUP_DATA, &mut head[..n])?;
+    env.cfg.read_item(key::SETUP_DATA, &mut head)?;
     if head.get(0x202..0x206) == Some(&proto::HEADER_MAGIC.to_le_bytes()[..]) {
         linux_kernel(env, &head, items)
     } else if elf::is_elf(&head) {
@@ -63,19 +57,21 @@ fn initrd(env: &mut Env, items: &Items) -> Result<Option<(u64, u64)>, BootError>
 }
 
 fn linux_kernel(env: &mut Env, head: &[u8; PEEK], items: &Items) -> Result<Handoff, BootError> {
-    let header = proto::parse_header(head, items.setup_size as usize + items.kernel_size as usize)?;
+    // QEMU has already split the image into setup and kernel; there is no whole length to check.
+    let header = proto::parse_header(head, usize::MAX)?;
     let kernel_addr = u64::from(items.kernel_addr);
     linux::check_kernel_room(env, &header, kernel_addr, u64::from(items.kernel_size))?;
     load_checked(env, "kernel", key::KERNEL_DATA, 0, kernel_addr, items.kernel_size)?;
-    let cmdline_addr = u64::from(items.cmdline_addr);
-    if items.cmdline_size > 0 {
+    let cmdline_addr = u64::from(env.cfg.read_u32(key::CMDLINE_ADDR)?);
+    let cmdline_size = env.cfg.read_u32(key::CMDLINE_SIZE)?;
+    if cmdline_size > 0 {
         load_checked(
             env,
             "command line",
             key::CMDLINE_DATA,
             0,
             cmdline_addr,
-            items.cmdline_size,
+            cmdline_size,
         )?;
     }
     let initrd = initrd(env, items)?;
@@ -98,13 +94,15 @@ fn pvh_kernel(env: &mut Env, items: &Items) -> Result<Handoff, BootError> {
         u64::from(items.kernel_addr),
         u64::from(items.kernel_size),
     )?;
+    let entry = env.cfg.read_u32(key::KERNEL_ENTRY)?;
     // CMDLINE_SIZE counts the NUL QEMU appends.
-    let cmdline_addr = load_cmdline(env, Some(key::CMDLINE_DATA), items.cmdline_size, u64::MAX)?;
+    let cmdline_size = env.cfg.read_u32(key::CMDLINE_SIZE)?;
+    let cmdline_addr = load_cmdline(env, Some(key::CMDLINE_DATA), cmdline_size, u64::MAX)?;
     let initrd = initrd(env, items)?;
     pvh::finish(
         env,
         &pvh::Loaded {
-            entry: items.kernel_entry,
+            entry,
             cmdline_addr,
             initrd,
         },
@@ -128,5 +126,6 @@ fn multiboot_kernel(env: &mut Env, items: &Items) -> Result<Handoff, BootError> 
         mbi,
         items.initrd_size,
     )?;
-    multiboot1::finish_qemu(env, items.kernel_entry, mbi)
+    let entry = env.cfg.read_u32(key::KERNEL_ENTRY)?;
+    multiboot1::finish_qemu(env, entry, mbi)
 }

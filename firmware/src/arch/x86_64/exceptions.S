@@ -1,12 +1,18 @@
 /*
- * CPU exception entry stubs: a fault in the firmware prints one line and halts, instead of
- * escalating to a triple fault. Stub n sits at exception_stubs + 16 * n, so idt.rs can compute
- * each handler's address; each pushes a dummy error code where the CPU pushes none, then the
- * vector, and joins the common path, which calls Rust's `exception_report(vector, error, rip)`.
+ * CPU exceptions: a fault in the firmware prints one line and halts instead of escalating to a
+ * triple fault.
+ *
+ * The stubs sit at a fixed address (EXCEPTION_STUBS, firmware.ld asserts it), 16 bytes apart, so
+ * the IDT below is made of assembler constants and lives in ROM: installing it is one `lidt`.
+ * Each stub pushes a dummy error code where the CPU pushes none, then the vector, and joins the
+ * common path, which calls Rust's `exception_report(vector, error, rip)`.
  */
-.section .text.exceptions, "ax"
+.set EXCEPTION_STUBS, 0xF2000
+.set CODE64_SELECTOR, 0x08
+.set GATE_INTERRUPT64, 0x8E00      /* present, DPL 0, 64-bit interrupt gate */
+
+.section .exception_stubs, "ax"
 .code64
-.balign 16
 .globl exception_stubs
 exception_stubs:
 .irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
@@ -27,3 +33,22 @@ exception_common:
     andq    $~0xF, %rsp
     call    exception_report
     ud2
+
+.section .rodata.idt, "a"
+.balign 16
+idt:
+.irp vec, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
+    .word   (EXCEPTION_STUBS + 16 * \vec) & 0xFFFF
+    .word   CODE64_SELECTOR
+    .word   GATE_INTERRUPT64
+    .word   (EXCEPTION_STUBS + 16 * \vec) >> 16
+    .long   0
+    .long   0
+.endr
+idt_end:
+
+.globl idt_descriptor
+.balign 8
+idt_descriptor:
+    .word   idt_end - idt - 1
+    .quad   idt
