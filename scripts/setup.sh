@@ -4,7 +4,7 @@
 # Rust toolchain with its bare-metal and musl targets. Safe to run again.
 set -euo pipefail
 
-packages=(qemu-system-x86 qemu-system-data seabios busybox-static acpica-tools)
+packages=(qemu-system-x86 qemu-system-data seabios busybox-static acpica-tools gdb)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 #[path = "guest_bzimage.rs"]
-mod bzimage;
+pub(crate) mod bzimage;
 #[path = "guest_cpio.rs"]
 mod cpio;
 

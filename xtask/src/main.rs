@@ -2,6 +2,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod bench_firmware;
 mod demo;
 mod firmware;
 mod guest;
@@ -16,6 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Measure. `firmware`: instructions and device accesses from reset to kernel entry, for
+    /// minnow.rom, qboot.rom and SeaBIOS on the same QEMU command line.
+    Bench {
+        #[arg(value_parser = ["firmware"])]
+        what: String,
+    },
     /// Build the ROM and boot the Debian cloud kernel through it on QEMU microvm.
     Demo,
     /// Build the firmware ROM into target/firmware/minnow.rom.
@@ -32,6 +39,7 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
+        Task::Bench { .. } => bench_firmware::run(),
         Task::Demo => demo::run(),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
