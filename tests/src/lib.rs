@@ -215,6 +215,7 @@ impl QemuRun {
         self
     }
     /// Stop once a serial line equal to `line` (trailing whitespace ignored) arrives.
+    /// Stop at this serial line (a trailing `*` matches any line starting with the rest).
     pub fn marker(mut self, line: &str) -> Self {
         self.marker = Some(line.into());
         self
@@ -343,7 +344,10 @@ impl QemuRun {
             match rx.recv_timeout(deadline - now) {
                 Ok((line, at)) => {
                     let hit = out.marker_at.is_none()
-                        && self.marker.as_deref().is_some_and(|m| line.trim_end() == m);
+                        && self.marker.as_deref().is_some_and(|m| match m.strip_suffix('*') {
+                            Some(prefix) => line.starts_with(prefix),
+                            None => line.trim_end() == m,
+                        });
                     out.lines.push(line);
                     if hit {
                         out.marker_at = Some(at - start);
