@@ -26,6 +26,9 @@ enum Machine {
     MicrovmNoAcpi,
     Pc,
     Q35,
+    /// q35 with a VM generation ID device, whose ACPI tables need the table-loader's
+    /// WRITE_POINTER command (the firmware tells QEMU where it put the GUID buffer).
+    Q35Vmgenid,
 }
 
 impl Machine {
@@ -36,7 +39,14 @@ impl Machine {
             Machine::Microvm => "microvm,x-option-roms=off,accel=tcg",
             Machine::MicrovmNoAcpi => "microvm,x-option-roms=off,acpi=off,accel=tcg",
             Machine::Pc => "pc,accel=tcg",
-            Machine::Q35 => "q35,accel=tcg",
+            Machine::Q35 | Machine::Q35Vmgenid => "q35,accel=tcg",
+        }
+    }
+
+    fn extra_args(self) -> &'static [&'static str] {
+        match self {
+            Machine::Q35Vmgenid => &["-device", "vmgenid,guid=324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87"],
+            _ => &[],
         }
     }
 
@@ -71,6 +81,9 @@ fn not_supported(row: &Row) -> Option<&'static str> {
         // built without CONFIG_X86_MPPARSE: it logs "APIC: ACPI MADT or MP tables are not detected"
         // and boots one CPU whatever the firmware writes. minnow.rom's MP table is checked by its
         // unit tests and, in-guest, by the boot conformance payloads.
+        (Firmware::Qboot, Machine::Q35Vmgenid) => Some(
+            "qboot panics on the table-loader's WRITE_POINTER command, which -device vmgenid needs",
+        ),
         (_, Machine::MicrovmNoAcpi) if row.smp > 1 => Some(
             "the Debian cloud kernel has no CONFIG_X86_MPPARSE, so without ACPI it sees only the boot CPU",
         ),
@@ -185,7 +198,11 @@ fn boot(name: &str, row: Row) {
         "console=ttyS0 panic=-1 tsc_early_khz={khz} tsc=reliable minnow.test={}",
         unique_token(name)
     );
-    let out = QemuRun::new(row.machine.qemu_arg())
+    let mut run = QemuRun::new(row.machine.qemu_arg());
+    for a in row.machine.extra_args() {
+        run = run.arg(a);
+    }
+    let out = run
         .bios(&rom)
         .kernel(&kernel)
         .initrd(&initrd)
@@ -257,6 +274,8 @@ rows! {
     minnow_pc_bzimage:              Minnow Pc            BzImage, 512, 1;
     minnow_pc_pvh:                  Minnow Pc            Pvh,     512, 1;
     minnow_q35_bzimage:             Minnow Q35           BzImage, 512, 1;
+    minnow_q35_vmgenid_pvh:         Minnow Q35Vmgenid    Pvh,     512, 1;
+    qboot_q35_vmgenid_pvh:          Qboot Q35Vmgenid     Pvh,     512, 1;
     minnow_q35_pvh:                 Minnow Q35           Pvh,     512, 1;
     minnow_microvm_bzimage_3584m:   Minnow Microvm       BzImage, 3584, 1;
     minnow_pc_pvh_3584m:            Minnow Pc            Pvh,     3584, 1;
