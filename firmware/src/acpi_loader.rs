@@ -511,6 +511,31 @@ mod tests {
         );
     }
 
+    /// Random mutations of a QEMU-shaped script must give an error or tables, never a panic.
+    #[test]
+    fn mutated_scripts_never_panic() {
+        let base = qemu_like();
+        let script = base.file_data("etc/table-loader").to_vec();
+        let mut rng = crate::fakes::Rng(0x2545_F491_4F6C_DD1D);
+        for _ in 0..3000 {
+            let mut s = script.clone();
+            for _ in 0..1 + rng.next(6) {
+                let at = rng.next(s.len() as u64) as usize;
+                s[at] = match rng.next(3) {
+                    0 => 0xFF,
+                    1 => rng.next(5) as u8, // command numbers, small sizes
+                    _ => rng.next(256) as u8,
+                };
+            }
+            let mut cfg = FakeFwCfg::new()
+                .add_file("etc/acpi/tables", base.file_data("etc/acpi/tables").to_vec())
+                .add_file("etc/acpi/rsdp", base.file_data("etc/acpi/rsdp").to_vec())
+                .add_file("etc/table-loader", s);
+            let (mut mem, mut map) = (FakeMemory::default(), ram_map());
+            let _ = install(&mut cfg, &mut mem, &mut map, &[]);
+        }
+    }
+
     #[test]
     fn no_script_means_no_acpi_and_unknown_commands_are_skipped() {
         let (mut mem, mut map) = (FakeMemory::default(), ram_map());

@@ -39,7 +39,17 @@ impl Memory for FakeMemory {
             .for_each(|(i, b)| *b = self.byte(addr + i as u64));
     }
     fn fill(&mut self, addr: u64, len: u64, byte: u8) {
-        (0..len).for_each(|i| *self.byte_mut(addr + i) = byte);
+        // A page at a time: loaders zero whole BSS segments.
+        let (mut at, end) = (addr, addr + len);
+        while at < end {
+            let page = self
+                .pages
+                .entry(at & !0xFFF)
+                .or_insert_with(|| Box::new([0; 4096]));
+            let (from, to) = ((at & 0xFFF) as usize, ((end - (at & !0xFFF)).min(4096)) as usize);
+            page[from..to].fill(byte);
+            at = (at & !0xFFF) + to as u64;
+        }
     }
 }
 
@@ -127,6 +137,19 @@ impl FwCfg for FakeFwCfg {
             key: *key,
             size: self.items[key].len() as u32,
         })
+    }
+}
+
+/// A xorshift generator for randomized tests: deterministic, so a failure reproduces.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number below `below`.
+    pub fn next(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below.max(1)
     }
 }
 
