@@ -47,6 +47,30 @@ pub fn rom_path() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/firmware/minnow.rom"))
 }
 
+/// The boot conformance payloads: $MINNOW_PAYLOAD_DIR, else <workspace>/target/payloads, where
+/// `cargo xtask payloads` puts them.
+pub fn payload_dir() -> PathBuf {
+    std::env::var_os("MINNOW_PAYLOAD_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/payloads"))
+}
+
+/// Fails unless /dev/kvm can be opened for reading and writing, as QEMU's `-accel kvm` needs.
+pub fn require_kvm() -> Result<(), String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "/dev/kvm cannot be opened ({e}): this row needs KVM; load the kvm module \
+                 (modprobe kvm_intel or kvm_amd) and give this user access to /dev/kvm"
+            )
+        })
+}
+
 /// The guest files: $MINNOW_GUEST_DIR, else the cache directory `cargo xtask guest` fills.
 pub fn guest_dir() -> Result<PathBuf, String> {
     std::env::var_os("MINNOW_GUEST_DIR")
@@ -391,6 +415,12 @@ impl RunOutput {
         self.marker_at.is_some()
     }
 
+    /// QEMU's exit code, if it exited by itself (with `isa-debug-exit`, the guest's value v
+    /// becomes (v << 1) | 1).
+    pub fn exit_code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
     /// The rest of the first line starting with `prefix`.
     pub fn value(&self, prefix: &str) -> Option<&str> {
         self.lines.iter().find_map(|l| l.strip_prefix(prefix))
@@ -475,6 +505,17 @@ mod tests {
         let t = out.tail(3);
         assert!(t.contains("line 48\nline 49\nK v=1\n"));
         assert!(!t.contains("line 47"));
+    }
+
+    #[test]
+    fn exit_codes_come_from_a_self_exited_qemu_only() {
+        use std::os::unix::process::ExitStatusExt;
+        let out = RunOutput {
+            status: Some(ExitStatus::from_raw(33 << 8)),
+            ..RunOutput::default()
+        };
+        assert_eq!(out.exit_code(), Some(33));
+        assert_eq!(RunOutput::default().exit_code(), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod bench_firmware;
 mod demo;
 mod firmware;
 mod guest;
+mod payloads;
 mod test;
 
 #[derive(Parser)]
@@ -29,6 +30,8 @@ enum Task {
     Firmware,
     /// Fetch and cache the Debian cloud kernel and build the busybox initramfs used by the tests.
     Guest,
+    /// Build the boot conformance payloads (multiboot 1 and 2, PVH, bzImage) into target/payloads/.
+    Payloads,
     /// Build everything the tests need, then run the whole test suite.
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -43,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo::run(),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
+        Task::Payloads => payloads::build().map(|_| ()),
         Task::Test { args } => test::run(&args),
     }
 }

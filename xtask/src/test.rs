@@ -5,11 +5,13 @@ use std::process::Command;
 pub fn run(args: &[String]) -> Result<()> {
     let rom = crate::firmware::build()?;
     let guest = crate::guest::prepare()?;
+    let payloads = crate::payloads::build()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!(
-        "[test] MINNOW_ROM={} MINNOW_GUEST_DIR={}",
+        "[test] MINNOW_ROM={} MINNOW_GUEST_DIR={} MINNOW_PAYLOAD_DIR={}",
         rom.display(),
-        guest.display()
+        guest.display(),
+        payloads.display()
     );
     eprintln!("[test] {cargo} test --workspace {}", args.join(" "));
     // The boot tests read these instead of guessing the paths.
@@ -19,6 +21,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .args(args)
         .env("MINNOW_ROM", &rom)
         .env("MINNOW_GUEST_DIR", &guest)
+        .env("MINNOW_PAYLOAD_DIR", &payloads)
         .status()
         .with_context(|| format!("running `{cargo} test`"))?;
     if !status.success() {

@@ -64,6 +64,12 @@ fn linux_kernel(env: &mut Env, head: &[u8; PEEK], items: &Items) -> Result<Hando
     load_checked(env, "kernel", key::KERNEL_DATA, 0, kernel_addr, items.kernel_size)?;
     let cmdline_addr = u64::from(env.cfg.read_u32(key::CMDLINE_ADDR)?);
     let cmdline_size = env.cfg.read_u32(key::CMDLINE_SIZE)?;
+    // CMDLINE_SIZE counts QEMU's NUL; the kernel's cmdline_size does not. Refuse what the kernel
+    // would cut, as the raw-image route does, rather than let it lose the end silently.
+    let max = u64::from(header.cmdline_size.get());
+    if u64::from(cmdline_size.saturating_sub(1)) > max {
+        return Err(BootError::CmdlineTooLong { len: u64::from(cmdline_size - 1), max });
+    }
     if cmdline_size > 0 {
         load_checked(
             env,
