@@ -81,9 +81,9 @@ fn not_supported(row: &Row) -> Option<&'static str> {
         // built without CONFIG_X86_MPPARSE: it logs "APIC: ACPI MADT or MP tables are not detected"
         // and boots one CPU whatever the firmware writes. minnow.rom's MP table is checked by its
         // unit tests and, in-guest, by the boot conformance payloads.
-        (Firmware::Qboot, Machine::Q35Vmgenid) => Some(
-            "qboot panics on the table-loader's WRITE_POINTER command, which -device vmgenid needs",
-        ),
+        (Firmware::Qboot, Machine::Q35Vmgenid) => {
+            Some("qboot panics on the table-loader's WRITE_POINTER command, which -device vmgenid needs")
+        }
         (_, Machine::MicrovmNoAcpi) if row.smp > 1 => Some(
             "the Debian cloud kernel has no CONFIG_X86_MPPARSE, so without ACPI it sees only the boot CPU",
         ),

@@ -22,6 +22,7 @@
 //! Environment: MINNOW_ROM, MINNOW_PAYLOAD_DIR, MINNOW_QEMU_JOBS (see the fixture),
 //! MINNOW_PAYLOAD_TIMEOUT (seconds per boot; default 30 under TCG, 60 under KVM),
 //! MINNOW_RUN_UNSUPPORTED=1 (run the rows marked not supported, to re-check them).
+use minnow_tests::payload_report::{fnv1a32, parse, unescape, PREFIX};
 use minnow_tests::{
     payload_dir, report, require_file, require_kvm, require_qemu, rom_path, QemuRun, RunOutput, QBOOT_ROM,
 };
@@ -31,7 +32,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Every report line starts with this (payloads/src/report.rs).
-const PREFIX: &str = "MINNOW-PAYLOAD ";
 /// QEMU's exit status for the payload's 0x10 (pass) and 0x11 (fail) written to isa-debug-exit.
 const EXIT_PASS: i32 = 33;
 const EXIT_FAIL: i32 = 35;
@@ -219,58 +219,10 @@ fn initrd() -> &'static (PathBuf, u32) {
     })
 }
 
-/// FNV-1a 32, as the payloads compute it.
-fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811C_9DC5, |h: u32, &b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// A command line with repeated spaces, quotes, punctuation, a tab and UTF-8: the payload must
 /// report every byte.
 fn cmdline(name: &str) -> String {
     format!("minnow.test={name}  \"double\" 'single' a,b;c=d/e\\f ~!@#$%^&*()[]{{}}<>?|\tmu=\u{b5} end")
-}
-
-/// The report line, split into fields; the quoted cmdline is kept whole, quotes removed.
-fn parse(line: &str) -> HashMap<String, String> {
-    let mut fields = HashMap::new();
-    let mut rest = line.strip_prefix(PREFIX).unwrap_or(line);
-    while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else {
-            break;
-        };
-        let (value, next) = match after.strip_prefix('"') {
-            // The payload escapes '"', so the next one closes the value.
-            Some(quoted) => match quoted.split_once('"') {
-                Some((v, n)) => (v, n),
-                None => (quoted, ""),
-            },
-            None => after.split_once(' ').unwrap_or((after, "")),
-        };
-        fields.insert(key.trim().to_string(), value.to_string());
-        rest = next.trim_start();
-    }
-    fields
-}
-
-/// Undoes the payload's escaping: `\xNN` is the byte NN.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' {
-            if let Ok(v) = u8::from_str_radix(&s[i + 2..i + 4], 16) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
 }
 
 /// Checks one field; on a mismatch records what was expected.

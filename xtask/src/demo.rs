@@ -46,7 +46,10 @@ pub fn run() -> Result<()> {
         .args(&args)
         .status()
         .context("running qemu-system-x86_64 (apt-get install qemu-system-x86, or bash scripts/setup.sh)")?;
-    eprintln!("[demo] the guest powered off after {:.2} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "[demo] the guest powered off after {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
     if !status.success() {
         bail!("qemu-system-x86_64 exited with {status}");
     }
@@ -57,7 +60,14 @@ fn tsc_khz() -> Result<u64> {
     let info = std::fs::read_to_string("/proc/cpuinfo").context("reading /proc/cpuinfo")?;
     let mhz = info
         .lines()
-        .find_map(|l| l.strip_prefix("cpu MHz")?.split(':').nth(1)?.trim().parse::<f64>().ok())
+        .find_map(|l| {
+            l.strip_prefix("cpu MHz")?
+                .split(':')
+                .nth(1)?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .context("no \"cpu MHz\" line in /proc/cpuinfo")?;
     Ok((mhz * 1000.0) as u64)
 }

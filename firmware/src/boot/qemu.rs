@@ -68,7 +68,10 @@ fn linux_kernel(env: &mut Env, head: &[u8; PEEK], items: &Items) -> Result<Hando
     // would cut, as the raw-image route does, rather than let it lose the end silently.
     let max = u64::from(header.cmdline_size.get());
     if u64::from(cmdline_size.saturating_sub(1)) > max {
-        return Err(BootError::CmdlineTooLong { len: u64::from(cmdline_size - 1), max });
+        return Err(BootError::CmdlineTooLong {
+            len: u64::from(cmdline_size - 1),
+            max,
+        });
     }
     if cmdline_size > 0 {
         load_checked(

@@ -1,0 +1,257 @@
+//! Minnow's VMM, used as a library the way an embedding application would, booting the boot
+//! conformance payloads through minnow.rom (and qboot.rom, the reference) on this machine's
+//! /dev/kvm, and checking what each payload reports.
+//!
+//! Needs /dev/kvm (fails, saying so, without it), the ROM (`cargo xtask firmware`) and the
+//! payloads (`cargo xtask payloads`).
+use minnow_tests::payload_report::{fnv1a32, parse, unescape, PREFIX};
+use minnow_tests::{payload_dir, report, require_file, require_kvm, rom_path, QBOOT_ROM};
+use minnow_vmm::config::{Bios, DebugExit, FwCfgFile, FwCfgSource, Machine, OnOffAuto};
+use minnow_vmm::{Config, ExitReason};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The payloads' isa-debug-exit: 0x10 is "pass", 0x11 "fail".
+const EXIT: DebugExit = DebugExit {
+    iobase: 0x501,
+    iosize: 2,
+};
+const PASS: ExitReason = ExitReason::DebugExit(0x10);
+
+fn temp(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("vmm-{name}-{}", std::process::id()))
+}
+
+/// An initrd of `len` known bytes, and its checksum.
+fn initrd(name: &str, len: usize) -> (PathBuf, u32) {
+    let bytes: Vec<u8> = (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let path = temp(&format!("{name}.initrd"));
+    std::fs::write(&path, &bytes).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    (path, fnv1a32(&bytes))
+}
+
+fn base_config(name: &str, bios: Bios, cpus: u8) -> Config {
+    require_kvm().unwrap_or_else(|e| panic!("{name}: {e}"));
+    Config {
+        memory: 256 << 20,
+        cpus,
+        machine: Machine {
+            acpi: OnOffAuto::Off,
+            ..Machine::default()
+        },
+        bios,
+        serial: minnow_vmm::config::Serial::File(temp(&format!("{name}.serial"))),
+        debug_exit: Some(EXIT),
+        ..Config::default()
+    }
+}
+
+fn minnow_rom() -> Bios {
+    Bios::File(
+        require_file(&rom_path(), "the Minnow ROM", "cargo xtask firmware").unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+fn payload(file: &str) -> PathBuf {
+    require_file(
+        &payload_dir().join(file),
+        "a boot conformance payload",
+        "cargo xtask payloads",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs the VM and returns its exit reason and the payload's report fields.
+fn boot(name: &str, config: &Config) -> (ExitReason, HashMap<String, String>, String) {
+    let start = Instant::now();
+    let reason = minnow_vmm::run(config).unwrap_or_else(|e| panic!("{name}: minnow: {e}"));
+    let log_path = match &config.serial {
+        minnow_vmm::config::Serial::File(p) => p.clone(),
+        _ => unreachable!("the tests log to a file"),
+    };
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    let line = log
+        .lines()
+        .find(|l| l.starts_with(PREFIX))
+        .unwrap_or("")
+        .to_string();
+    report(&format!(
+        "[vmm] {name}: {reason:?} in {:.2} s",
+        start.elapsed().as_secs_f64()
+    ));
+    (reason, parse(&line), log)
+}
+
+/// Boots `kernel` with `-kernel` through minnow.rom and checks the report.
+fn kernel_row(name: &str, file: &str, proto: &str, cpus: u8) {
+    let (initrd, sum) = initrd(name, 64 * 1024);
+    let cmdline = format!("minnow.test={name} a=\"b c\" ,;");
+    let config = Config {
+        kernel: Some(payload(file)),
+        initrd: Some(initrd.clone()),
+        append: Some(cmdline.clone()),
+        ..base_config(name, minnow_rom(), cpus)
+    };
+    let (reason, f, log) = boot(name, &config);
+    let _ = std::fs::remove_file(initrd);
+    assert_eq!(reason, PASS, "{name}: the payload did not pass\n{log}");
+    assert_eq!(f.get("proto").map(String::as_str), Some(proto), "{log}");
+    // QEMU puts the kernel's name in front of a multiboot command line, as GRUB does.
+    let got = unescape(f.get("cmdline").map_or("", String::as_str));
+    let want = if proto == "multiboot1" {
+        format!("{} {cmdline}", payload(file).display())
+    } else {
+        cmdline
+    };
+    assert_eq!(String::from_utf8_lossy(&got), want, "{log}");
+    assert_eq!(f.get("initrd_len").map(String::as_str), Some("65536"), "{log}");
+    assert_eq!(f.get("initrd_sum"), Some(&format!("{sum:08x}")), "{log}");
+    assert_eq!(f.get("mp_cpus"), Some(&cpus.to_string()), "{log}");
+    let mem: u64 = f.get("mem_kb").and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!((200 * 1024..=256 * 1024).contains(&mem), "mem_kb={mem}\n{log}");
+}
+
+#[test]
+fn minnow_rom_pvh() {
+    kernel_row("minnow_rom_pvh", "pvh.elf", "pvh", 1);
+}
+
+#[test]
+fn minnow_rom_pvh_smp2() {
+    kernel_row("minnow_rom_pvh_smp2", "pvh.elf", "pvh", 2);
+}
+
+#[test]
+fn minnow_rom_bzimage_64bit_entry() {
+    kernel_row("minnow_rom_bzimage", "bzImage", "bzimage", 1);
+}
+
+#[test]
+fn minnow_rom_bzimage_32bit_entry() {
+    kernel_row("minnow_rom_bzimage32", "bzImage32", "bzimage", 2);
+}
+
+#[test]
+fn minnow_rom_multiboot1() {
+    kernel_row("minnow_rom_multiboot1", "multiboot1.elf", "multiboot1", 1);
+}
+
+#[test]
+fn minnow_rom_multiboot2_from_fw_cfg() {
+    let name = "minnow_rom_multiboot2";
+    let file = |name: &str, source| FwCfgFile {
+        name: name.into(),
+        source,
+    };
+    let config = Config {
+        fw_cfg: vec![
+            file(
+                "opt/org.minnow/kernel",
+                FwCfgSource::File(payload("multiboot2.elf")),
+            ),
+            file(
+                "opt/org.minnow/cmdline",
+                FwCfgSource::String("mb2 from fw_cfg".into()),
+            ),
+        ],
+        ..base_config(name, minnow_rom(), 1)
+    };
+    let (reason, f, log) = boot(name, &config);
+    assert_eq!(reason, PASS, "{log}");
+    assert_eq!(f.get("proto").map(String::as_str), Some("multiboot2"), "{log}");
+    assert_eq!(
+        f.get("cmdline").map(String::as_str),
+        Some("mb2 from fw_cfg"),
+        "{log}"
+    );
+}
+
+/// The reference: QEMU's own qboot.rom under Minnow's VMM reports what it reports under QEMU,
+/// including its known deviations (a zero-length last e820 entry, an MP table whose entry count
+/// is 0), which the payload then fails on.
+#[test]
+fn qboot_rom_pvh() {
+    let name = "qboot_rom_pvh";
+    let qboot = require_file(
+        QBOOT_ROM.as_ref(),
+        "qboot.rom",
+        "apt-get install qemu-system-data",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = Config {
+        kernel: Some(payload("pvh.elf")),
+        append: Some("reference".into()),
+        ..base_config(name, Bios::File(qboot), 1)
+    };
+    let (reason, f, log) = boot(name, &config);
+    assert_eq!(reason, ExitReason::DebugExit(0x11), "{log}");
+    assert_eq!(f.get("cmdline").map(String::as_str), Some("reference"), "{log}");
+    assert_eq!(
+        f.get("e820").map(String::as_str),
+        Some("bad:zero-length-entry"),
+        "{log}"
+    );
+    assert_eq!(f.get("mp_cpus").map(String::as_str), Some("1"), "{log}");
+}
+
+#[test]
+fn the_minnow_rom_error_line_reaches_the_serial_log() {
+    let name = "no_kernel";
+    let config = base_config(name, minnow_rom(), 1);
+    let log_path = match &config.serial {
+        minnow_vmm::config::Serial::File(p) => p.clone(),
+        _ => unreachable!(),
+    };
+    // The firmware halts after its error line: stop the VM from outside once it is there.
+    let exit = std::thread::spawn(move || {
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .contains("minnow: no kernel")
+            {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    });
+    let machine = minnow_vmm::machine::build(&config).unwrap_or_else(|e| panic!("{e}"));
+    let stopper = machine.exit_signal();
+    let watcher = std::thread::spawn(move || {
+        let seen = exit.join().unwrap_or(false);
+        stopper.request(ExitReason::PowerOff);
+        seen
+    });
+    let reason = machine.run().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        watcher.join().unwrap_or(false),
+        "no 'minnow: no kernel' line on COM1"
+    );
+    assert_eq!(reason, ExitReason::PowerOff);
+}
+
+#[test]
+fn bad_input_is_one_error_naming_the_file() {
+    let mut config = base_config("bad_input", minnow_rom(), 1);
+    config.kernel = Some("/nonexistent/vmlinuz".into());
+    let e = minnow_vmm::run(&config).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/vmlinuz"), "{e}");
+    let junk = temp("junk.kernel");
+    std::fs::write(&junk, [0x55u8; 4096]).unwrap_or_else(|e| panic!("{e}"));
+    config.kernel = Some(junk.clone());
+    let e = minnow_vmm::run(&config).unwrap_err().to_string();
+    let _ = std::fs::remove_file(&junk);
+    assert!(e.contains("neither a bzImage"), "{e}");
+    config.kernel = Some(payload("pvh.elf"));
+    config.memory = 32 << 20;
+    let (big, _) = initrd("too_big", 40 << 20);
+    config.initrd = Some(big.clone());
+    let e = minnow_vmm::run(&config).unwrap_err().to_string();
+    let _ = std::fs::remove_file(big);
+    assert!(e.contains("initrd"), "{e}");
+}

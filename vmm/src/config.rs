@@ -1,0 +1,497 @@
+//! What to build, parsed from QEMU's command-line syntax (the microvm subset). Parsing only: no KVM
+//! object exists yet, so every mistake is reported before anything is created.
+use std::path::PathBuf;
+
+/// QEMU's on/off/auto option values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnOffAuto {
+    On,
+    Off,
+    #[default]
+    Auto,
+}
+
+impl OnOffAuto {
+    /// The value with `auto` resolved to `default`.
+    pub fn or(self, default: bool) -> bool {
+        match self {
+            Self::On => true,
+            Self::Off => false,
+            Self::Auto => default,
+        }
+    }
+}
+
+/// `-M microvm,...` options, with QEMU's names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    pub pic: OnOffAuto,
+    pub pit: OnOffAuto,
+    /// QEMU turns the RTC off under KVM when `auto`; Minnow keeps it on (the RTC fixups).
+    pub rtc: OnOffAuto,
+    pub isa_serial: bool,
+    pub acpi: OnOffAuto,
+    pub ioapic2: OnOffAuto,
+    pub auto_kernel_cmdline: bool,
+    pub option_roms: bool,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self {
+            pic: OnOffAuto::Auto,
+            pit: OnOffAuto::Auto,
+            rtc: OnOffAuto::Auto,
+            isa_serial: true,
+            acpi: OnOffAuto::Auto,
+            ioapic2: OnOffAuto::Auto,
+            auto_kernel_cmdline: true,
+            option_roms: true,
+        }
+    }
+}
+
+/// Which firmware runs first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bios {
+    /// Minnow's own ROM, built into the binary.
+    Builtin,
+    /// A ROM image (a multiple of 64 KiB).
+    File(PathBuf),
+    /// `-bios none`: direct kernel boot, no firmware.
+    None,
+}
+
+/// Where COM1's output goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Serial {
+    Stdio,
+    File(PathBuf),
+    None,
+}
+
+/// `-fw_cfg name=...,file=...|string=...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FwCfgFile {
+    pub name: String,
+    pub source: FwCfgSource,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FwCfgSource {
+    File(PathBuf),
+    String(String),
+}
+
+/// `-device isa-debug-exit,iobase=...,iosize=...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DebugExit {
+    pub iobase: u16,
+    pub iosize: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    pub cpus: u8,
+    pub machine: Machine,
+    pub bios: Bios,
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub append: Option<String>,
+    pub serial: Serial,
+    pub no_reboot: bool,
+    pub fw_cfg: Vec<FwCfgFile>,
+    pub debug_exit: Option<DebugExit>,
+    pub name: Option<String>,
+    pub pidfile: Option<PathBuf>,
+}
+
+/// QEMU's default RAM size.
+pub const DEFAULT_MEMORY: u64 = 128 << 20;
+/// Most vCPUs (the MP table and our APIC ids are 8-bit).
+pub const MAX_CPUS: u8 = 254;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            memory: DEFAULT_MEMORY,
+            cpus: 1,
+            machine: Machine::default(),
+            bios: Bios::Builtin,
+            kernel: None,
+            initrd: None,
+            append: None,
+            serial: Serial::Stdio,
+            no_reboot: false,
+            fw_cfg: Vec::new(),
+            debug_exit: None,
+            name: None,
+            pidfile: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unsupported option {0} (see `minnow --help` for what is supported)")]
+    UnknownOption(String),
+    #[error("option {0} needs a value")]
+    MissingValue(String),
+    #[error("{option}: unsupported value {value:?}{hint}")]
+    BadValue {
+        option: String,
+        value: String,
+        hint: String,
+    },
+    #[error("bad memory size {0:?}: give a number with an optional K, M, G or T suffix, e.g. -m 512M")]
+    BadMemory(String),
+    #[error("bad -smp {0:?}: give a number of vCPUs from 1 to {MAX_CPUS}")]
+    BadSmp(String),
+    #[error("-initrd and -append need -kernel")]
+    NeedsKernel,
+    #[error("-bios none boots a kernel directly: pass -kernel")]
+    DirectBootNeedsKernel,
+}
+
+fn bad(option: &str, value: &str, hint: &str) -> ConfigError {
+    ConfigError::BadValue {
+        option: option.into(),
+        value: value.into(),
+        hint: hint.into(),
+    }
+}
+
+/// Splits QEMU's `a=b,c=d` (a leading bare word is returned as the first key with an empty value).
+fn key_values(s: &str) -> impl Iterator<Item = (&str, &str)> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+}
+
+fn on_off_auto(option: &str, v: &str) -> Result<OnOffAuto, ConfigError> {
+    match v {
+        "on" | "yes" | "true" => Ok(OnOffAuto::On),
+        "off" | "no" | "false" => Ok(OnOffAuto::Off),
+        "auto" => Ok(OnOffAuto::Auto),
+        _ => Err(bad(option, v, ": use on, off or auto")),
+    }
+}
+
+fn on_off(option: &str, v: &str) -> Result<bool, ConfigError> {
+    match on_off_auto(option, v)? {
+        OnOffAuto::Auto => Err(bad(option, v, ": use on or off")),
+        o => Ok(o.or(false)),
+    }
+}
+
+/// QEMU's size syntax: a number with an optional K/M/G/T suffix; a bare number means MiB.
+pub fn parse_memory(s: &str) -> Result<u64, ConfigError> {
+    let err = || ConfigError::BadMemory(s.into());
+    let s2 = s.strip_prefix("size=").unwrap_or(s);
+    let (num, shift) = match s2.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(err()),
+            };
+            (&s2[..i], shift)
+        }
+        _ => (s2, 20),
+    };
+    let value: f64 = num.parse().map_err(|_| err())?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !(bytes >= 1.0 && bytes < (1u64 << 46) as f64) {
+        return Err(err());
+    }
+    // Whole pages, as KVM maps them.
+    Ok((bytes as u64 + 0xFFF) & !0xFFF)
+}
+
+fn parse_smp(s: &str) -> Result<u8, ConfigError> {
+    let mut cpus = None;
+    for (k, v) in key_values(s) {
+        match (k, v) {
+            (n, "") => cpus = Some(n),
+            ("cpus", n) | ("maxcpus", n) => cpus = cpus.or(Some(n)),
+            ("sockets" | "cores" | "threads" | "dies", _) => {}
+            _ => return Err(ConfigError::BadSmp(s.into())),
+        }
+    }
+    match cpus.and_then(|n| n.parse::<u8>().ok()) {
+        Some(n) if (1..=MAX_CPUS).contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadSmp(s.into())),
+    }
+}
+
+fn parse_machine(m: &mut Machine, s: &str) -> Result<(), ConfigError> {
+    for (k, v) in key_values(s) {
+        let option = format!("-M {k}");
+        match k {
+            "microvm" if v.is_empty() => {}
+            "type" if v == "microvm" => {}
+            "accel" if v == "kvm" => {}
+            "accel" => return Err(bad("-M accel", v, ": Minnow runs on KVM only (accel=kvm)")),
+            "pic" => m.pic = on_off_auto(&option, v)?,
+            "pit" => m.pit = on_off_auto(&option, v)?,
+            "rtc" => m.rtc = on_off_auto(&option, v)?,
+            "acpi" => m.acpi = on_off_auto(&option, v)?,
+            "ioapic2" => m.ioapic2 = on_off_auto(&option, v)?,
+            "isa-serial" => m.isa_serial = on_off(&option, v)?,
+            "auto-kernel-cmdline" => m.auto_kernel_cmdline = on_off(&option, v)?,
+            "x-option-roms" => m.option_roms = on_off(&option, v)?,
+            // Accepted for compatibility: no effect on this machine.
+            "kernel-irqchip" | "smm" | "usb" | "graphics" => {}
+            other if v.is_empty() => {
+                return Err(bad("-M", other, ": Minnow provides the microvm machine only"))
+            }
+            _ => return Err(ConfigError::UnknownOption(option)),
+        }
+    }
+    Ok(())
+}
+
+fn parse_serial(s: &str) -> Result<Serial, ConfigError> {
+    let s = s.strip_prefix("mon:").unwrap_or(s);
+    match s {
+        "stdio" => Ok(Serial::Stdio),
+        "none" | "null" => Ok(Serial::None),
+        _ => match s.strip_prefix("file:") {
+            Some(path) if !path.is_empty() => Ok(Serial::File(path.into())),
+            _ => Err(bad("-serial", s, ": use stdio, file:PATH or none")),
+        },
+    }
+}
+
+fn parse_fw_cfg(s: &str) -> Result<FwCfgFile, ConfigError> {
+    let (mut name, mut source) = (None, None);
+    for (k, v) in key_values(s) {
+        match k {
+            "name" => name = Some(v.to_string()),
+            "file" => source = Some(FwCfgSource::File(v.into())),
+            "string" => source = Some(FwCfgSource::String(v.to_string())),
+            _ => {
+                return Err(bad(
+                    "-fw_cfg",
+                    k,
+                    ": use name=NAME,file=PATH or name=NAME,string=TEXT",
+                ))
+            }
+        }
+    }
+    match (name, source) {
+        (Some(name), Some(source)) if !name.is_empty() => Ok(FwCfgFile { name, source }),
+        _ => Err(bad(
+            "-fw_cfg",
+            s,
+            ": use name=NAME,file=PATH or name=NAME,string=TEXT",
+        )),
+    }
+}
+
+fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
+    let parsed = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u16::from_str_radix(hex, 16),
+        None => v.parse(),
+    };
+    parsed.map_err(|_| bad(option, v, ": give a number, e.g. 0xf4"))
+}
+
+fn parse_device(c: &mut Config, s: &str) -> Result<(), ConfigError> {
+    let mut parts = key_values(s);
+    let (driver, _) = parts.next().unwrap_or(("", ""));
+    match driver {
+        "isa-debug-exit" => {
+            let mut d = DebugExit {
+                iobase: 0x501,
+                iosize: 2,
+            };
+            for (k, v) in parts {
+                match k {
+                    "iobase" => d.iobase = parse_number("-device isa-debug-exit,iobase", v)?,
+                    "iosize" => d.iosize = parse_number("-device isa-debug-exit,iosize", v)?,
+                    _ => return Err(bad("-device isa-debug-exit", k, ": use iobase=PORT,iosize=N")),
+                }
+            }
+            c.debug_exit = Some(d);
+            Ok(())
+        }
+        _ => Err(bad(
+            "-device",
+            driver,
+            ": supported: isa-debug-exit (virtio devices are not built yet)",
+        )),
+    }
+}
+
+/// Parses the arguments after the program name. `Ok(None)` means `--help` was asked for.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, ConfigError> {
+    let mut c = Config::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // QEMU accepts --option as well as -option.
+        let opt = arg
+            .strip_prefix('-')
+            .map(|a| a.strip_prefix('-').unwrap_or(a))
+            .unwrap_or("");
+        let mut value = || args.next().ok_or_else(|| ConfigError::MissingValue(arg.clone()));
+        match opt {
+            "h" | "help" => return Ok(None),
+            "M" | "machine" => parse_machine(&mut c.machine, &value()?)?,
+            "enable-kvm" => {}
+            "accel" => match value()?.as_str() {
+                "kvm" => {}
+                v => return Err(bad("-accel", v, ": Minnow runs on KVM only")),
+            },
+            "cpu" => match value()?.as_str() {
+                "host" | "max" => {}
+                v => return Err(bad("-cpu", v, ": use host (the host's CPU, as KVM reports it)")),
+            },
+            "m" => c.memory = parse_memory(&value()?)?,
+            "smp" => c.cpus = parse_smp(&value()?)?,
+            "kernel" => c.kernel = Some(value()?.into()),
+            "initrd" => c.initrd = Some(value()?.into()),
+            "append" => c.append = Some(value()?),
+            "bios" => {
+                c.bios = match value()?.as_str() {
+                    "none" => Bios::None,
+                    path => Bios::File(path.into()),
+                }
+            }
+            "serial" => c.serial = parse_serial(&value()?)?,
+            "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
+            "device" => parse_device(&mut c, &value()?)?,
+            "name" => c.name = Some(value()?),
+            "pidfile" => c.pidfile = Some(value()?.into()),
+            "display" => match value()?.as_str() {
+                "none" => {}
+                v => return Err(bad("-display", v, ": Minnow has no display; use -display none")),
+            },
+            "nographic" | "nodefaults" | "no-user-config" => {}
+            "no-reboot" => c.no_reboot = true,
+            _ => return Err(ConfigError::UnknownOption(arg)),
+        }
+    }
+    if c.kernel.is_none() && (c.initrd.is_some() || c.append.is_some()) {
+        return Err(ConfigError::NeedsKernel);
+    }
+    if c.bios == Bios::None && c.kernel.is_none() {
+        return Err(ConfigError::DirectBootNeedsKernel);
+    }
+    Ok(Some(c))
+}
+
+/// What `minnow --help` prints.
+pub const HELP: &str = "\
+usage: minnow [options]   (QEMU's microvm command line, on KVM)
+
+  -M, -machine microvm[,opt=val...]   pic, pit, rtc, acpi, ioapic2=on|off|auto;
+                                      isa-serial, auto-kernel-cmdline, x-option-roms=on|off;
+                                      accel=kvm
+  -accel kvm, -enable-kvm, -cpu host  accepted (KVM only; the host CPU)
+  -m SIZE                             guest RAM (default 128M; K, M, G, T suffixes)
+  -smp N                              vCPUs (1-254)
+  -bios FILE|none                     firmware ROM (default: Minnow's built-in ROM);
+                                      none: boot -kernel directly
+  -kernel FILE                        bzImage, ELF with a PVH note, or multiboot kernel
+  -initrd FILE, -append CMDLINE       initrd and kernel command line
+  -fw_cfg name=NAME,file=PATH|string=TEXT
+  -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
+  -device isa-debug-exit,iobase=PORT,iosize=N
+                                      a guest write of V exits with status (V << 1) | 1
+  -no-reboot                          a guest reset ends minnow
+  -name NAME, -pidfile PATH
+  -nodefaults, -no-user-config, -display none, -nographic   accepted
+
+exit status: 0 guest power-off or reset, (V << 1) | 1 isa-debug-exit, 2 triple fault,
+             128+N signal N, 1 error.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<Option<Config>, ConfigError> {
+        parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn the_ubuntu_microvm_guide_command_line_parses() {
+        let c = parse_str(
+            "-M microvm,accel=kvm,acpi=on -m 128M -bios /usr/share/qemu/qboot.rom -kernel vmlinuz \
+             -append console=ttyS0 -nodefaults -no-user-config -display none -serial mon:stdio \
+             -smp 2 -cpu host -no-reboot",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.memory, 128 << 20);
+        assert_eq!(c.cpus, 2);
+        assert_eq!(c.machine.acpi, OnOffAuto::On);
+        assert_eq!(c.bios, Bios::File("/usr/share/qemu/qboot.rom".into()));
+        assert_eq!(c.serial, Serial::Stdio);
+        assert!(c.no_reboot);
+    }
+
+    #[test]
+    fn qemu_microvm_doc_options_parse() {
+        let c = parse_str(
+            "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off -enable-kvm -nographic",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (c.machine.pit, c.machine.pic, c.machine.rtc),
+            (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
+        );
+        assert!(!c.machine.isa_serial && !c.machine.option_roms);
+    }
+
+    #[test]
+    fn values_and_devices_parse_as_qemu_does() {
+        assert_eq!(parse_memory("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_memory("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_memory("256").unwrap(), 256 << 20);
+        assert_eq!(parse_memory("1.5G").unwrap(), 3 << 29);
+        let c = parse_str("-device isa-debug-exit,iobase=0xf4,iosize=4 -fw_cfg name=opt/x,string=hi")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.debug_exit,
+            Some(DebugExit {
+                iobase: 0xf4,
+                iosize: 4
+            })
+        );
+        assert_eq!(
+            c.fw_cfg[0],
+            FwCfgFile {
+                name: "opt/x".into(),
+                source: FwCfgSource::String("hi".into())
+            }
+        );
+        assert_eq!(parse_str("-smp cpus=3,sockets=1").unwrap().unwrap().cpus, 3);
+        assert_eq!(parse_str("--help").unwrap(), None);
+    }
+
+    #[test]
+    fn mistakes_name_the_option() {
+        let err = |s| parse_str(s).unwrap_err().to_string();
+        assert!(err("-usb").contains("unsupported option -usb"));
+        assert!(err("-m lots").contains("bad memory size \"lots\""));
+        assert!(err("-m 0").contains("bad memory size"));
+        assert!(err("-smp 0").contains("bad -smp \"0\""));
+        assert!(err("-smp 300").contains("bad -smp"));
+        assert!(err("-M pc").contains("microvm machine only"));
+        assert!(err("-M microvm,accel=tcg").contains("KVM only"));
+        assert!(err("-M microvm,rtc=maybe").contains("on, off or auto"));
+        assert!(err("-serial pty").contains("stdio, file:PATH or none"));
+        assert!(err("-kernel").contains("needs a value"));
+        assert!(err("-initrd x").contains("need -kernel"));
+        assert!(err("-bios none").contains("pass -kernel"));
+        assert!(err("-device virtio-blk-device").contains("isa-debug-exit"));
+    }
+}

@@ -1,0 +1,930 @@
+//! QEMU's fw_cfg device, x86 I/O variant with DMA (hw/nvram/fw_cfg.c, docs/specs/fw_cfg.rst).
+//!
+//! One [`BusDevice`] for ports 0x510..0x51C:
+//!
+//! | offset | port  | access                                                                        |
+//! |--------|-------|-------------------------------------------------------------------------------|
+//! | 0      | 0x510 | selector: 16-bit little-endian write; resets the offset to 0                   |
+//! | 1      | 0x511 | data: 8-bit read of the selected item at its offset (0 past the end)          |
+//! | 4..8   | 0x514 | DMA address, high half (a big-endian 32-bit value); reads "QEMU"              |
+//! | 8..12  | 0x518 | DMA address, low half: writing it runs the transfer; reads " CFG"             |
+//!
+//! Items are the well-known keys (0x00..0x19, and 0x8000.. for x86-local ones) and files, kept
+//! sorted by name like QEMU, in selectors from 0x20. The device is built once, before the guest
+//! runs, with [`FwCfgBuilder`]; only files marked writable change afterwards (DMA WRITE, as used
+//! by the table-loader's WRITE_POINTER), and [`FwCfg::file_contents`] reads them back.
+//!
+//! DMA goes through vm-memory's checked accessors: a descriptor or transfer range outside guest
+//! memory sets the ERROR bit and touches no memory; nothing here can reach host memory outside the
+//! guest's mappings.
+use crate::bus::BusDevice;
+use minnow_bootproto::fw_cfg::{self as wire, dma, key, FileEntry};
+use std::collections::BTreeMap;
+use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
+use zerocopy::IntoBytes;
+
+/// File slots QEMU offers by default (FW_CFG_FILE_SLOTS_DFLT).
+pub const QEMU_FILE_SLOTS: usize = 0x20;
+/// File slots Minnow's machine offers by default (QEMU's `x-file-slots=64`).
+pub const DEFAULT_FILE_SLOTS: usize = 64;
+/// Directory entries minnow.rom caches (firmware/src/fw_cfg.rs `MAX_FILES`): with more files than
+/// this, it refuses the directory. See [`FwCfg::exceeds_firmware_cache`].
+pub const FIRMWARE_DIRECTORY_CACHE: usize = 32;
+/// Longest file name: the directory's 56-byte field holds it with its NUL.
+pub const MAX_NAME_LEN: usize = wire::FILE_NAME_LEN - 1;
+
+/// Selector bit 14: the old "write" channel. QEMU ignores it when looking items up.
+const WRITE_CHANNEL: u16 = 0x4000;
+/// Selector bit 15: x86-local keys (0x8000..).
+const ARCH_LOCAL: u16 = 0x8000;
+/// The index part of a key, once the two flag bits are off.
+const ENTRY_MASK: u16 = !(WRITE_CHANNEL | ARCH_LOCAL);
+/// Most file slots the 14-bit key space has room for.
+const MAX_FILE_SLOTS: usize = (ENTRY_MASK - key::FILE_FIRST) as usize + 1;
+
+/// What reads of 0x514..0x51C return: the DMA signature, big-endian.
+const DMA_SIGNATURE: [u8; 8] = wire::DMA_SIGNATURE.to_be_bytes();
+/// Register offsets in the 12-port range.
+const SELECTOR: u64 = 0;
+const DATA: u64 = 1;
+const DMA_HIGH: u64 = (wire::PORT_DMA_HIGH - wire::PORT_SELECTOR) as u64;
+const DMA_LOW: u64 = (wire::PORT_DMA_LOW - wire::PORT_SELECTOR) as u64;
+/// Zero-fill chunk for DMA reads past an item's end.
+const ZEROS: [u8; 4096] = [0; 4096];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FwCfgError {
+    #[error("fw_cfg file name {name:?} is {len} bytes long; the directory holds at most {MAX_NAME_LEN}")]
+    NameTooLong { name: String, len: usize },
+    #[error("fw_cfg file name {0:?} is empty or contains a NUL byte")]
+    InvalidName(String),
+    #[error("fw_cfg file {0:?} is added twice")]
+    DuplicateName(String),
+    #[error("{count} fw_cfg files do not fit in the device's {slots} file slots")]
+    TooManyFiles { count: usize, slots: usize },
+    #[error("{0} fw_cfg file slots: the key space has room for 1 to {MAX_FILE_SLOTS}")]
+    BadSlotCount(usize),
+    #[error("fw_cfg item {key:#06x} is {len} bytes long; items are limited to 4 GiB - 1")]
+    ItemTooLarge { key: u16, len: usize },
+    #[error("fw_cfg file {name:?} is {len} bytes long; items are limited to 4 GiB - 1")]
+    FileTooLarge { name: String, len: usize },
+    #[error(
+        "fw_cfg key {0:#06x} cannot be set as an item: FILE_DIR and the file slots belong to the \
+         device (use a file), and bit 14 is not part of a key"
+    )]
+    ReservedKey(u16),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Item {
+    data: Vec<u8>,
+    writable: bool,
+}
+
+/// Builds an [`FwCfg`]: the well-known items with microvm's values, then whatever the machine adds.
+///
+/// ```ignore
+/// let fw_cfg = FwCfgBuilder::new()
+///     .ram_size(ram)
+///     .cpus(2, 2)
+///     .items(kernel_layout.items)
+///     .file("etc/e820", e820)?
+///     .build(memory.clone())?;
+/// ```
+#[derive(Clone, Debug)]
+pub struct FwCfgBuilder {
+    items: BTreeMap<u16, Vec<u8>>,
+    files: BTreeMap<String, Item>,
+    file_slots: usize,
+}
+
+impl Default for FwCfgBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FwCfgBuilder {
+    /// SIGNATURE "QEMU", ID (traditional + DMA), a zero UUID, NOGRAPHIC 0, BOOT_MENU 0, one CPU,
+    /// RAM_SIZE 0 (set it), IRQ0_OVERRIDE 1, and [`DEFAULT_FILE_SLOTS`] file slots.
+    pub fn new() -> Self {
+        let mut b = Self {
+            items: BTreeMap::new(),
+            files: BTreeMap::new(),
+            file_slots: DEFAULT_FILE_SLOTS,
+        };
+        b.items.insert(key::SIGNATURE, wire::SIGNATURE.to_vec());
+        b.items.insert(
+            key::ID,
+            (wire::ID_TRADITIONAL | wire::ID_DMA).to_le_bytes().to_vec(),
+        );
+        b.items.insert(key::UUID, vec![0; 16]);
+        b.items.insert(key::NOGRAPHIC, 0u16.to_le_bytes().to_vec());
+        b.items.insert(key::BOOT_MENU, 0u16.to_le_bytes().to_vec());
+        b.items.insert(key::NB_CPUS, 1u16.to_le_bytes().to_vec());
+        b.items.insert(key::MAX_CPUS, 1u16.to_le_bytes().to_vec());
+        b.items.insert(key::RAM_SIZE, 0u64.to_le_bytes().to_vec());
+        b.items.insert(key::IRQ0_OVERRIDE, 1u32.to_le_bytes().to_vec());
+        b
+    }
+
+    /// RAM_SIZE: all guest RAM, in bytes (le64).
+    pub fn ram_size(self, bytes: u64) -> Self {
+        self.item(key::RAM_SIZE, bytes.to_le_bytes().to_vec())
+    }
+
+    /// NB_CPUS (boot CPUs) and MAX_CPUS (QEMU: the APIC ID limit), le16 each.
+    pub fn cpus(self, boot: u16, max: u16) -> Self {
+        self.item(key::NB_CPUS, boot.to_le_bytes().to_vec())
+            .item(key::MAX_CPUS, max.to_le_bytes().to_vec())
+    }
+
+    pub fn nographic(self, on: bool) -> Self {
+        self.item(key::NOGRAPHIC, u16::from(on).to_le_bytes().to_vec())
+    }
+
+    pub fn boot_menu(self, on: bool) -> Self {
+        self.item(key::BOOT_MENU, u16::from(on).to_le_bytes().to_vec())
+    }
+
+    /// IRQ0_OVERRIDE: whether the PIT's IRQ0 reaches IOAPIC pin 2 (QEMU always says 1).
+    pub fn irq0_override(self, on: bool) -> Self {
+        self.item(key::IRQ0_OVERRIDE, u32::from(on).to_le_bytes().to_vec())
+    }
+
+    /// Number of file slots (QEMU's `x-file-slots`); default [`DEFAULT_FILE_SLOTS`].
+    pub fn file_slots(mut self, slots: usize) -> Self {
+        self.file_slots = slots;
+        self
+    }
+
+    /// Sets (or replaces) a keyed item. Keys are checked by [`Self::build`].
+    pub fn item(mut self, key: u16, data: Vec<u8>) -> Self {
+        self.items.insert(key, data);
+        self
+    }
+
+    /// Sets several keyed items, e.g. those of a [`crate::kernel_layout::KernelLayout`].
+    pub fn items(mut self, items: impl IntoIterator<Item = (u16, Vec<u8>)>) -> Self {
+        self.items.extend(items);
+        self
+    }
+
+    /// Adds a read-only file.
+    pub fn file(mut self, name: &str, data: Vec<u8>) -> Result<Self, FwCfgError> {
+        self.add_file(name, data, false)?;
+        Ok(self)
+    }
+
+    /// Adds a file the guest may overwrite by DMA (a table-loader WRITE_POINTER target such as
+    /// "etc/vmgenid_addr"); read it back with [`FwCfg::file_contents`].
+    pub fn writable_file(mut self, name: &str, data: Vec<u8>) -> Result<Self, FwCfgError> {
+        self.add_file(name, data, true)?;
+        Ok(self)
+    }
+
+    /// Adds a file in place: for loops over a list of files.
+    pub fn add_file(&mut self, name: &str, data: Vec<u8>, writable: bool) -> Result<(), FwCfgError> {
+        if name.len() > MAX_NAME_LEN {
+            return Err(FwCfgError::NameTooLong {
+                name: name.into(),
+                len: name.len(),
+            });
+        }
+        if name.is_empty() || wire::encode_name(name).is_none() {
+            return Err(FwCfgError::InvalidName(name.into()));
+        }
+        if u32::try_from(data.len()).is_err() {
+            return Err(FwCfgError::FileTooLarge {
+                name: name.into(),
+                len: data.len(),
+            });
+        }
+        if self.files.contains_key(name) {
+            return Err(FwCfgError::DuplicateName(name.into()));
+        }
+        self.files.insert(name.into(), Item { data, writable });
+        Ok(())
+    }
+
+    /// Number of files added so far.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The device, doing DMA in `memory`. Files get selectors 0x20.. in name order, as in QEMU.
+    pub fn build<M: GuestMemory>(self, memory: M) -> Result<FwCfg<M>, FwCfgError> {
+        let slots = self.file_slots;
+        if slots == 0 || slots > MAX_FILE_SLOTS {
+            return Err(FwCfgError::BadSlotCount(slots));
+        }
+        if self.files.len() > slots {
+            return Err(FwCfgError::TooManyFiles {
+                count: self.files.len(),
+                slots,
+            });
+        }
+        let key_limit = key::FILE_FIRST + slots as u16;
+        let mut items = BTreeMap::new();
+        for (k, data) in self.items {
+            let index = k & ENTRY_MASK;
+            let generic = k & ARCH_LOCAL == 0;
+            // Bit 14 is no key; FILE_DIR and the file slots are the device's; an x86-local key
+            // must be inside the key space, as in QEMU, or no selector could reach it.
+            if k & WRITE_CHANNEL != 0
+                || (generic && (index == key::FILE_DIR || index >= key::FILE_FIRST))
+                || index >= key_limit
+            {
+                return Err(FwCfgError::ReservedKey(k));
+            }
+            if u32::try_from(data.len()).is_err() {
+                return Err(FwCfgError::ItemTooLarge {
+                    key: k,
+                    len: data.len(),
+                });
+            }
+            items.insert(
+                k,
+                Item {
+                    data,
+                    writable: false,
+                },
+            );
+        }
+        // QEMU sizes the directory for every slot, with the count of the ones in use.
+        let mut dir = Vec::with_capacity(4 + slots * core::mem::size_of::<FileEntry>());
+        dir.extend_from_slice(&(self.files.len() as u32).to_be_bytes());
+        let mut names = BTreeMap::new();
+        for (select, (name, item)) in (key::FILE_FIRST..).zip(self.files) {
+            let entry = FileEntry {
+                size: (item.data.len() as u32).into(),
+                select: select.into(),
+                reserved: 0.into(),
+                // Checked by add_file.
+                name: wire::encode_name(&name).unwrap_or([0; wire::FILE_NAME_LEN]),
+            };
+            dir.extend_from_slice(entry.as_bytes());
+            names.insert(name, select);
+            items.insert(select, item);
+        }
+        dir.resize(4 + slots * core::mem::size_of::<FileEntry>(), 0);
+        items.insert(
+            key::FILE_DIR,
+            Item {
+                data: dir,
+                writable: false,
+            },
+        );
+        Ok(FwCfg {
+            memory,
+            items,
+            names,
+            key_limit,
+            current: Some(key::SIGNATURE),
+            offset: 0,
+            dma_address: 0,
+        })
+    }
+}
+
+/// The fw_cfg device. Put it on the I/O bus at [`wire::PORT_SELECTOR`] for
+/// [`wire::PORT_RANGE_DMA`] ports.
+pub struct FwCfg<M: GuestMemory = GuestMemoryMmap> {
+    memory: M,
+    /// By key (arch-local keys keep bit 15); files at their selectors.
+    items: BTreeMap<u16, Item>,
+    /// File name to selector.
+    names: BTreeMap<String, u16>,
+    /// Keys whose index (bits 0-13) reaches this are outside the device's key space.
+    key_limit: u16,
+    /// The selected key with bit 14 cleared; `None` after selecting outside the key space.
+    current: Option<u16>,
+    offset: u32,
+    /// The DMA address register; cleared when a transfer starts.
+    dma_address: u64,
+}
+
+/// What a DMA descriptor asks for, in QEMU's precedence: READ, then WRITE, then SKIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    None,
+    Read,
+    Write,
+    Skip,
+}
+
+impl<M: GuestMemory> FwCfg<M> {
+    /// The current contents of file `name` (what the guest wrote, for a writable file).
+    pub fn file_contents(&self, name: &str) -> Option<&[u8]> {
+        let select = self.names.get(name)?;
+        self.items.get(select).map(|item| item.data.as_slice())
+    }
+
+    /// The selector of file `name`.
+    pub fn file_selector(&self, name: &str) -> Option<u16> {
+        self.names.get(name).copied()
+    }
+
+    /// Number of files.
+    pub fn file_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether minnow.rom would refuse this directory: it caches [`FIRMWARE_DIRECTORY_CACHE`]
+    /// entries (QEMU's default slot count), and fails with more files than that.
+    pub fn exceeds_firmware_cache(&self) -> bool {
+        self.names.len() > FIRMWARE_DIRECTORY_CACHE
+    }
+
+    /// Selects `key` (as a write to 0x510 or a DMA SELECT does) and rewinds to offset 0.
+    fn select(&mut self, key: u16) {
+        let key = key & !WRITE_CHANNEL;
+        self.current = ((key & ENTRY_MASK) < self.key_limit).then_some(key);
+        self.offset = 0;
+    }
+
+    /// A read of the data port: the next byte, or 0 past the end (the offset stays there).
+    fn read_data(&mut self) -> u8 {
+        let Some(item) = self.current.and_then(|k| self.items.get(&k)) else {
+            return 0;
+        };
+        match item.data.get(self.offset as usize) {
+            Some(&b) => {
+                self.offset += 1;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    /// Whether `[addr, addr + len)` is all guest memory allowing `access`.
+    fn in_memory(&self, addr: u64, len: u64, access: Permissions) -> bool {
+        let Ok(count) = usize::try_from(len) else {
+            return false;
+        };
+        addr.checked_add(len).is_some() && self.memory.check_range(GuestAddress(addr), count, access)
+    }
+
+    /// Writes `data` at `addr` if all of it is guest memory; otherwise writes nothing.
+    fn write_guest(&self, addr: u64, data: &[u8]) -> bool {
+        self.in_memory(addr, data.len() as u64, Permissions::Write)
+            && self.memory.write_slice(data, GuestAddress(addr)).is_ok()
+    }
+
+    /// Runs the DMA transfer whose descriptor is at `desc_addr` and writes its status back.
+    fn dma(&mut self, desc_addr: u64) {
+        let mut raw = [0u8; 16];
+        if !self.in_memory(desc_addr, raw.len() as u64, Permissions::Read)
+            || self.memory.read_slice(&mut raw, GuestAddress(desc_addr)).is_err()
+        {
+            // As QEMU: report the error in `control` if that much of the descriptor is memory.
+            self.write_guest(desc_addr, &dma::ERROR.to_be_bytes());
+            return;
+        }
+        let word = |at: usize| u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+        let control = word(0);
+        let length = word(4);
+        let address = (u64::from(word(8)) << 32) | u64::from(word(12));
+        if control & dma::SELECT != 0 {
+            self.select((control >> 16) as u16);
+        }
+        let op = if control & dma::READ != 0 {
+            Op::Read
+        } else if control & dma::WRITE != 0 {
+            Op::Write
+        } else if control & dma::SKIP != 0 {
+            Op::Skip
+        } else {
+            Op::None
+        };
+        let ok = self.transfer(op, length, address);
+        self.write_guest(desc_addr, &(if ok { 0 } else { dma::ERROR }).to_be_bytes());
+    }
+
+    /// One transfer on the current item. On failure nothing has changed: neither guest memory
+    /// nor the item's offset.
+    fn transfer(&mut self, op: Op, length: u32, address: u64) -> bool {
+        let Some(current) = self.current else {
+            // Selected outside the key space.
+            return false;
+        };
+        let offset = self.offset as usize;
+        let len = length as usize;
+        match op {
+            Op::None => true,
+            Op::Skip => {
+                let avail = self
+                    .items
+                    .get(&current)
+                    .map_or(0, |i| i.data.len().saturating_sub(offset));
+                self.offset += len.min(avail) as u32;
+                true
+            }
+            Op::Read => {
+                if !self.in_memory(address, u64::from(length), Permissions::Write) {
+                    return false;
+                }
+                let data = self
+                    .items
+                    .get(&current)
+                    .map_or(&[][..], |i| i.data.get(offset..).unwrap_or(&[]));
+                let n = len.min(data.len());
+                if self
+                    .memory
+                    .write_slice(&data[..n], GuestAddress(address))
+                    .is_err()
+                {
+                    return false;
+                }
+                // Past the item's end: zeros, and the offset stays at the end.
+                let mut at = address + n as u64;
+                let mut left = len - n;
+                while left > 0 {
+                    let chunk = left.min(ZEROS.len());
+                    if self
+                        .memory
+                        .write_slice(&ZEROS[..chunk], GuestAddress(at))
+                        .is_err()
+                    {
+                        return false;
+                    }
+                    at += chunk as u64;
+                    left -= chunk;
+                }
+                self.offset += n as u32;
+                true
+            }
+            Op::Write => {
+                if len == 0 {
+                    return true;
+                }
+                if !self.in_memory(address, u64::from(length), Permissions::Read) {
+                    return false;
+                }
+                let Some(item) = self.items.get(&current) else {
+                    return false;
+                };
+                // QEMU: only writable items, and the whole write must fit in the item.
+                if !item.writable || offset.checked_add(len).is_none_or(|end| end > item.data.len()) {
+                    return false;
+                }
+                let mut buf = vec![0u8; len];
+                if self.memory.read_slice(&mut buf, GuestAddress(address)).is_err() {
+                    return false;
+                }
+                if let Some(item) = self.items.get_mut(&current) {
+                    item.data[offset..offset + len].copy_from_slice(&buf);
+                }
+                self.offset += length;
+                true
+            }
+        }
+    }
+}
+
+impl<M: GuestMemory + Send> BusDevice for FwCfg<M> {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        match (offset, data.len()) {
+            (DATA, 1) => data[0] = self.read_data(),
+            (DMA_HIGH.., _) => {
+                for (i, b) in data.iter_mut().enumerate() {
+                    let at = (offset - DMA_HIGH) as usize + i;
+                    *b = DMA_SIGNATURE.get(at).copied().unwrap_or(0xFF);
+                }
+            }
+            // The selector is write-only; the data port is 8 bits wide.
+            _ => data.fill(0xFF),
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        match (offset, data) {
+            (SELECTOR, &[lo, hi]) => self.select(u16::from_le_bytes([lo, hi])),
+            (DMA_HIGH, &[a, b, c, d]) => self.dma_address = u64::from(u32::from_be_bytes([a, b, c, d])) << 32,
+            (DMA_LOW, &[a, b, c, d]) => {
+                let address = self.dma_address | u64::from(u32::from_be_bytes([a, b, c, d]));
+                self.dma_address = 0;
+                self.dma(address);
+            }
+            (DMA_HIGH, bytes) if bytes.len() == 8 => {
+                let mut be = [0u8; 8];
+                be.copy_from_slice(bytes);
+                self.dma_address = 0;
+                self.dma(u64::from_be_bytes(be));
+            }
+            // Data port writes are ignored (QEMU >= 2.4); other widths are not registers.
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minnow_bootproto::fw_cfg::DmaAccess;
+    use zerocopy::FromBytes;
+
+    const RAM: usize = 4 << 20;
+    const DESC: u64 = 0x1000;
+    const BUF: u64 = 0x2000;
+
+    fn memory() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM)]).unwrap()
+    }
+
+    fn device() -> (FwCfg, GuestMemoryMmap) {
+        let mem = memory();
+        let dev = FwCfgBuilder::new()
+            .ram_size(RAM as u64)
+            .cpus(2, 4)
+            .item(key::KERNEL_DATA, (0u8..=255).cycle().take(1000).collect())
+            .file("etc/e820", vec![1, 2, 3])
+            .unwrap()
+            .file("bootorder", b"/rom@genroms/linuxboot_dma.bin\n".to_vec())
+            .unwrap()
+            .writable_file("etc/vmgenid_addr", vec![0; 8])
+            .unwrap()
+            .file("etc/acpi/tables", vec![0xAA; 100])
+            .unwrap()
+            .build(mem.clone())
+            .unwrap();
+        (dev, mem)
+    }
+
+    fn pio_select(dev: &mut FwCfg, key: u16) {
+        dev.write(0, &key.to_le_bytes());
+    }
+
+    fn pio_read(dev: &mut FwCfg, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                let mut b = [0u8];
+                dev.read(1, &mut b);
+                b[0]
+            })
+            .collect()
+    }
+
+    /// Writes `desc` at DESC and starts the transfer the way the firmware does (low half only).
+    fn run(dev: &mut FwCfg, mem: &GuestMemoryMmap, desc: DmaAccess) -> u32 {
+        mem.write_slice(desc.as_bytes(), GuestAddress(DESC)).unwrap();
+        dev.write(DMA_LOW, &(DESC as u32).to_be_bytes());
+        let mut control = [0u8; 4];
+        mem.read_slice(&mut control, GuestAddress(DESC)).unwrap();
+        u32::from_be_bytes(control)
+    }
+
+    fn guest(mem: &GuestMemoryMmap, addr: u64, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        mem.read_slice(&mut v, GuestAddress(addr)).unwrap();
+        v
+    }
+
+    #[test]
+    fn pio_signature_and_id() {
+        let (mut dev, _) = device();
+        pio_select(&mut dev, key::SIGNATURE);
+        assert_eq!(pio_read(&mut dev, 4), b"QEMU");
+        pio_select(&mut dev, key::ID);
+        assert_eq!(pio_read(&mut dev, 4), 3u32.to_le_bytes());
+        pio_select(&mut dev, key::IRQ0_OVERRIDE);
+        assert_eq!(pio_read(&mut dev, 4), 1u32.to_le_bytes());
+        pio_select(&mut dev, key::NB_CPUS);
+        assert_eq!(pio_read(&mut dev, 2), 2u16.to_le_bytes());
+        pio_select(&mut dev, key::MAX_CPUS);
+        assert_eq!(pio_read(&mut dev, 2), 4u16.to_le_bytes());
+        pio_select(&mut dev, key::RAM_SIZE);
+        assert_eq!(pio_read(&mut dev, 8), (RAM as u64).to_le_bytes());
+        // Past the end: zeros. A key nobody set (NUMA) reads as zeros too, as in QEMU.
+        pio_select(&mut dev, key::SIGNATURE);
+        assert_eq!(pio_read(&mut dev, 6), b"QEMU\0\0");
+        pio_select(&mut dev, key::NUMA);
+        assert_eq!(pio_read(&mut dev, 8), [0; 8]);
+    }
+
+    #[test]
+    fn dma_register_reads_the_signature() {
+        let (mut dev, _) = device();
+        let mut four = [0u8; 4];
+        dev.read(DMA_HIGH, &mut four);
+        assert_eq!(&four, b"QEMU");
+        assert_eq!(u32::from_le_bytes(four), wire::DMA_SIGNATURE_HIGH_PORT);
+        dev.read(DMA_LOW, &mut four);
+        assert_eq!(&four, b" CFG");
+        let sig: Vec<u8> = (DMA_HIGH..DMA_HIGH + 8)
+            .map(|o| {
+                let mut b = [0u8];
+                dev.read(o, &mut b);
+                b[0]
+            })
+            .collect();
+        assert_eq!(sig, b"QEMU CFG");
+    }
+
+    #[test]
+    fn selecting_rewinds_the_offset() {
+        let (mut dev, mem) = device();
+        pio_select(&mut dev, key::SIGNATURE);
+        assert_eq!(pio_read(&mut dev, 2), b"QE");
+        pio_select(&mut dev, key::SIGNATURE);
+        assert_eq!(pio_read(&mut dev, 4), b"QEMU");
+        // A DMA select rewinds too, and PIO continues where DMA left off.
+        let c = run(
+            &mut dev,
+            &mem,
+            DmaAccess::select_then(key::SIGNATURE, dma::READ, 1, BUF),
+        );
+        assert_eq!((c, guest(&mem, BUF, 1)), (0, b"Q".to_vec()));
+        assert_eq!(pio_read(&mut dev, 3), b"EMU");
+    }
+
+    #[test]
+    fn directory_is_sorted_and_encoded() {
+        let (mut dev, mem) = device();
+        // The firmware's read: count and 32 entries in one transfer.
+        let len = 4 + 32 * 64;
+        let c = run(
+            &mut dev,
+            &mem,
+            DmaAccess::select_then(key::FILE_DIR, dma::READ, len as u32, BUF),
+        );
+        assert_eq!(c, 0);
+        let dir = guest(&mem, BUF, len);
+        assert_eq!(u32::from_be_bytes(dir[..4].try_into().unwrap()), 4);
+        let entries: Vec<FileEntry> = dir[4..]
+            .chunks(64)
+            .map(|e| FileEntry::read_from_bytes(e).unwrap())
+            .collect();
+        let listed: Vec<(&[u8], u16, u32)> = entries[..4]
+            .iter()
+            .map(|e| (e.name_bytes(), e.select.get(), e.size.get()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (&b"bootorder"[..], 0x20, 31),
+                (b"etc/acpi/tables", 0x21, 100),
+                (b"etc/e820", 0x22, 3),
+                (b"etc/vmgenid_addr", 0x23, 8),
+            ]
+        );
+        assert!(entries[4..].iter().all(|e| e.as_bytes().iter().all(|&b| b == 0)));
+        assert_eq!(entries[0].reserved.get(), 0);
+        // As QEMU, the item spans every slot.
+        pio_select(&mut dev, key::FILE_DIR);
+        assert_eq!(pio_read(&mut dev, 4 + 64 * 64 + 1).len(), 4 + 64 * 64 + 1);
+        assert_eq!(dev.file_selector("etc/e820"), Some(0x22));
+        // And the files read back through their selectors.
+        pio_select(&mut dev, 0x22);
+        assert_eq!(pio_read(&mut dev, 4), [1, 2, 3, 0]);
+    }
+
+    #[test]
+    fn dma_select_read_skip_and_past_the_end() {
+        let (mut dev, mem) = device();
+        let expected: Vec<u8> = (0u8..=255).cycle().take(1000).collect();
+        let c = run(
+            &mut dev,
+            &mem,
+            DmaAccess::select_then(key::KERNEL_DATA, dma::READ, 10, BUF),
+        );
+        assert_eq!((c, guest(&mem, BUF, 10)), (0, expected[..10].to_vec()));
+        // Continue without SELECT: from offset 10.
+        let c = run(&mut dev, &mem, DmaAccess::op(dma::READ, 6, BUF));
+        assert_eq!((c, guest(&mem, BUF, 6)), (0, expected[10..16].to_vec()));
+        // Skip 984 to offset 1000 - 0... then read across the end: data then zeros.
+        let c = run(&mut dev, &mem, DmaAccess::op(dma::SKIP, 980, 0));
+        assert_eq!(c, 0);
+        mem.write_slice(&[0xEE; 32], GuestAddress(BUF)).unwrap();
+        let c = run(&mut dev, &mem, DmaAccess::op(dma::READ, 32, BUF));
+        let mut want = expected[996..].to_vec();
+        want.resize(32, 0);
+        assert_eq!((c, guest(&mem, BUF, 32)), (0, want));
+        // Skip past the end is fine and reads stay zeros.
+        assert_eq!(
+            run(
+                &mut dev,
+                &mem,
+                DmaAccess::select_then(key::SIGNATURE, dma::SKIP, 100, 0)
+            ),
+            0
+        );
+        mem.write_slice(&[0xEE; 4], GuestAddress(BUF)).unwrap();
+        assert_eq!(run(&mut dev, &mem, DmaAccess::op(dma::READ, 4, BUF)), 0);
+        assert_eq!(guest(&mem, BUF, 4), [0; 4]);
+        // A large read past the end zero-fills all of it.
+        mem.write_slice(&vec![0xEE; 20_000], GuestAddress(BUF)).unwrap();
+        assert_eq!(
+            run(
+                &mut dev,
+                &mem,
+                DmaAccess::select_then(key::ID, dma::READ, 20_000, BUF)
+            ),
+            0
+        );
+        let got = guest(&mem, BUF, 20_000);
+        assert_eq!(&got[..4], &3u32.to_le_bytes());
+        assert!(got[4..].iter().all(|&b| b == 0));
+        // SELECT alone only selects.
+        assert_eq!(
+            run(&mut dev, &mem, DmaAccess::select_then(key::SIGNATURE, 0, 4, BUF)),
+            0
+        );
+        assert_eq!(pio_read(&mut dev, 4), b"QEMU");
+    }
+
+    #[test]
+    fn dma_out_of_memory_sets_error_and_touches_nothing() {
+        let (mut dev, mem) = device();
+        // Straddling the end of RAM: nothing written, offset unchanged.
+        let near_end = RAM as u64 - 2;
+        mem.write_slice(&[0x55, 0x55], GuestAddress(near_end)).unwrap();
+        let c = run(
+            &mut dev,
+            &mem,
+            DmaAccess::select_then(key::SIGNATURE, dma::READ, 4, near_end),
+        );
+        assert_eq!(c, dma::ERROR);
+        assert_eq!(guest(&mem, near_end, 2), [0x55, 0x55]);
+        assert_eq!(pio_read(&mut dev, 4), b"QEMU", "the failed read did not advance");
+        // Entirely outside RAM, and an address + length that overflows.
+        assert_eq!(
+            run(&mut dev, &mem, DmaAccess::op(dma::READ, 4, 1 << 40)),
+            dma::ERROR
+        );
+        assert_eq!(
+            run(&mut dev, &mem, DmaAccess::op(dma::READ, 0x10, u64::MAX - 4)),
+            dma::ERROR
+        );
+        // A selector outside the key space.
+        assert_eq!(
+            run(&mut dev, &mem, DmaAccess::select_then(0x3FFF, dma::READ, 4, BUF)),
+            dma::ERROR
+        );
+        assert_eq!(run(&mut dev, &mem, DmaAccess::op(dma::SKIP, 4, 0)), dma::ERROR);
+        // After a good select, all is well again.
+        assert_eq!(
+            run(
+                &mut dev,
+                &mem,
+                DmaAccess::select_then(key::SIGNATURE, dma::READ, 4, BUF)
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn descriptor_outside_memory_is_ignored() {
+        let (mut dev, mem) = device();
+        for addr in [RAM as u64, RAM as u64 + 0x1000, u64::MAX - 3, u64::MAX] {
+            dev.write(DMA_HIGH, &((addr >> 32) as u32).to_be_bytes());
+            dev.write(DMA_LOW, &(addr as u32).to_be_bytes());
+        }
+        // Half in RAM: the control word gets ERROR (QEMU writes it back), nothing else.
+        let straddle = RAM as u64 - 8;
+        mem.write_slice(
+            DmaAccess::select_then(key::SIGNATURE, dma::READ, 4, BUF).as_bytes()[..8].as_ref(),
+            GuestAddress(straddle),
+        )
+        .unwrap();
+        dev.write(DMA_LOW, &(straddle as u32).to_be_bytes());
+        assert_eq!(guest(&mem, straddle, 4), dma::ERROR.to_be_bytes());
+        // The address register was cleared by each transfer: a low-half write alone works.
+        assert_eq!(
+            run(
+                &mut dev,
+                &mem,
+                DmaAccess::select_then(key::SIGNATURE, dma::READ, 4, BUF)
+            ),
+            0
+        );
+        assert_eq!(guest(&mem, BUF, 4), b"QEMU");
+    }
+
+    #[test]
+    fn high_half_of_the_address_register() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM), (GuestAddress(1 << 32), 0x10000)])
+            .unwrap();
+        let mut dev = FwCfgBuilder::new().build(mem.clone()).unwrap();
+        let desc = (1u64 << 32) + 0x100;
+        let d = DmaAccess::select_then(key::SIGNATURE, dma::READ, 4, (1 << 32) + 0x800);
+        mem.write_slice(d.as_bytes(), GuestAddress(desc)).unwrap();
+        dev.write(DMA_HIGH, &1u32.to_be_bytes());
+        dev.write(DMA_LOW, &0x100u32.to_be_bytes());
+        assert_eq!(guest(&mem, desc, 4), [0; 4]);
+        assert_eq!(guest(&mem, (1 << 32) + 0x800, 4), b"QEMU");
+        // One 8-byte write works too.
+        mem.write_slice(d.as_bytes(), GuestAddress(desc)).unwrap();
+        dev.write(DMA_HIGH, &desc.to_be_bytes());
+        assert_eq!(guest(&mem, desc, 4), [0; 4]);
+    }
+
+    #[test]
+    fn dma_write_to_writable_and_read_only_files() {
+        let (mut dev, mem) = device();
+        let sel = dev.file_selector("etc/vmgenid_addr").unwrap();
+        mem.write_slice(&0x1234_5678_9abc_u64.to_le_bytes(), GuestAddress(BUF))
+            .unwrap();
+        // As WRITE_POINTER does: skip to dst_offset, then write `size` bytes.
+        assert_eq!(
+            run(&mut dev, &mem, DmaAccess::select_then(sel, dma::SKIP, 2, 0)),
+            0
+        );
+        assert_eq!(run(&mut dev, &mem, DmaAccess::op(dma::WRITE, 4, BUF)), 0);
+        assert_eq!(
+            dev.file_contents("etc/vmgenid_addr").unwrap(),
+            [0, 0, 0xbc, 0x9a, 0x78, 0x56, 0, 0]
+        );
+        // Past the item's end: refused, unchanged.
+        assert_eq!(run(&mut dev, &mem, DmaAccess::op(dma::WRITE, 4, BUF)), dma::ERROR);
+        assert_eq!(
+            dev.file_contents("etc/vmgenid_addr").unwrap(),
+            [0, 0, 0xbc, 0x9a, 0x78, 0x56, 0, 0]
+        );
+        // From outside RAM: refused.
+        assert_eq!(
+            run(
+                &mut dev,
+                &mem,
+                DmaAccess::select_then(sel, dma::WRITE, 4, 1 << 40)
+            ),
+            dma::ERROR
+        );
+        // Read-only files and keyed items: refused.
+        let e820 = dev.file_selector("etc/e820").unwrap();
+        assert_eq!(
+            run(&mut dev, &mem, DmaAccess::select_then(e820, dma::WRITE, 2, BUF)),
+            dma::ERROR
+        );
+        assert_eq!(dev.file_contents("etc/e820").unwrap(), [1, 2, 3]);
+        assert_eq!(
+            run(
+                &mut dev,
+                &mem,
+                DmaAccess::select_then(key::SIGNATURE, dma::WRITE, 4, BUF)
+            ),
+            dma::ERROR
+        );
+        pio_select(&mut dev, key::SIGNATURE);
+        assert_eq!(pio_read(&mut dev, 4), b"QEMU");
+        // Data-port writes are ignored.
+        dev.write(DATA, &[0x41]);
+        assert_eq!(dev.file_contents("etc/e820").unwrap(), [1, 2, 3]);
+        assert_eq!(dev.file_contents("etc/nope"), None);
+    }
+
+    #[test]
+    fn builder_refuses_bad_files_and_keys() {
+        let long = "x".repeat(56);
+        assert_eq!(
+            FwCfgBuilder::new().file(&long, vec![]).unwrap_err(),
+            FwCfgError::NameTooLong { name: long, len: 56 }
+        );
+        assert!(FwCfgBuilder::new().file(&"x".repeat(55), vec![]).is_ok());
+        assert_eq!(
+            FwCfgBuilder::new().file("", vec![]).unwrap_err(),
+            FwCfgError::InvalidName("".into())
+        );
+        assert_eq!(
+            FwCfgBuilder::new().file("a\0b", vec![]).unwrap_err(),
+            FwCfgError::InvalidName("a\0b".into())
+        );
+        let dup = FwCfgBuilder::new()
+            .file("etc/e820", vec![])
+            .unwrap()
+            .file("etc/e820", vec![1]);
+        assert_eq!(dup.unwrap_err(), FwCfgError::DuplicateName("etc/e820".into()));
+        let mut b = FwCfgBuilder::new().file_slots(2);
+        for name in ["a", "b", "c"] {
+            b.add_file(name, vec![], false).unwrap();
+        }
+        assert_eq!(
+            b.build(memory()).err(),
+            Some(FwCfgError::TooManyFiles { count: 3, slots: 2 })
+        );
+        for k in [key::FILE_DIR, 0x20, 0x4001, 0x8000 + 0x20 + 64] {
+            let e = FwCfgBuilder::new().item(k, vec![]).build(memory()).err();
+            assert_eq!(e, Some(FwCfgError::ReservedKey(k)));
+        }
+        assert_eq!(
+            FwCfgBuilder::new().file_slots(0).build(memory()).err(),
+            Some(FwCfgError::BadSlotCount(0))
+        );
+        assert!(FwCfgBuilder::new()
+            .item(key::E820_TABLE, vec![0; 4])
+            .build(memory())
+            .is_ok());
+    }
+
+    #[test]
+    fn firmware_cache_limit_is_reported() {
+        let mut b = FwCfgBuilder::new();
+        for i in 0..33 {
+            b.add_file(&format!("opt/f{i:02}"), vec![i], false).unwrap();
+        }
+        let dev = b.build(memory()).unwrap();
+        assert_eq!(dev.file_count(), 33);
+        assert!(dev.exceeds_firmware_cache());
+        assert_eq!(dev.file_contents("opt/f32"), Some(&[32u8][..]));
+    }
+}

@@ -1,0 +1,7 @@
+//! One file per device, each a register model behind [`crate::bus::BusDevice`].
+pub mod cmos;
+pub mod debug_exit;
+pub mod fw_cfg;
+pub mod i8042;
+pub mod milestones;
+pub mod serial;

@@ -1,0 +1,197 @@
+//! COM1, a 16550A UART. The register model is vm-superio's `Serial`; this file is only the bus
+//! adapter around it, as Firecracker wraps it (src/vmm/src/devices/legacy/serial.rs).
+//!
+//! Output goes to any `Write` (the VMM passes stdout or a log file). Input arrives through
+//! [`Serial::enqueue_input`], called by the VMM's stdin thread.
+use std::io::Write;
+
+use vm_superio::serial::{Error as UartError, NoEvents};
+
+use crate::bus::BusDevice;
+use crate::irq::IrqLine;
+
+/// The UART's eight registers, offsets 0-7 of its range.
+const REGISTERS: u64 = 8;
+
+// What has been logged once already (see `Serial::warn_once`).
+const WARNED_OUTPUT: u8 = 1 << 0;
+const WARNED_IRQ: u8 = 1 << 1;
+const WARNED_OFFSET: u8 = 1 << 2;
+
+pub struct Serial<W: Write + Send> {
+    uart: vm_superio::Serial<IrqLine, NoEvents, W>,
+    warned: u8,
+}
+
+impl<W: Write + Send> Serial<W> {
+    /// A UART that interrupts through `irq` and sends what the guest transmits to `out`.
+    pub fn new(irq: IrqLine, out: W) -> Self {
+        Self {
+            uart: vm_superio::Serial::new(irq, out),
+            warned: 0,
+        }
+    }
+
+    /// Queues bytes for the guest to receive, raising the data-ready interrupt if it is enabled.
+    /// Returns how many were taken: fewer than `bytes.len()` (maybe 0) when the 64-byte receive
+    /// FIFO fills up; the caller keeps the rest and retries once the guest has read some (see
+    /// [`Serial::input_capacity`]). Input is dropped while the guest has the UART in loopback.
+    pub fn enqueue_input(&mut self, bytes: &[u8]) -> usize {
+        let room = bytes.len().min(self.uart.fifo_capacity());
+        match self.uart.enqueue_raw_bytes(bytes) {
+            Ok(taken) => taken,
+            Err(UartError::FullFifo) => 0,
+            Err(e) => {
+                // Only the interrupt failed: the bytes are queued.
+                self.report(&e);
+                room
+            }
+        }
+    }
+
+    /// Free space in the receive FIFO.
+    pub fn input_capacity(&self) -> usize {
+        self.uart.fifo_capacity()
+    }
+
+    /// Logs a UART failure once per kind: output errors (e.g. a closed pipe) would otherwise
+    /// repeat for every byte the guest sends.
+    fn report(&mut self, error: &UartError<std::io::Error>) {
+        let kind = match error {
+            UartError::IOError(_) => WARNED_OUTPUT,
+            UartError::Trigger(_) => WARNED_IRQ,
+            UartError::FullFifo => return,
+        };
+        self.warn_once(kind, format_args!("serial: {error}"));
+    }
+
+    fn warn_once(&mut self, kind: u8, message: std::fmt::Arguments) {
+        if self.warned & kind == 0 {
+            self.warned |= kind;
+            eprintln!("minnow: {message}");
+        }
+    }
+}
+
+impl<W: Write + Send> BusDevice for Serial<W> {
+    /// One register per access: a wider access reads the register at `offset` into the first
+    /// byte and all-ones into the rest.
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        data.fill(0xFF);
+        let Some(first) = data.first_mut() else { return };
+        match u8::try_from(offset) {
+            Ok(reg) if offset < REGISTERS => *first = self.uart.read(reg),
+            _ => self.warn_once(
+                WARNED_OFFSET,
+                format_args!("serial: access at offset {offset:#x} ignored"),
+            ),
+        }
+    }
+
+    /// One register per access: a wider access writes its first byte.
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        let Some(&value) = data.first() else { return };
+        match u8::try_from(offset) {
+            Ok(reg) if offset < REGISTERS => {
+                if let Err(e) = self.uart.write(reg, value) {
+                    self.report(&e);
+                }
+            }
+            _ => self.warn_once(
+                WARNED_OFFSET,
+                format_args!("serial: access at offset {offset:#x} ignored"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Register offsets and bits, as a guest driver names them.
+    const THR: u64 = 0;
+    const RBR: u64 = 0;
+    const IER: u64 = 1;
+    const IIR: u64 = 2;
+    const LSR: u64 = 5;
+    const IER_THRE: u8 = 0x02;
+    const IER_RDA: u8 = 0x01;
+    const IIR_THRE: u8 = 0x02;
+    const IIR_RDA: u8 = 0x04;
+    const LSR_DR: u8 = 0x01;
+    const LSR_THRE: u8 = 0x20;
+
+    fn uart() -> (Serial<Vec<u8>>, IrqLine) {
+        let irq = IrqLine::new(4).unwrap();
+        let probe = irq.try_clone().unwrap();
+        (Serial::new(irq, Vec::new()), probe)
+    }
+
+    fn read(dev: &mut Serial<Vec<u8>>, offset: u64) -> u8 {
+        let mut b = [0u8];
+        dev.read(offset, &mut b);
+        b[0]
+    }
+
+    fn fired(irq: &IrqLine) -> bool {
+        irq.event().read().is_ok()
+    }
+
+    #[test]
+    fn transmitted_bytes_reach_the_output() {
+        let (mut dev, _) = uart();
+        assert_ne!(read(&mut dev, LSR) & LSR_THRE, 0);
+        dev.write(THR, b"h");
+        dev.write(THR, b"i!"); // a wide write sends its first byte only
+        assert_eq!(dev.uart.writer(), b"hi");
+    }
+
+    #[test]
+    fn enabling_the_thr_empty_interrupt_raises_the_line() {
+        let (mut dev, irq) = uart();
+        assert!(!fired(&irq));
+        dev.write(IER, &[IER_THRE]);
+        assert!(fired(&irq));
+        assert_eq!(read(&mut dev, IIR) & 0x0F, IIR_THRE);
+        dev.write(THR, b"x");
+        assert!(fired(&irq), "each transmitted byte empties THR again");
+    }
+
+    #[test]
+    fn input_is_readable_from_rbr_with_data_ready() {
+        let (mut dev, irq) = uart();
+        dev.write(IER, &[IER_RDA]);
+        assert_eq!(read(&mut dev, LSR) & LSR_DR, 0);
+        assert_eq!(dev.enqueue_input(b"ok"), 2);
+        assert!(fired(&irq));
+        assert_eq!(read(&mut dev, IIR) & 0x0F, IIR_RDA);
+        assert_ne!(read(&mut dev, LSR) & LSR_DR, 0);
+        assert_eq!(read(&mut dev, RBR), b'o');
+        assert_eq!(read(&mut dev, RBR), b'k');
+        assert_eq!(read(&mut dev, LSR) & LSR_DR, 0);
+    }
+
+    #[test]
+    fn input_beyond_the_fifo_is_left_to_the_caller() {
+        let (mut dev, _) = uart();
+        let capacity = dev.input_capacity();
+        assert_eq!(dev.enqueue_input(&vec![b'a'; capacity + 10]), capacity);
+        assert_eq!(dev.enqueue_input(b"b"), 0);
+        read(&mut dev, RBR);
+        assert_eq!(dev.enqueue_input(b"bc"), 1);
+    }
+
+    #[test]
+    fn out_of_range_accesses_are_harmless() {
+        let (mut dev, _) = uart();
+        let mut b = [0u8; 2];
+        dev.read(8, &mut b);
+        assert_eq!(b, [0xFF, 0xFF]);
+        dev.read(LSR, &mut b);
+        assert_eq!(b[1], 0xFF);
+        dev.write(9, &[0x41]);
+        dev.write(THR, &[]);
+        assert!(dev.uart.writer().is_empty());
+    }
+}

@@ -1,0 +1,293 @@
+//! From a `Config` to a running VM, in order: validate, map memory, create the VM and vCPUs,
+//! attach the devices, fill fw_cfg; then run the vCPUs to the end.
+use crate::bus::{Bus, BusError, SharedDevice};
+use crate::config::{Bios, Config, Serial};
+use crate::devices::cmos::Cmos;
+use crate::devices::debug_exit::DebugExit;
+use crate::devices::i8042::I8042;
+use crate::devices::milestones::{Milestone, MilestonePort};
+use crate::devices::serial;
+use crate::exit::{ExitReason, ExitSignal};
+use crate::fw_cfg_setup::{self, FwCfgSetupError};
+use crate::irq::IrqLine;
+use crate::layout::{gsi, port};
+use crate::rom::{self, RomError};
+use crate::signals;
+use crate::vstate::memory::{self, MemoryError, Rom};
+use crate::vstate::vcpu::{ExitHandlers, Vcpu, VcpuError};
+use crate::vstate::vm::{self, VmError};
+use kvm_ioctls::{Kvm, VmFd};
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::signal::Killable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error("{0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Rom(#[from] RomError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Vcpu(#[from] VcpuError),
+    #[error("placing devices: {0}")]
+    Bus(#[from] BusError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("reading KVM's supported CPUID: {0}")]
+    Cpuid(kvm_ioctls::Error),
+    #[error("routing interrupt {gsi}: {source}")]
+    Irq { gsi: u32, source: kvm_ioctls::Error },
+    #[error(transparent)]
+    FwCfg(#[from] FwCfgSetupError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MachineError {
+    let what = what.into();
+    move |source| MachineError::Io { what, source }
+}
+
+/// A built VM, ready to run.
+pub struct Machine {
+    // Field order is drop order: vCPUs and the VM go before the memory they map.
+    vcpus: Vec<Vcpu>,
+    _vm: VmFd,
+    _kvm: Kvm,
+    _ram: GuestMemoryMmap,
+    handlers: ExitHandlers,
+    milestones: Arc<Mutex<Vec<Milestone>>>,
+    rtc: Option<Arc<Mutex<Cmos>>>,
+    serial: Option<(Arc<Mutex<serial::Serial<Output>>>, bool)>,
+    /// Last: guest memory's ROM windows point into this mapping.
+    _rom: Option<Rom>,
+}
+
+/// Where COM1 writes.
+pub type Output = Box<dyn Write + Send>;
+
+/// Refuses combinations that cannot work, saying why, before anything is created.
+pub fn validate(c: &Config) -> Result<(), MachineError> {
+    let m = &c.machine;
+    let unsupported = |s: &str| Err(MachineError::Unsupported(s.into()));
+    if !m.pic.or(true) {
+        return unsupported("-M pic=off needs an interrupt controller split between KVM and the VMM, which Minnow does not have yet");
+    }
+    if m.acpi.or(false) {
+        return unsupported("-M acpi=on: Minnow does not generate ACPI tables yet; use acpi=off (the firmware then writes an MP table)");
+    }
+    if c.bios == Bios::None {
+        return unsupported(
+            "-bios none (direct kernel boot) is not built yet: boot through the firmware (omit -bios)",
+        );
+    }
+    Ok(())
+}
+
+/// Builds the VM `c` describes.
+pub fn build(c: &Config) -> Result<Machine, MachineError> {
+    validate(c)?;
+    let rom = rom::image(&c.bios)?.map(|image| Rom::new(&image)).transpose()?;
+    let ram = memory::create(c.memory, rom.as_ref())?;
+    let kvm = vm::open_kvm()?;
+    let vm = vm::create(&kvm, &ram, c.machine.pit.or(true))?;
+    let supported = kvm
+        .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
+        .map_err(MachineError::Cpuid)?;
+    let vcpus = (0..c.cpus)
+        .map(|id| Vcpu::new(&vm, &supported, id, c.cpus))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let exit = ExitSignal::default();
+    let mut pio = Bus::new();
+    let milestones = Arc::new(Mutex::new(Vec::new()));
+    attach_milestones(&mut pio, c, &milestones)?;
+    let serial = match c.machine.isa_serial {
+        true => Some((
+            attach_serial(&mut pio, &vm, &c.serial)?,
+            c.serial == Serial::Stdio,
+        )),
+        false => None,
+    };
+    let rtc = match c.machine.rtc.or(true) {
+        true => Some(attach_rtc(&mut pio, &vm, c.memory)?),
+        false => {
+            // Nothing can tell a guest without ACPI that the CMOS RTC is absent.
+            eprintln!("minnow: warning: rtc=off without ACPI: Linux will probe the missing RTC and stall for seconds");
+            None
+        }
+    };
+    let i8042 = Arc::new(Mutex::new(I8042::new(exit.clone())));
+    pio.insert(u64::from(port::I8042_DATA), 5, i8042)?;
+    if let Some(d) = c.debug_exit {
+        let dev = Arc::new(Mutex::new(DebugExit::new(exit.clone())));
+        pio.insert(u64::from(d.iobase), u64::from(d.iosize.max(1)), dev)?;
+    }
+    let fw_cfg = Arc::new(Mutex::new(fw_cfg_setup::build(c, &ram)?));
+    pio.insert(
+        u64::from(port::FW_CFG),
+        u64::from(minnow_bootproto::fw_cfg::PORT_RANGE_DMA),
+        fw_cfg,
+    )?;
+    let handlers = ExitHandlers {
+        pio,
+        mmio: Bus::new(),
+        exit,
+    };
+    Ok(Machine {
+        vcpus,
+        _vm: vm,
+        _kvm: kvm,
+        _ram: ram,
+        _rom: rom,
+        handlers,
+        milestones,
+        rtc,
+        serial,
+    })
+}
+
+/// A device's interrupt line, routed through KVM's irqchip.
+fn irq_line(vm: &VmFd, gsi: u32) -> Result<IrqLine, MachineError> {
+    let line = IrqLine::new(gsi).map_err(io("creating an interrupt eventfd"))?;
+    vm.register_irqfd(line.event(), gsi)
+        .map_err(|source| MachineError::Irq { gsi, source })?;
+    Ok(line)
+}
+
+fn attach_milestones(
+    pio: &mut Bus,
+    c: &Config,
+    record: &Arc<Mutex<Vec<Milestone>>>,
+) -> Result<(), MachineError> {
+    for p in [port::MILESTONE_FIRMWARE, port::MILESTONE_KERNEL] {
+        // An isa-debug-exit at the same port takes it, as in QEMU (qboot's benchmark relied on it).
+        let taken = c
+            .debug_exit
+            .is_some_and(|d| (d.iobase..d.iobase + d.iosize).contains(&p));
+        if !taken {
+            let dev: SharedDevice = Arc::new(Mutex::new(MilestonePort::new(p, record.clone())));
+            pio.insert(u64::from(p), 1, dev)?;
+        }
+    }
+    Ok(())
+}
+
+fn attach_serial(
+    pio: &mut Bus,
+    vm: &VmFd,
+    output: &Serial,
+) -> Result<Arc<Mutex<serial::Serial<Output>>>, MachineError> {
+    let out: Output = match output {
+        Serial::Stdio => Box::new(std::io::stdout()),
+        Serial::File(path) => Box::new(
+            std::fs::File::create(path).map_err(io(format!("creating the serial log {}", path.display())))?,
+        ),
+        Serial::None => Box::new(std::io::sink()),
+    };
+    let dev = Arc::new(Mutex::new(serial::Serial::new(irq_line(vm, gsi::COM1)?, out)));
+    pio.insert(u64::from(port::COM1), 8, dev.clone())?;
+    Ok(dev)
+}
+
+fn attach_rtc(pio: &mut Bus, vm: &VmFd, memory: u64) -> Result<Arc<Mutex<Cmos>>, MachineError> {
+    let low = memory.min(crate::layout::LOW_RAM_MAX);
+    let cmos = Cmos::new(low, memory - low, irq_line(vm, gsi::RTC)?).map_err(io("creating the RTC"))?;
+    let dev = Arc::new(Mutex::new(cmos));
+    pio.insert(u64::from(port::RTC), 2, dev.clone())?;
+    Ok(dev)
+}
+
+/// Forwards stdin to COM1 until stdin ends. The thread is detached: a read cannot be interrupted,
+/// so it ends with the process (or at EOF).
+fn forward_stdin(serial: Arc<Mutex<serial::Serial<Output>>>) {
+    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = std::io::stdin().read(&mut buf) {
+            let mut rest = &buf[..n];
+            while !rest.is_empty() {
+                let taken = serial
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .enqueue_input(rest);
+                rest = &rest[taken..];
+                if taken == 0 {
+                    // The guest has not drained the FIFO yet.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    });
+}
+
+impl Machine {
+    /// A handle that stops this VM from another thread (an embedding application's "stop").
+    pub fn exit_signal(&self) -> ExitSignal {
+        self.handlers.exit.clone()
+    }
+
+    /// The milestones the firmware wrote, in order.
+    pub fn milestones(&self) -> Vec<Milestone> {
+        self.milestones.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs every vCPU on its own thread until the VM stops; returns why.
+    pub fn run(self) -> Result<ExitReason, MachineError> {
+        signals::install().map_err(io("installing signal handlers"))?;
+        let Machine {
+            vcpus,
+            handlers,
+            rtc,
+            serial,
+            ..
+        } = self;
+        if let Some((serial, true)) = serial {
+            forward_stdin(serial);
+        }
+        let stop_rtc = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating an eventfd"))?;
+        let rtc_thread = match rtc {
+            Some(rtc) => Some(
+                crate::rtc_timer::spawn(rtc, stop_rtc.try_clone().map_err(io("eventfd"))?)
+                    .map_err(io("starting the RTC timer"))?,
+            ),
+            None => None,
+        };
+        let threads = vcpus
+            .into_iter()
+            .map(|mut vcpu| {
+                let h = handlers.clone();
+                std::thread::Builder::new()
+                    .name(format!("vcpu{}", vcpu.id()))
+                    .spawn(move || vcpu.run(&h))
+                    .map_err(io("starting a vCPU thread"))
+            })
+            .collect::<Result<Vec<JoinHandle<ExitReason>>, _>>()?;
+        let reason = loop {
+            if let Some(reason) = handlers.exit.wait(Duration::from_millis(20)) {
+                break reason;
+            }
+            if let Some(sig) = signals::take_termination() {
+                handlers.exit.request(ExitReason::Signal(sig));
+            }
+        };
+        // vCPUs blocked in KVM_RUN leave it when signalled; repeat in case one was not in it yet.
+        for t in threads {
+            while !t.is_finished() {
+                let _ = t.kill(signals::kick_signal());
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = t.join();
+        }
+        if let Some(t) = rtc_thread {
+            let _ = stop_rtc.write(1);
+            let _ = t.join();
+        }
+        Ok(reason)
+    }
+}

@@ -1,0 +1,38 @@
+//! `minnow`: QEMU's microvm command line over the Minnow library. Prints one line on error and
+//! exits non-zero; otherwise exits with the status the guest's way of stopping implies.
+use minnow_vmm::config::{self, HELP};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let config = match config::parse(std::env::args().skip(1)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("minnow: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // The VM dies with whoever started it: no orphaned guests.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if let Some(path) = &config.pidfile {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            eprintln!("minnow: writing the pid file {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let status = match minnow_vmm::run(&config) {
+        Ok(reason) => reason.status(),
+        Err(e) => {
+            eprintln!("minnow: {e}");
+            1
+        }
+    };
+    if let Some(path) = &config.pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    ExitCode::from(status.clamp(0, 255) as u8)
+}

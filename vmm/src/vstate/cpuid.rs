@@ -1,0 +1,62 @@
+//! The CPUID a vCPU sees: what KVM supports, with the hypervisor bit set (without it Linux ignores
+//! the KVM leaves and gets no kvmclock) and each vCPU's own APIC id and topology.
+use kvm_bindings::CpuId;
+
+const LEAF_FEATURES: u32 = 1;
+const LEAF_EXTENDED_TOPOLOGY: u32 = 0xB;
+const ECX_HYPERVISOR: u32 = 1 << 31;
+const EBX_APIC_ID_SHIFT: u32 = 24;
+const EBX_LOGICAL_COUNT_SHIFT: u32 = 16;
+const EDX_HTT: u32 = 1 << 28;
+
+/// Adjusts KVM's supported CPUID for vCPU `id` of `count`.
+pub fn for_vcpu(supported: &CpuId, id: u8, count: u8) -> CpuId {
+    let mut cpuid = supported.clone();
+    for entry in cpuid.as_mut_slice() {
+        match entry.function {
+            LEAF_FEATURES => {
+                entry.ecx |= ECX_HYPERVISOR;
+                entry.ebx = (entry.ebx & 0x0000_FFFF)
+                    | (u32::from(id) << EBX_APIC_ID_SHIFT)
+                    | (u32::from(count) << EBX_LOGICAL_COUNT_SHIFT);
+                if count > 1 {
+                    entry.edx |= EDX_HTT;
+                }
+            }
+            // x2APIC id of this vCPU, in every sub-leaf.
+            LEAF_EXTENDED_TOPOLOGY => entry.edx = u32::from(id),
+            _ => {}
+        }
+    }
+    cpuid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvm_bindings::kvm_cpuid_entry2;
+
+    #[test]
+    fn each_vcpu_gets_the_hypervisor_bit_and_its_apic_id() {
+        let entries = [
+            kvm_cpuid_entry2 {
+                function: 1,
+                ebx: 0xFF00_0800,
+                ..Default::default()
+            },
+            kvm_cpuid_entry2 {
+                function: 0xB,
+                index: 0,
+                ..Default::default()
+            },
+        ];
+        let supported = CpuId::from_entries(&entries).unwrap();
+        let c = for_vcpu(&supported, 3, 4);
+        let leaf1 = c.as_slice()[0];
+        assert_ne!(leaf1.ecx & ECX_HYPERVISOR, 0);
+        assert_eq!(leaf1.ebx >> 24, 3);
+        assert_eq!((leaf1.ebx >> 16) & 0xFF, 4);
+        assert_eq!(leaf1.ebx & 0xFFFF, 0x0800);
+        assert_eq!(c.as_slice()[1].edx, 3);
+    }
+}

@@ -1,0 +1,5 @@
+//! KVM state: the VM, its memory and its vCPUs.
+pub mod cpuid;
+pub mod memory;
+pub mod vcpu;
+pub mod vm;

@@ -1,0 +1,127 @@
+//! A vCPU: its CPUID and LAPIC setup, and the run loop, which only dispatches exits to the buses.
+use super::cpuid;
+use crate::bus::Bus;
+use crate::exit::{ExitReason, ExitSignal};
+use kvm_bindings::{CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
+
+/// LAPIC register offsets and delivery modes for the two local interrupt pins.
+const APIC_LVT0: usize = 0x350;
+const APIC_LVT1: usize = 0x360;
+const APIC_MODE_NMI: u32 = 0x4;
+const APIC_MODE_EXTINT: u32 = 0x7;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuError {
+    #[error("creating vCPU {id}: {source}")]
+    Create { id: u8, source: kvm_ioctls::Error },
+    #[error("setting up vCPU {id}'s {what}: {source}")]
+    Setup {
+        id: u8,
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
+}
+
+pub struct Vcpu {
+    fd: VcpuFd,
+    id: u8,
+}
+
+/// What a vCPU thread needs to handle exits.
+#[derive(Clone)]
+pub struct ExitHandlers {
+    pub pio: Bus,
+    pub mmio: Bus,
+    pub exit: ExitSignal,
+}
+
+impl Vcpu {
+    /// Creates vCPU `id` of `count` in its architectural reset state (for firmware boot: the CPU
+    /// starts at the reset vector; vCPUs other than 0 wait for the BSP's INIT/SIPI).
+    pub fn new(vm: &VmFd, supported: &CpuId, id: u8, count: u8) -> Result<Self, VcpuError> {
+        let fd = vm
+            .create_vcpu(u64::from(id))
+            .map_err(|source| VcpuError::Create { id, source })?;
+        let setup = |what| move |source| VcpuError::Setup { id, what, source };
+        fd.set_cpuid2(&cpuid::for_vcpu(supported, id, count))
+            .map_err(setup("CPUID"))?;
+        // Virtual-wire mode, as firmware leaves a PC: the PIC through LINT0, NMIs through LINT1.
+        let mut lapic = fd.get_lapic().map_err(setup("LAPIC"))?;
+        set_lvt(&mut lapic.regs, APIC_LVT0, APIC_MODE_EXTINT);
+        set_lvt(&mut lapic.regs, APIC_LVT1, APIC_MODE_NMI);
+        fd.set_lapic(&lapic).map_err(setup("LAPIC"))?;
+        Ok(Self { fd, id })
+    }
+
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// Runs the guest until something asks the VM to stop; returns why.
+    pub fn run(&mut self, h: &ExitHandlers) -> ExitReason {
+        loop {
+            if let Some(reason) = h.exit.requested() {
+                return reason;
+            }
+            match self.fd.run() {
+                Ok(VcpuExit::IoIn(port, data)) => {
+                    h.pio.read(u64::from(port), data);
+                }
+                Ok(VcpuExit::IoOut(port, data)) => {
+                    h.pio.write(u64::from(port), data);
+                }
+                Ok(VcpuExit::MmioRead(addr, data)) => {
+                    h.mmio.read(addr, data);
+                }
+                Ok(VcpuExit::MmioWrite(addr, data)) => {
+                    h.mmio.write(addr, data);
+                }
+                // With the in-kernel LAPIC, HLT stays in KVM; without interrupts it would spin here.
+                Ok(VcpuExit::Hlt) => {}
+                Ok(VcpuExit::Shutdown) => h.exit.request(ExitReason::TripleFault),
+                Ok(VcpuExit::SystemEvent(kind, _)) => h.exit.request(match kind {
+                    KVM_SYSTEM_EVENT_SHUTDOWN => ExitReason::PowerOff,
+                    KVM_SYSTEM_EVENT_RESET => ExitReason::Reset,
+                    KVM_SYSTEM_EVENT_CRASH => ExitReason::Failure,
+                    _ => ExitReason::Failure,
+                }),
+                Ok(VcpuExit::FailEntry(reason, cpu)) => {
+                    eprintln!("minnow: vCPU {} could not enter the guest (hardware reason {reason:#x} on CPU {cpu})", self.id);
+                    h.exit.request(ExitReason::Failure);
+                }
+                Ok(VcpuExit::InternalError) => {
+                    eprintln!(
+                        "minnow: vCPU {}: KVM internal error (an instruction KVM cannot emulate)",
+                        self.id
+                    );
+                    h.exit.request(ExitReason::Failure);
+                }
+                Ok(other) => {
+                    eprintln!("minnow: vCPU {}: unexpected exit {other:?}", self.id);
+                    h.exit.request(ExitReason::Failure);
+                }
+                // A signal kicked us out of KVM_RUN: look at the exit request again.
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+                Err(e) => {
+                    eprintln!("minnow: vCPU {}: KVM_RUN failed: {e}", self.id);
+                    h.exit.request(ExitReason::Failure);
+                }
+            }
+        }
+    }
+}
+
+/// Sets a LAPIC local vector table entry's delivery mode (bits 8-10) and unmasks it.
+fn set_lvt(regs: &mut [std::os::raw::c_char; 1024], offset: usize, mode: u32) {
+    let mut bytes = [0u8; 4];
+    bytes
+        .iter_mut()
+        .zip(&regs[offset..offset + 4])
+        .for_each(|(b, &r)| *b = r as u8);
+    let value = (u32::from_le_bytes(bytes) & !0x1_0700) | (mode << 8);
+    regs[offset..offset + 4]
+        .iter_mut()
+        .zip(value.to_le_bytes())
+        .for_each(|(r, b)| *r = b as std::os::raw::c_char);
+}

@@ -1,0 +1,84 @@
+//! The KVM VM: memory slots, the in-kernel interrupt controllers and PIT.
+use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+/// Where KVM puts the three pages of its real-mode TSS (Intel only): just below the ROM
+/// (Firecracker's choice); not RAM on this machine.
+const KVM_TSS_ADDRESS: usize = 0xFFFB_D000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error(
+        "/dev/kvm does not exist: this host has no KVM (load kvm_intel or kvm_amd, or enable virtualization)"
+    )]
+    NoKvm,
+    #[error("/dev/kvm: permission denied: add yourself to group kvm (sudo usermod -aG kvm $USER) and log in again")]
+    KvmPermission,
+    #[error("opening /dev/kvm: {0}")]
+    OpenKvm(kvm_ioctls::Error),
+    #[error("KVM API version {0} is not 12")]
+    ApiVersion(i32),
+    #[error("creating the VM: {0}")]
+    CreateVm(kvm_ioctls::Error),
+    #[error("mapping guest memory at {addr:#x}: {source}")]
+    MemorySlot { addr: u64, source: kvm_ioctls::Error },
+    #[error("setting up KVM's {what}: {source}")]
+    Setup {
+        what: &'static str,
+        source: kvm_ioctls::Error,
+    },
+}
+
+/// Opens /dev/kvm with an error a user can act on.
+pub fn open_kvm() -> Result<Kvm, VmError> {
+    let kvm = Kvm::new().map_err(|e| match e.errno() {
+        libc::ENOENT => VmError::NoKvm,
+        libc::EACCES | libc::EPERM => VmError::KvmPermission,
+        _ => VmError::OpenKvm(e),
+    })?;
+    match kvm.get_api_version() {
+        12 => Ok(kvm),
+        v => Err(VmError::ApiVersion(v)),
+    }
+}
+
+/// Creates the VM with `memory` (RAM and ROM windows), the in-kernel PIC+IOAPIC and, when `pit`, PIT.
+pub fn create(kvm: &Kvm, memory: &GuestMemoryMmap, pit: bool) -> Result<VmFd, VmError> {
+    let vm = kvm.create_vm().map_err(VmError::CreateVm)?;
+    let mut slot = 0;
+    let mut map = |addr: u64, size: u64, host: u64| -> Result<(), VmError> {
+        let region = kvm_userspace_memory_region {
+            slot,
+            flags: 0,
+            guest_phys_addr: addr,
+            memory_size: size,
+            userspace_addr: host,
+        };
+        slot += 1;
+        // SAFETY: `host` points to `size` bytes of a live mapping (guest RAM or the ROM) that
+        // outlives the VM: the machine owns both and drops the VM first.
+        unsafe { vm.set_user_memory_region(region) }.map_err(|source| VmError::MemorySlot { addr, source })
+    };
+    for region in memory.iter() {
+        let host = memory
+            .get_host_address(region.start_addr())
+            .map_err(|_| VmError::MemorySlot {
+                addr: region.start_addr().0,
+                source: kvm_ioctls::Error::new(libc::EFAULT),
+            })?;
+        map(region.start_addr().0, region.len(), host as u64)?;
+    }
+    let setup = |what| move |source| VmError::Setup { what, source };
+    vm.set_tss_address(KVM_TSS_ADDRESS)
+        .map_err(setup("TSS address"))?;
+    vm.create_irq_chip().map_err(setup("interrupt controllers"))?;
+    if pit {
+        let config = kvm_pit_config {
+            flags: KVM_PIT_SPEAKER_DUMMY,
+            ..Default::default()
+        };
+        vm.create_pit2(config).map_err(setup("PIT"))?;
+    }
+    Ok(vm)
+}

@@ -1,0 +1,78 @@
+//! The `minnow` binary: one line on stderr and a non-zero status for every mistake, QEMU's exit
+//! statuses for the guest's way out.
+use std::process::{Command, Output};
+
+fn minnow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minnow"))
+        .args(args)
+        .output()
+        .expect("the minnow binary runs")
+}
+
+fn error_line(args: &[&str]) -> String {
+    let out = minnow(args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("minnow: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn help_lists_the_options() {
+    let out = minnow(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "-M, -machine microvm",
+        "-bios FILE|none",
+        "isa-debug-exit",
+        "-no-reboot",
+        "exit status",
+    ] {
+        assert!(text.contains(option), "--help lacks {option}");
+    }
+}
+
+#[test]
+fn mistakes_are_one_line_naming_the_problem() {
+    assert!(error_line(&["-usb"]).contains("unsupported option -usb"));
+    assert!(error_line(&["-m", "lots"]).contains("bad memory size \"lots\""));
+    assert!(error_line(&["-smp", "0"]).contains("-smp"));
+    assert!(error_line(&["-bios", "/nonexistent.rom"]).contains("/nonexistent.rom"));
+    assert!(error_line(&["-M", "microvm,acpi=on"]).contains("acpi=on"));
+    assert!(error_line(&["-M", "microvm,pic=off"]).contains("pic=off"));
+    let not_a_rom = std::env::temp_dir().join(format!("minnow-cli-{}.rom", std::process::id()));
+    std::fs::write(&not_a_rom, [0u8; 1000]).expect("temp file");
+    let line = error_line(&["-bios", not_a_rom.to_str().unwrap_or_default()]);
+    let _ = std::fs::remove_file(&not_a_rom);
+    assert!(line.contains("multiple of 64 KiB"), "{line}");
+}
+
+/// A 64 KiB ROM whose reset vector writes `value` to isa-debug-exit at 0xf4 (QEMU's classic
+/// setup): minnow exits with (value << 1) | 1, as QEMU does.
+#[test]
+fn isa_debug_exit_gives_qemus_status() {
+    let mut rom = vec![0xF4u8; 64 * 1024];
+    // mov al, 0x21 ; out 0xf4, al ; hlt
+    rom[0xFFF0..0xFFF5].copy_from_slice(&[0xB0, 0x21, 0xE6, 0xF4, 0xF4]);
+    let path = std::env::temp_dir().join(format!("minnow-cli-exit-{}.rom", std::process::id()));
+    std::fs::write(&path, &rom).expect("temp file");
+    let out = minnow(&[
+        "-M",
+        "microvm,acpi=off",
+        "-bios",
+        path.to_str().unwrap_or_default(),
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=4",
+        "-serial",
+        "none",
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(0x43),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
