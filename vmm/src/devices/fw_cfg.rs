@@ -83,13 +83,17 @@ struct Item {
 
 /// Builds an [`FwCfg`]: the well-known items with microvm's values, then whatever the machine adds.
 ///
-/// ```ignore
+/// ```
+/// # use minnow_vmm::devices::fw_cfg::{FwCfgBuilder, FwCfgError};
+/// # use vm_memory::{GuestAddress, GuestMemoryMmap};
+/// let memory = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).expect("1 MiB");
 /// let fw_cfg = FwCfgBuilder::new()
-///     .ram_size(ram)
+///     .ram_size(1 << 20)
 ///     .cpus(2, 2)
-///     .items(kernel_layout.items)
-///     .file("etc/e820", e820)?
-///     .build(memory.clone())?;
+///     .file("etc/e820", vec![0; 20])?
+///     .build(memory)?;
+/// assert_eq!(fw_cfg.file_count(), 1);
+/// # Ok::<(), FwCfgError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct FwCfgBuilder {
