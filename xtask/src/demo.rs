@@ -24,7 +24,15 @@ fn run_minnow(payloads: &std::path::Path) -> Result<()> {
     eprintln!("[demo] cargo build --release -p minnow-vmm");
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--quiet", "--release", "-p", "minnow-vmm", "--bin", "minnow"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "minnow-vmm",
+            "--bin",
+            "minnow",
+        ])
         .env("MINNOW_ROM", root.join("target/firmware/minnow.rom"))
         .status()
         .context("running cargo")?;
@@ -33,7 +41,14 @@ fn run_minnow(payloads: &std::path::Path) -> Result<()> {
     }
     let minnow = root.join("target/release/minnow");
     let kernel = payloads.join("pvh.elf");
-    let args = ["-M", "microvm,acpi=off", "-m", "128M", "-device", "isa-debug-exit,iobase=0x501,iosize=2"];
+    let args = [
+        "-M",
+        "microvm,acpi=off",
+        "-m",
+        "128M",
+        "-device",
+        "isa-debug-exit,iobase=0x501,iosize=2",
+    ];
     eprintln!(
         "[demo] {} {} -kernel {} -append 'hello from minnow'",
         minnow.display(),
@@ -50,7 +65,10 @@ fn run_minnow(payloads: &std::path::Path) -> Result<()> {
         .with_context(|| format!("running {}", minnow.display()))?;
     // The payload reports "pass" through isa-debug-exit value 0x10: status (0x10 << 1) | 1.
     match status.code() {
-        Some(33) => eprintln!("[demo] the payload passed; minnow exited after {:.2} s\n", start.elapsed().as_secs_f64()),
+        Some(33) => eprintln!(
+            "[demo] the payload passed; minnow exited after {:.2} s\n",
+            start.elapsed().as_secs_f64()
+        ),
         _ => bail!("minnow exited with {status} (expected 33: the payload's pass)"),
     }
     Ok(())
