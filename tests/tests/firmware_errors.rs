@@ -122,3 +122,102 @@ fn an_unknown_format_is_named() {
     let line = firmware_error("unknown format", "128M", &["-fw_cfg", &f.arg()]);
     assert!(line.contains("not a bzImage"), "{line}");
 }
+
+/// A CPU exception inside the firmware prints one line instead of triple-faulting. Nothing a
+/// user can pass makes the firmware fault, so gdb forces one: stop right after the IDT is loaded,
+/// point RIP at a `ud2`, and read COM1.
+#[test]
+fn a_cpu_exception_in_the_firmware_is_one_line_not_a_triple_fault() {
+    use std::process::{Command, Stdio};
+    let rom = rom();
+    let elf_path = minnow_tests::workspace_root().join("target/x86_64-unknown-none/rom/minnow-firmware");
+    let elf = std::fs::read(&elf_path)
+        .unwrap_or_else(|e| panic!("{}: {e} (cargo xtask firmware)", elf_path.display()));
+    let text = find_section(&elf, b".text").unwrap_or_else(|| panic!("no .text in {}", elf_path.display()));
+    // `lidt (%reg)` is 0F 01 /3 with a register operand: the firmware's only lidt.
+    let (base, bytes) = text;
+    let lidt = bytes
+        .windows(3)
+        .position(|w| w[0] == 0x0F && w[1] == 0x01 && (w[2] & 0x38) == 0x18 && w[2] < 0x40);
+    let ud2 = bytes.windows(2).position(|w| w == [0x0F, 0x0B]);
+    let (Some(lidt), Some(ud2)) = (lidt, ud2) else {
+        panic!("no lidt or ud2 in the firmware's .text")
+    };
+    let (after_lidt, ud2) = (base + lidt as u64 + 3, base + ud2 as u64);
+    let log = std::env::temp_dir().join(format!("minnow-exception-{}.log", std::process::id()));
+    let port = 21000 + (std::process::id() % 20000) as u16;
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args([
+            "-M",
+            "microvm,x-option-roms=off,accel=tcg",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+        ])
+        .arg("-bios")
+        .arg(&rom)
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .args(["-gdb", &format!("tcp:127.0.0.1:{port}"), "-S"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("qemu-system-x86_64: {e}"));
+    std::thread::sleep(Duration::from_millis(500));
+    // Bounded: if the breakpoint were never hit, gdb would wait forever.
+    let gdb = Command::new("timeout")
+        .args(["30", "gdb", "-q", "-batch", "-ex", "set architecture i386:x86-64"])
+        .args(["-ex", &format!("target remote 127.0.0.1:{port}")])
+        .args(["-ex", &format!("hbreak *{after_lidt:#x}"), "-ex", "continue"])
+        .args(["-ex", &format!("set $rip = {ud2:#x}"), "-ex", "detach"])
+        .output();
+    let mut line = String::new();
+    for _ in 0..100 {
+        line = std::fs::read_to_string(&log).unwrap_or_default();
+        if line.contains("CPU exception") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let _ = std::fs::remove_file(&log);
+    let gdb = gdb.unwrap_or_else(|e| panic!("gdb: {e} (apt-get install gdb, or bash scripts/setup.sh)"));
+    assert!(
+        gdb.status.success(),
+        "gdb failed: {}",
+        String::from_utf8_lossy(&gdb.stderr)
+    );
+    let want = format!("minnow: CPU exception 6 (invalid opcode) at rip {ud2:#x}");
+    assert!(line.contains(&want), "expected {want:?} on COM1, got {line:?}");
+    report(&format!("[error] CPU exception: {}", line.trim()));
+}
+
+/// The load address and bytes of an ELF64 section, by name.
+fn find_section<'a>(elf: &'a [u8], name: &[u8]) -> Option<(u64, &'a [u8])> {
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(0x28)? as usize,
+        u16_at(0x3A)? as usize,
+        u16_at(0x3C)?,
+        u16_at(0x3E)?,
+    );
+    let section = |i: usize| {
+        let at = shoff + i * shentsize;
+        Some((
+            u64_at(at + 0x10)?,
+            u64_at(at + 0x18)? as usize,
+            u64_at(at + 0x20)? as usize,
+            elf.get(at..at + 4)?,
+        ))
+    };
+    let (_, strtab, _, _) = section(usize::from(shstrndx))?;
+    (0..usize::from(shnum)).find_map(|i| {
+        let (addr, offset, size, name_off) = section(i)?;
+        let name_off = u32::from_le_bytes(name_off.try_into().ok()?) as usize;
+        let found = elf.get(strtab + name_off..)?.split(|&b| b == 0).next()?;
+        (found == name).then(|| elf.get(offset..offset + size).map(|b| (addr, b)))?
+    })
+}
