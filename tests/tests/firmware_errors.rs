@@ -75,9 +75,9 @@ fn a_corrupt_setup_header_is_named() {
     );
 }
 
-#[test]
-fn an_elf_without_a_pvh_note_is_named() {
-    // An x86_64 ELF kernel with no Xen note and no multiboot header.
+/// An x86_64 ELF kernel with one PT_LOAD of `memsz` bytes at `paddr`, and no Xen note and no
+/// multiboot header.
+fn elf_with_one_segment(paddr: u64, memsz: u64) -> Vec<u8> {
     let mut elf = vec![0u8; 0x1100];
     elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
     elf[18] = 62;
@@ -86,29 +86,23 @@ fn an_elf_without_a_pvh_note_is_named() {
     elf[56] = 1;
     elf[64..68].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
     elf[64 + 8..64 + 16].copy_from_slice(&0x1000u64.to_le_bytes());
-    elf[64 + 24..64 + 32].copy_from_slice(&0x20_0000u64.to_le_bytes());
+    elf[64 + 24..64 + 32].copy_from_slice(&paddr.to_le_bytes());
     elf[64 + 32..64 + 40].copy_from_slice(&0x100u64.to_le_bytes());
-    elf[64 + 40..64 + 48].copy_from_slice(&0x100u64.to_le_bytes());
-    let f = temp_file("no-note.elf", &elf);
+    elf[64 + 40..64 + 48].copy_from_slice(&memsz.to_le_bytes());
+    elf
+}
+
+#[test]
+fn an_elf_without_a_pvh_note_is_named() {
+    let f = temp_file("no-note.elf", &elf_with_one_segment(0x20_0000, 0x100));
     let line = firmware_error("ELF without PVH note", "128M", &["-fw_cfg", &f.arg()]);
     assert!(line.contains("no PVH entry note"), "{line}");
 }
 
 #[test]
 fn an_image_larger_than_ram_says_to_add_memory() {
-    // A PVH ELF whose segment needs 64 MiB from 16 MiB, in a 32 MiB guest.
-    let mut elf = vec![0u8; 0x1100];
-    elf[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
-    elf[18] = 62;
-    elf[32..40].copy_from_slice(&64u64.to_le_bytes());
-    elf[54] = 56;
-    elf[56] = 1;
-    elf[64..68].copy_from_slice(&1u32.to_le_bytes());
-    elf[64 + 8..64 + 16].copy_from_slice(&0x1000u64.to_le_bytes());
-    elf[64 + 24..64 + 32].copy_from_slice(&0x100_0000u64.to_le_bytes());
-    elf[64 + 32..64 + 40].copy_from_slice(&0x100u64.to_le_bytes());
-    elf[64 + 40..64 + 48].copy_from_slice(&0x400_0000u64.to_le_bytes());
-    let f = temp_file("too-big.elf", &elf);
+    // A segment that needs 64 MiB from 16 MiB, in a 32 MiB guest.
+    let f = temp_file("too-big.elf", &elf_with_one_segment(0x100_0000, 0x400_0000));
     let line = firmware_error("image larger than RAM", "32M", &["-fw_cfg", &f.arg()]);
     assert!(
         line.contains("does not fit in RAM") && line.contains("-m"),

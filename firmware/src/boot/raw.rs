@@ -402,35 +402,13 @@ fn multiboot2_kernel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{FakeFwCfg, FakeMemory};
-    use crate::fw_cfg::FwCfg;
+    use crate::fakes::FakeMemory;
     use crate::memory::read_obj;
-    use crate::memory_map::MemoryMap;
-    use minnow_bootproto::e820;
     use minnow_bootproto::linux::BootParams;
     use minnow_bootproto::multiboot1::{header_flags, Info};
 
-    fn map() -> MemoryMap {
-        let mut m = MemoryMap::new();
-        m.set(0, 0x9E000, e820::RAM).unwrap();
-        m.set(0x100000, 0x7F0_0000, e820::RAM).unwrap();
-        m
-    }
-
     fn boot(kernel: Vec<u8>, extra: &[(&str, &[u8])]) -> (Result<Handoff, BootError>, FakeMemory) {
-        let mut cfg = FakeFwCfg::new().add_file(file::MINNOW_KERNEL, kernel);
-        for (name, data) in extra {
-            cfg = cfg.add_file(name, data.to_vec());
-        }
-        let (map, mut mem) = (map(), FakeMemory::default());
-        let f = cfg.file(file::MINNOW_KERNEL).unwrap();
-        let mut env = Env {
-            cfg: &mut cfg,
-            mem: &mut mem,
-            map: &map,
-            rsdp: None,
-        };
-        (load(&mut env, f), mem)
+        super::tests_support::boot_with_ram(0x800_0000, kernel, extra)
     }
 
     fn put(buf: &mut Vec<u8>, at: usize, bytes: &[u8]) {
@@ -749,13 +727,22 @@ pub(crate) mod tests_support {
 
     /// Boots a raw image in a 16 MiB machine (small, so fakes stay fast).
     pub fn boot(kernel: Vec<u8>, extra: &[(&str, &[u8])]) -> Result<Handoff, BootError> {
+        boot_with_ram(0x100_0000, kernel, extra).0
+    }
+
+    /// Boots a raw image in a machine whose RAM ends at `ram_end` (with the legacy hole carved).
+    pub fn boot_with_ram(
+        ram_end: u64,
+        kernel: Vec<u8>,
+        extra: &[(&str, &[u8])],
+    ) -> (Result<Handoff, BootError>, FakeMemory) {
         let mut cfg = FakeFwCfg::new().add_file(file::MINNOW_KERNEL, kernel);
         for (name, data) in extra {
             cfg = cfg.add_file(name, data.to_vec());
         }
         let mut map = MemoryMap::new();
         map.set(0, 0x9E000, e820::RAM).unwrap();
-        map.set(0x100000, 0xF0_0000, e820::RAM).unwrap();
+        map.set(0x100000, ram_end - 0x100000, e820::RAM).unwrap();
         let mut mem = FakeMemory::default();
         let f = cfg.file(file::MINNOW_KERNEL).unwrap();
         let mut env = Env {
@@ -764,7 +751,7 @@ pub(crate) mod tests_support {
             map: &map,
             rsdp: None,
         };
-        load(&mut env, f)
+        (load(&mut env, f), mem)
     }
 
     /// One valid image of each format, as the unit tests build them.
