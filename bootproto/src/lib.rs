@@ -10,6 +10,7 @@ pub mod e820;
 pub mod fw_cfg;
 pub mod linux;
 pub mod milestone;
+pub mod mptable;
 pub mod multiboot1;
 pub mod multiboot2;
 pub mod pvh;

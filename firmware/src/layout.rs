@@ -2,6 +2,7 @@
 //!
 //! Low memory below 640 KiB is ours until the kernel starts; the kernel copies what it needs out
 //! of the handoff structures early, so apart from the MP table none of it is reserved in e820.
+use minnow_bootproto::e820::legacy;
 
 /// PVH `hvm_start_info`, then its module list and memory map.
 pub const PVH_START_INFO: u64 = 0x6000;
@@ -27,19 +28,20 @@ pub const FALLBACK_PAGE_TABLES: u64 = 0x7_0000;
 pub const FIRMWARE_RAM: u64 = 0x8_0000;
 pub const FIRMWARE_RAM_END: u64 = 0x9_0000;
 /// MP configuration table (no-ACPI machines), and the floating pointer in the last KiB of base
-/// memory, where Linux scans for it. The whole range is reserved in e820.
-pub const MPTABLE: u64 = 0x9_E000;
-pub const MP_FLOATING_POINTER: u64 = 0x9_FC00;
-pub const BASE_MEMORY_END: u64 = 0xA_0000;
+/// memory, where Linux scans for it. The whole range is reserved in e820. These and the legacy
+/// hole are shared with the VMM's direct boot (minnow_bootproto::e820::legacy).
+pub const MPTABLE: u64 = legacy::MPTABLE;
+pub const MP_FLOATING_POINTER: u64 = legacy::MP_FLOATING_POINTER;
+pub const BASE_MEMORY_END: u64 = legacy::BASE_MEMORY_END;
 /// Legacy hole: VGA and option ROM space, never RAM for the guest.
-pub const LEGACY_HOLE_END: u64 = 0xE_0000;
+pub const LEGACY_HOLE_END: u64 = legacy::LEGACY_HOLE_END;
 /// The F-segment allocation zone for the ACPI RSDP (table-loader ZONE_FSEG).
-pub const FSEG_ZONE: u64 = 0xE_0000;
+pub const FSEG_ZONE: u64 = legacy::LEGACY_HOLE_END;
 pub const FSEG_ZONE_END: u64 = 0xF_0000;
 /// The ROM's low alias.
 pub const ROM_LOW: u64 = 0xF_0000;
 /// Where protected-mode kernels load (bzImage).
-pub const HIGH_MEMORY: u64 = 0x10_0000;
+pub const HIGH_MEMORY: u64 = legacy::HIGH_MEMORY;
 /// Below-4 GiB RAM never extends past this (QEMU splits RAM at 3 GiB on microvm, lower on pc).
 pub const FOUR_GIB: u64 = 0x1_0000_0000;
 

@@ -263,11 +263,12 @@ pub fn from_cmos(c: CmosSizes) -> Result<MemoryMap, MapError> {
 /// Carves the firmware's holes and reservations out of the RAM map: base memory ends at
 /// 0x9E000 (MP table area reserved up to 640 KiB), 640 KiB-896 KiB is not RAM, and the
 /// F-segment zone plus the ROM alias (0xE0000-1 MiB) are reserved.
+/// The steps are minnow_bootproto's, which the VMM's direct boot follows too.
 pub fn carve_legacy(map: &mut MemoryMap) -> Result<(), MapError> {
-    use crate::layout::*;
-    map.set(MPTABLE, BASE_MEMORY_END - MPTABLE, e820::RESERVED)?;
-    map.remove(BASE_MEMORY_END, LEGACY_HOLE_END - BASE_MEMORY_END)?;
-    map.set(FSEG_ZONE, HIGH_MEMORY - FSEG_ZONE, e820::RESERVED)
+    for c in e820::legacy::CARVES {
+        map.set(c.start, c.end - c.start, c.kind.unwrap_or(HOLE))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -88,13 +88,19 @@ fn boot(name: &str, config: &Config) -> (ExitReason, HashMap<String, String>, St
 
 /// Boots `kernel` with `-kernel` through minnow.rom and checks the report.
 fn kernel_row(name: &str, file: &str, proto: &str, cpus: u8) {
+    kernel_row_with(name, minnow_rom(), file, proto, cpus);
+}
+
+/// Boots `kernel` with `-kernel` and `bios` (`Bios::None`: direct boot) and checks the report;
+/// returns its fields.
+fn kernel_row_with(name: &str, bios: Bios, file: &str, proto: &str, cpus: u8) -> HashMap<String, String> {
     let (initrd, sum) = initrd(name, 64 * 1024);
     let cmdline = format!("minnow.test={name} a=\"b c\" ,;");
     let config = Config {
         kernel: Some(payload(file)),
         initrd: Some(initrd.clone()),
         append: Some(cmdline.clone()),
-        ..base_config(name, minnow_rom(), cpus)
+        ..base_config(name, bios, cpus)
     };
     let (reason, f, log) = boot(name, &config);
     let _ = std::fs::remove_file(initrd);
@@ -113,6 +119,7 @@ fn kernel_row(name: &str, file: &str, proto: &str, cpus: u8) {
     assert_eq!(f.get("mp_cpus"), Some(&cpus.to_string()), "{log}");
     let mem: u64 = f.get("mem_kb").and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!((200 * 1024..=256 * 1024).contains(&mem), "mem_kb={mem}\n{log}");
+    f
 }
 
 #[test]
@@ -133,6 +140,79 @@ fn minnow_rom_bzimage_64bit_entry() {
 #[test]
 fn minnow_rom_bzimage_32bit_entry() {
     kernel_row("minnow_rom_bzimage32", "bzImage32", "bzimage", 2);
+}
+
+// Direct boot (`-bios none`): the VMM loads the kernel itself, with no firmware, and the payload
+// must find what minnow.rom hands it.
+
+#[test]
+fn direct_pvh() {
+    let f = kernel_row_with("direct_pvh", Bios::None, "pvh.elf", "pvh", 1);
+    assert_eq!(f.get("entry").map(String::as_str), Some("32"));
+}
+
+#[test]
+fn direct_pvh_smp2() {
+    kernel_row_with("direct_pvh_smp2", Bios::None, "pvh.elf", "pvh", 2);
+}
+
+#[test]
+fn direct_bzimage_64bit_entry() {
+    let f = kernel_row_with("direct_bzimage", Bios::None, "bzImage", "bzimage", 1);
+    assert_eq!(f.get("entry").map(String::as_str), Some("64"));
+}
+
+#[test]
+fn direct_bzimage_64bit_entry_smp2() {
+    kernel_row_with("direct_bzimage_smp2", Bios::None, "bzImage", "bzimage", 2);
+}
+
+#[test]
+fn direct_bzimage_32bit_entry() {
+    let f = kernel_row_with("direct_bzimage32", Bios::None, "bzImage32", "bzimage", 1);
+    assert_eq!(f.get("entry").map(String::as_str), Some("32"));
+}
+
+/// The same payload and machine through minnow.rom and through direct boot: the same memory map
+/// (the payload prints the whole map only when it finds a fault, so its entry count and RAM
+/// total stand for it), the same MP table CPU count. Reports how long each boot took.
+#[test]
+fn direct_boot_and_minnow_rom_hand_over_the_same_memory_map() {
+    for (file, memory) in [
+        ("pvh.elf", 256u64 << 20),
+        ("bzImage", 256 << 20),
+        ("pvh.elf", 4608 << 20),
+    ] {
+        let run = |bios: Bios, label: &str| {
+            let name = format!("e820_{label}_{}_{}m", file.replace('.', "_"), memory >> 20);
+            let config = Config {
+                memory,
+                kernel: Some(payload(file)),
+                ..base_config(&name, bios, 2)
+            };
+            let start = Instant::now();
+            let (reason, f, log) = boot(&name, &config);
+            let elapsed = start.elapsed();
+            assert_eq!(reason, PASS, "{name}\n{log}");
+            (f, elapsed)
+        };
+        let (firmware, t_rom) = run(minnow_rom(), "rom");
+        let (direct, t_direct) = run(Bios::None, "direct");
+        for key in ["e820", "e820_entries", "mem_kb", "mp", "mp_cpus", "acpi"] {
+            assert_eq!(
+                direct.get(key),
+                firmware.get(key),
+                "{file} -m {}M: {key}",
+                memory >> 20
+            );
+        }
+        report(&format!(
+            "[vmm] {file} -m {}M: minnow.rom boot {:.1} ms, direct boot {:.1} ms",
+            memory >> 20,
+            t_rom.as_secs_f64() * 1e3,
+            t_direct.as_secs_f64() * 1e3
+        ));
+    }
 }
 
 #[test]
@@ -254,4 +334,144 @@ fn bad_input_is_one_error_naming_the_file() {
     let e = minnow_vmm::run(&config).unwrap_err().to_string();
     let _ = std::fs::remove_file(big);
     assert!(e.contains("initrd"), "{e}");
+}
+
+#[test]
+fn direct_boot_errors_name_the_file() {
+    let mut config = base_config("direct_bad_input", Bios::None, 1);
+    config.kernel = Some(payload("multiboot1.elf"));
+    let e = minnow_vmm::run(&config).unwrap_err().to_string();
+    assert!(
+        e.contains("multiboot1.elf: ELF kernel without a PVH entry note"),
+        "{e}"
+    );
+    config.kernel = Some(payload("pvh.elf"));
+    config.memory = 32 << 20;
+    let (big, _) = initrd("direct_too_big", 40 << 20);
+    config.initrd = Some(big.clone());
+    let e = minnow_vmm::run(&config).unwrap_err().to_string();
+    let _ = std::fs::remove_file(&big);
+    assert!(
+        e.contains(&format!("{}: initrd of 0x2800000 bytes", big.display())),
+        "{e}"
+    );
+}
+
+// ACPI (acpi=on, and auto, which is on as on QEMU's microvm): minnow.rom installs the tables the
+// VMM serves by running its table-loader script, and writes no MP table.
+
+/// Boots `file` through minnow.rom on `machine` and checks that the payload found the microvm's
+/// ACPI tables (every checksum, from the RSDP down to the DSDT) and a MADT with every CPU.
+fn acpi_row(name: &str, machine: Machine, file: &str, proto: &str, cpus: u8) {
+    let config = Config {
+        kernel: Some(payload(file)),
+        append: Some(format!("minnow.test={name}")),
+        machine,
+        ..base_config(name, minnow_rom(), cpus)
+    };
+    let (reason, f, log) = boot(name, &config);
+    assert_eq!(reason, PASS, "{name}: the payload did not pass\n{log}");
+    let field = |k: &str| f.get(k).map(String::as_str);
+    assert_eq!(field("proto"), Some(proto), "{log}");
+    assert_eq!(field("acpi"), Some("ok"), "{log}");
+    let tables: Vec<&str> = field("acpi_tables").unwrap_or("").split(',').collect();
+    for want in ["FACP", "APIC", "DSDT"] {
+        assert!(
+            tables.contains(&want),
+            "acpi_tables={tables:?} lacks {want}\n{log}"
+        );
+    }
+    assert_eq!(field("madt_cpus"), Some(cpus.to_string().as_str()), "{log}");
+    assert_eq!(
+        field("mp"),
+        Some("none"),
+        "the firmware writes no MP table with ACPI\n{log}"
+    );
+    assert_eq!(field("result"), Some("pass"), "{log}");
+}
+
+fn acpi_on() -> Machine {
+    Machine {
+        acpi: OnOffAuto::On,
+        ..Machine::default()
+    }
+}
+
+#[test]
+fn minnow_rom_acpi_pvh() {
+    acpi_row("minnow_rom_acpi_pvh", acpi_on(), "pvh.elf", "pvh", 1);
+}
+
+#[test]
+fn minnow_rom_acpi_pvh_smp2() {
+    acpi_row("minnow_rom_acpi_pvh_smp2", acpi_on(), "pvh.elf", "pvh", 2);
+}
+
+#[test]
+fn minnow_rom_acpi_bzimage() {
+    acpi_row("minnow_rom_acpi_bzimage", acpi_on(), "bzImage", "bzimage", 1);
+}
+
+#[test]
+fn minnow_rom_acpi_bzimage_smp2() {
+    acpi_row("minnow_rom_acpi_bzimage_smp2", acpi_on(), "bzImage", "bzimage", 2);
+}
+
+/// `acpi=auto` (the default) is on, as on QEMU's microvm.
+#[test]
+fn minnow_rom_acpi_auto_pvh_smp2() {
+    acpi_row(
+        "minnow_rom_acpi_auto_pvh_smp2",
+        Machine::default(),
+        "pvh.elf",
+        "pvh",
+        2,
+    );
+}
+
+/// Without the RTC the tables say so (FADT IAPC_BOOT_ARCH bit 5) and have no PNP0B00 device.
+#[test]
+fn minnow_rom_acpi_rtc_off_bzimage() {
+    let machine = Machine {
+        rtc: OnOffAuto::Off,
+        ..acpi_on()
+    };
+    acpi_row(
+        "minnow_rom_acpi_rtc_off_bzimage",
+        machine,
+        "bzImage",
+        "bzimage",
+        1,
+    );
+}
+
+/// qboot.rom runs the same table-loader script and installs the same tables (it also writes its
+/// MP table and its odd e820 map with ACPI, as under QEMU, so the payload fails on those).
+#[test]
+fn qboot_rom_acpi_pvh_smp2() {
+    let name = "qboot_rom_acpi_pvh_smp2";
+    let qboot = require_file(
+        QBOOT_ROM.as_ref(),
+        "qboot.rom",
+        "apt-get install qemu-system-data",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = Config {
+        kernel: Some(payload("pvh.elf")),
+        machine: acpi_on(),
+        ..base_config(name, Bios::File(qboot), 2)
+    };
+    let (reason, f, log) = boot(name, &config);
+    assert_eq!(reason, ExitReason::DebugExit(0x11), "{log}");
+    let field = |k: &str| f.get(k).map(String::as_str);
+    assert_eq!(field("acpi"), Some("ok"), "{log}");
+    assert_eq!(field("madt_cpus"), Some("2"), "{log}");
+    let tables: Vec<&str> = field("acpi_tables").unwrap_or("").split(',').collect();
+    for want in ["FACP", "APIC", "DSDT"] {
+        assert!(
+            tables.contains(&want),
+            "acpi_tables={tables:?} lacks {want}\n{log}"
+        );
+    }
+    assert_eq!(field("e820"), Some("bad:zero-length-entry"), "{log}");
 }

@@ -108,6 +108,14 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
 }
 
+impl Config {
+    /// Whether the guest gets ACPI tables: `acpi=on`, or `auto` (on, as on QEMU's microvm) when a
+    /// firmware runs to install them; direct boot (`-bios none`) writes none yet.
+    pub fn acpi(&self) -> bool {
+        self.machine.acpi.or(self.bios != Bios::None)
+    }
+}
+
 /// QEMU's default RAM size.
 pub const DEFAULT_MEMORY: u64 = 128 << 20;
 /// Most vCPUs (the MP table and our APIC ids are 8-bit).

@@ -1,11 +1,13 @@
 //! What the machine tells its firmware through fw_cfg: CPUs, RAM and `etc/e820`, the `-kernel`
-//! items laid out as QEMU lays them out, and the user's `-fw_cfg` files.
+//! items laid out as QEMU lays them out, the ACPI tables with the table-loader script that
+//! installs them (unless `acpi=off`), and the user's `-fw_cfg` files.
 use crate::config::{Bios, Config, FwCfgSource};
 use crate::devices::fw_cfg::{FwCfg, FwCfgBuilder, FwCfgError};
 use crate::kernel_layout::{self, Blob, KernelInput, KernelLayoutError};
 use crate::layout;
 use crate::vstate::memory;
 use minnow_bootproto::e820::{self, E820Entry};
+use minnow_bootproto::fw_cfg::file;
 use std::path::{Path, PathBuf};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use zerocopy::IntoBytes;
@@ -22,6 +24,8 @@ pub enum FwCfgSetupError {
     Segment { addr: u64, len: usize },
     #[error("{0} fw_cfg files: Minnow's ROM reads at most 32 (fewer -fw_cfg files, or another -bios)")]
     TooManyFilesForRom(usize),
+    #[error(transparent)]
+    Acpi(#[from] minnow_acpi::AcpiError),
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, FwCfgSetupError> {
@@ -39,6 +43,28 @@ pub fn e820(memory: u64) -> Vec<u8> {
         .collect()
 }
 
+/// What the ACPI tables describe of the machine `c` builds.
+pub fn acpi_machine(c: &Config) -> minnow_acpi::Machine {
+    minnow_acpi::Machine {
+        cpus: c.cpus,
+        rtc: c.machine.rtc.or(true),
+        serial: c.machine.isa_serial,
+        // KVM's in-kernel irqchip has one IOAPIC (`validate` refuses ioapic2=on).
+        ioapic2: false,
+        virtio_mmio: Vec::new(),
+        fw_cfg_dma: true,
+    }
+}
+
+/// `etc/acpi/tables`, `etc/acpi/rsdp` and `etc/table-loader`, as QEMU's microvm serves them.
+fn add_acpi(builder: &mut FwCfgBuilder, c: &Config) -> Result<(), FwCfgSetupError> {
+    let files = minnow_acpi::build(&acpi_machine(c))?;
+    builder.add_file(file::ACPI_TABLES, files.tables, false)?;
+    builder.add_file(file::ACPI_RSDP, files.rsdp, false)?;
+    builder.add_file(file::TABLE_LOADER, files.table_loader, false)?;
+    Ok(())
+}
+
 /// Builds the fw_cfg device for `c`, writing a PVH kernel's segments into `ram` as QEMU does.
 pub fn build(c: &Config, ram: &GuestMemoryMmap) -> Result<FwCfg, FwCfgSetupError> {
     let cpus = u16::from(c.cpus);
@@ -48,7 +74,11 @@ pub fn build(c: &Config, ram: &GuestMemoryMmap) -> Result<FwCfg, FwCfgSetupError
         .irq0_override(true)
         .nographic(true);
     builder.add_file("etc/e820", e820(c.memory), false)?;
-    if let Some(kernel) = &c.kernel {
+    if c.acpi() {
+        add_acpi(&mut builder, c)?;
+    }
+    // With -bios none the VMM loads the kernel itself (direct_boot.rs): no kernel items.
+    if let Some(kernel) = c.kernel.as_ref().filter(|_| c.bios != Bios::None) {
         let initrds = match &c.initrd {
             Some(path) => vec![Blob::new(path.display().to_string(), read(path)?)],
             None => Vec::new(),
@@ -95,5 +125,36 @@ mod tests {
         let first = E820Entry::new(0, 3 << 30, e820::RAM);
         assert_eq!(&map[..20], first.as_bytes());
         assert_eq!(e820(512 << 20).len(), 20);
+    }
+
+    #[test]
+    fn the_acpi_files_are_served_unless_acpi_is_off() {
+        use crate::config::OnOffAuto;
+        let ram = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        let files = |acpi, bios| {
+            let mut c = Config {
+                bios,
+                ..Config::default()
+            };
+            c.machine.acpi = acpi;
+            let fw_cfg = build(&c, &ram).unwrap();
+            [file::ACPI_TABLES, file::ACPI_RSDP, file::TABLE_LOADER]
+                .map(|f| fw_cfg.file_contents(f).is_some())
+        };
+        assert_eq!(files(OnOffAuto::Auto, Bios::Builtin), [true; 3]);
+        assert_eq!(files(OnOffAuto::On, Bios::Builtin), [true; 3]);
+        assert_eq!(files(OnOffAuto::Off, Bios::Builtin), [false; 3]);
+        assert_eq!(
+            files(OnOffAuto::Auto, Bios::None),
+            [false; 3],
+            "direct boot installs none yet"
+        );
+        let c = Config::default();
+        let served = build(&c, &ram).unwrap();
+        let want = minnow_acpi::build(&acpi_machine(&c)).unwrap();
+        assert_eq!(
+            served.file_contents(file::ACPI_TABLES),
+            Some(want.tables.as_slice())
+        );
     }
 }

@@ -686,6 +686,16 @@ impl Elf {
 // ---------------------------------------------------------------------------------------------
 // PVH
 
+/// For loaders that write an ELF kernel's segments themselves (`-bios none`, see direct_boot.rs):
+/// the guest range `[low, high)` its PT_LOAD segments occupy, each checked as [`layout`] checks
+/// them (within the file, within the `below_4g_mem_size` bytes of RAM below 4 GiB), and its PVH
+/// entry, `None` without the note.
+pub fn elf_extent(path: &str, d: &[u8], below_4g_mem_size: u64) -> Result<((u64, u64), Option<u32>)> {
+    let elf = Elf::parse(path, d)?;
+    let loads = elf.loads(path, d, below_4g_mem_size)?;
+    Ok((Elf::bounds(&loads), elf.pvh_entry(path, d)?))
+}
+
 fn pvh(mut input: KernelInput) -> Result<KernelLayout> {
     let path = input.kernel.name.clone();
     let initrd = single_initrd(&mut input)?;

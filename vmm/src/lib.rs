@@ -6,6 +6,7 @@
 pub mod bus;
 pub mod config;
 pub mod devices;
+pub mod direct_boot;
 pub mod exit;
 pub mod fw_cfg_setup;
 pub mod irq;

@@ -1,18 +1,21 @@
 //! From a `Config` to a running VM, in order: validate, map memory, create the VM and vCPUs,
 //! attach the devices, fill fw_cfg; then run the vCPUs to the end.
 use crate::bus::{Bus, BusError, SharedDevice};
-use crate::config::{Bios, Config, Serial};
+use crate::config::{Bios, Config, OnOffAuto, Serial};
 use crate::devices::cmos::Cmos;
 use crate::devices::debug_exit::DebugExit;
+use crate::devices::ged::{self, Ged};
 use crate::devices::i8042::I8042;
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
+use crate::direct_boot::{self, DirectBootError};
 use crate::exit::{ExitReason, ExitSignal};
 use crate::fw_cfg_setup::{self, FwCfgSetupError};
 use crate::irq::IrqLine;
 use crate::layout::{gsi, port};
 use crate::rom::{self, RomError};
 use crate::signals;
+use crate::vstate::cpuid;
 use crate::vstate::memory::{self, MemoryError, Rom};
 use crate::vstate::vcpu::{ExitHandlers, Vcpu, VcpuError};
 use crate::vstate::vm::{self, VmError};
@@ -47,6 +50,8 @@ pub enum MachineError {
     Irq { gsi: u32, source: kvm_ioctls::Error },
     #[error(transparent)]
     FwCfg(#[from] FwCfgSetupError),
+    #[error(transparent)]
+    DirectBoot(#[from] DirectBootError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MachineError {
@@ -79,13 +84,11 @@ pub fn validate(c: &Config) -> Result<(), MachineError> {
     if !m.pic.or(true) {
         return unsupported("-M pic=off needs an interrupt controller split between KVM and the VMM, which Minnow does not have yet");
     }
-    if m.acpi.or(false) {
-        return unsupported("-M acpi=on: Minnow does not generate ACPI tables yet; use acpi=off (the firmware then writes an MP table)");
+    if c.acpi() && m.ioapic2 == OnOffAuto::On {
+        return unsupported("-M ioapic2=on: KVM's in-kernel irqchip has one IOAPIC; use ioapic2=off or auto");
     }
-    if c.bios == Bios::None {
-        return unsupported(
-            "-bios none (direct kernel boot) is not built yet: boot through the firmware (omit -bios)",
-        );
+    if c.bios == Bios::None && m.acpi == OnOffAuto::On {
+        return unsupported("-bios none with acpi=on: direct boot does not write ACPI tables yet; use acpi=off (it writes an MP table)");
     }
     Ok(())
 }
@@ -103,6 +106,13 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
     let vcpus = (0..c.cpus)
         .map(|id| Vcpu::new(&vm, &supported, id, c.cpus))
         .collect::<Result<Vec<_>, _>>()?;
+    if c.bios == Bios::None {
+        // Direct boot: the kernel and its boot structures in RAM, vCPU 0 at its entry.
+        let entry = direct_boot::load_files(c, &ram, cpuid::signature(&supported, c.cpus))?;
+        if let Some(bsp) = vcpus.first() {
+            bsp.enter(&entry)?;
+        }
+    }
 
     let exit = ExitSignal::default();
     let mut pio = Bus::new();
@@ -117,8 +127,9 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
     };
     let rtc = match c.machine.rtc.or(true) {
         true => Some(attach_rtc(&mut pio, &vm, c.memory)?),
+        // With ACPI the FADT says the RTC is absent; nothing can tell a guest without ACPI.
+        false if c.acpi() => None,
         false => {
-            // Nothing can tell a guest without ACPI that the CMOS RTC is absent.
             eprintln!("minnow: warning: rtc=off without ACPI: Linux will probe the missing RTC and stall for seconds");
             None
         }
@@ -135,11 +146,16 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
         u64::from(minnow_bootproto::fw_cfg::PORT_RANGE_DMA),
         fw_cfg,
     )?;
-    let handlers = ExitHandlers {
-        pio,
-        mmio: Bus::new(),
-        exit,
-    };
+    let mut mmio = Bus::new();
+    if c.acpi() {
+        let ged = Ged::new(exit.clone(), irq_line(&vm, gsi::GED)?);
+        mmio.insert(
+            crate::layout::GED_EVENT,
+            ged::RANGE_LEN,
+            Arc::new(Mutex::new(ged)),
+        )?;
+    }
+    let handlers = ExitHandlers { pio, mmio, exit };
     Ok(Machine {
         vcpus,
         _vm: vm,

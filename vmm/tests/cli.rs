@@ -40,7 +40,7 @@ fn mistakes_are_one_line_naming_the_problem() {
     assert!(error_line(&["-m", "lots"]).contains("bad memory size \"lots\""));
     assert!(error_line(&["-smp", "0"]).contains("-smp"));
     assert!(error_line(&["-bios", "/nonexistent.rom"]).contains("/nonexistent.rom"));
-    assert!(error_line(&["-M", "microvm,acpi=on"]).contains("acpi=on"));
+    assert!(error_line(&["-M", "microvm,acpi=on,ioapic2=on"]).contains("ioapic2=on"));
     assert!(error_line(&["-M", "microvm,pic=off"]).contains("pic=off"));
     let not_a_rom = std::env::temp_dir().join(format!("minnow-cli-{}.rom", std::process::id()));
     std::fs::write(&not_a_rom, [0u8; 1000]).expect("temp file");

@@ -2,6 +2,7 @@
 pub mod cmos;
 pub mod debug_exit;
 pub mod fw_cfg;
+pub mod ged;
 pub mod i8042;
 pub mod milestones;
 pub mod serial;

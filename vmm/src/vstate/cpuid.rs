@@ -31,6 +31,16 @@ pub fn for_vcpu(supported: &CpuId, id: u8, count: u8) -> CpuId {
     cpuid
 }
 
+/// CPUID(1) EAX (signature) and EDX (features) as the vCPUs of a `count`-vCPU machine see them:
+/// what firmware copies into the MP table's processor entries.
+pub fn signature(supported: &CpuId, count: u8) -> (u32, u32) {
+    for_vcpu(supported, 0, count)
+        .as_slice()
+        .iter()
+        .find(|e| e.function == LEAF_FEATURES)
+        .map_or((0, 0), |e| (e.eax, e.edx))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +68,8 @@ mod tests {
         assert_eq!((leaf1.ebx >> 16) & 0xFF, 4);
         assert_eq!(leaf1.ebx & 0xFFFF, 0x0800);
         assert_eq!(c.as_slice()[1].edx, 3);
+        let sig = signature(&supported, 2);
+        assert_eq!(sig.0, leaf1.eax);
+        assert_ne!(sig.1 & EDX_HTT, 0);
     }
 }

@@ -1,6 +1,7 @@
 //! A vCPU: its CPUID and LAPIC setup, and the run loop, which only dispatches exits to the buses.
 use super::cpuid;
 use crate::bus::Bus;
+use crate::direct_boot::CpuEntry;
 use crate::exit::{ExitReason, ExitSignal};
 use kvm_bindings::{CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
@@ -56,6 +57,17 @@ impl Vcpu {
 
     pub fn id(&self) -> u8 {
         self.id
+    }
+
+    /// Direct boot (`-bios none`): starts this vCPU at a kernel's entry, in the state its boot
+    /// protocol promises, instead of at the reset vector.
+    pub fn enter(&self, entry: &CpuEntry) -> Result<(), VcpuError> {
+        let id = self.id;
+        let setup = |what| move |source| VcpuError::Setup { id, what, source };
+        let mut sregs = self.fd.get_sregs().map_err(setup("special registers"))?;
+        entry.apply(&mut sregs);
+        self.fd.set_sregs(&sregs).map_err(setup("special registers"))?;
+        self.fd.set_regs(&entry.regs()).map_err(setup("registers"))
     }
 
     /// Runs the guest until something asks the VM to stop; returns why.

@@ -1,0 +1,444 @@
+//! `-bios none`: the VMM boots the kernel itself, with no firmware. A bzImage enters through the
+//! Linux 64-bit boot protocol (the 32-bit one for a kernel without `XLF_KERNEL_64`), an ELF
+//! `vmlinux` through PVH. [`linux-loader`](linux_loader) puts the kernel in guest RAM; this
+//! module builds what minnow.rom would have built around it, so a kernel cannot tell the two
+//! paths apart by what it is handed: the same e820 map (RAM with the legacy area carved as
+//! `minnow_bootproto::e820::legacy` says), the same MP table (`minnow_bootproto::mptable`), the
+//! command line at the same address, boot_params and hvm_start_info where the firmware puts them.
+//! No ACPI tables yet: `acpi_rsdp_addr` and `rsdp_paddr` are 0 and the MP table describes the
+//! CPUs, as the firmware does without ACPI.
+//!
+//! vCPU 0 starts at the kernel's entry in the state its protocol promises ([`CpuEntry`]); the
+//! others stay in KVM's wait-for-SIPI state, for the kernel to start.
+//!
+//! Guest-physical layout ([`layout`]), all in RAM below the MP table, none of it reserved in e820
+//! (the kernel copies what it needs early, as from the firmware):
+//!
+//! | range | what |
+//! |---|---|
+//! | 0x500-0x530 | GDT: 0x10 `__BOOT_CS`, 0x18 `__BOOT_DS`, 0x20 TSS |
+//! | 0x1000-0x6000 | initial stack (RSP = 0x6000, growing down) |
+//! | 0x6000-0x7000 | PVH `hvm_start_info`, module list (0x6040), memory map (0x6100) |
+//! | 0x7000-0x8000 | Linux boot_params |
+//! | 0x9000-0xF000 | 64-bit entry: identity page tables of 0-4 GiB (PML4, PDPT, 4 PDs of 2 MiB pages) |
+//! | 0x20000-0x30000 | kernel command line |
+//! | 0x9E000-0xA0000 | MP table, floating pointer at 0x9FC00 (reserved in e820) |
+//! | 1 MiB | the bzImage's protected-mode part; ELF segments where they say (at or above 1 MiB) |
+//! | top of RAM below 4 GiB | the initrd, page-aligned, below the kernel's `initrd_addr_max` |
+mod linux;
+mod pvh;
+
+use crate::config::Config;
+use crate::kernel_layout::{Blob, KernelLayoutError};
+use crate::layout::LOW_RAM_MAX;
+use crate::vstate::memory;
+use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_sregs};
+use minnow_bootproto::e820::{self, legacy, E820Entry};
+use minnow_bootproto::linux::{BOOT_CS, BOOT_DS};
+use minnow_bootproto::mptable;
+use std::path::{Path, PathBuf};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// Where direct boot puts things. Keep in address order.
+pub mod layout {
+    /// The GDT: six 8-byte slots (the TSS descriptor takes two in long mode).
+    pub const GDT: u64 = 0x500;
+    /// The initial stack's top: it grows down through free RAM below the boot structures.
+    pub const STACK_TOP: u64 = 0x6000;
+    /// PVH `hvm_start_info`, then its module list and memory map (where minnow.rom puts them).
+    pub const PVH_START_INFO: u64 = 0x6000;
+    pub const PVH_MODLIST: u64 = 0x6040;
+    pub const PVH_MEMMAP: u64 = 0x6100;
+    pub const PVH_MEMMAP_END: u64 = 0x7000;
+    /// Linux boot_params, the zero page (where minnow.rom and Firecracker put it).
+    pub const BOOT_PARAMS: u64 = 0x7000;
+    /// Identity map of 0-4 GiB for the 64-bit entry: PML4, PDPT, then four page directories.
+    pub const PML4: u64 = 0x9000;
+    pub const PDPT: u64 = 0xA000;
+    pub const PD: u64 = 0xB000;
+    pub const PAGE_TABLES_END: u64 = 0xF000;
+    /// The kernel command line (QEMU's address for it, and minnow.rom's), at most 64 KiB.
+    pub const CMDLINE: u64 = crate::kernel_layout::LINUX_CMDLINE_ADDR;
+    pub const CMDLINE_MAX: u64 = 0x1_0000;
+    /// Where the bzImage's protected-mode part goes, and below which no kernel may load.
+    pub const KERNEL: u64 = minnow_bootproto::e820::legacy::HIGH_MEMORY;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectBootError {
+    #[error("-bios none boots a kernel directly: pass -kernel")]
+    NoKernel,
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: neither a bzImage nor an ELF kernel: -bios none boots a Linux bzImage or an ELF with a PVH note (other kernels boot through the firmware: omit -bios none)")]
+    NotAKernel { path: String },
+    #[error("{path}: not a bzImage direct boot can load: {reason}")]
+    BadBzImage { path: String, reason: String },
+    #[error("{path}: ELF kernel without a PVH entry note (Xen note type 18): -bios none boots ELF kernels through PVH only (multiboot kernels boot through the firmware: omit -bios none)")]
+    NoPvhNote { path: String },
+    #[error("{path}: the PVH entry {entry:#x} is outside the kernel's segments ({low:#x}..{high:#x})")]
+    PvhEntryOutside {
+        path: String,
+        entry: u64,
+        low: u64,
+        high: u64,
+    },
+    #[error(
+        "{path}: a segment loads at {addr:#x}, below 1 MiB, where direct boot keeps its boot structures"
+    )]
+    BelowHighMemory { path: String, addr: u64 },
+    #[error(transparent)]
+    Elf(#[from] KernelLayoutError),
+    #[error("{path}: the kernel needs {size:#x} bytes of RAM from {start:#x}, but RAM below 4 GiB ends at {ram_end:#x}: give the VM more memory (-m)")]
+    KernelTooLarge {
+        path: String,
+        start: u64,
+        size: u64,
+        ram_end: u64,
+    },
+    #[error("{path}: initrd of {size:#x} bytes does not fit in RAM between the kernel's end ({kernel_end:#x}) and {limit:#x}: give the VM more memory (-m)")]
+    InitrdTooLarge {
+        path: String,
+        size: u64,
+        kernel_end: u64,
+        limit: u64,
+    },
+    #[error("the kernel command line is {len} bytes, longer than the {max} this kernel takes")]
+    CmdlineTooLong { len: usize, max: u64 },
+    #[error("the kernel command line contains a NUL byte at offset {at}")]
+    CmdlineNul { at: usize },
+    #[error("{path}: loading the kernel into guest memory: {source}")]
+    Load {
+        path: String,
+        source: linux_loader::loader::Error,
+    },
+    #[error("writing the {what} ({len} bytes at {addr:#x}) into guest memory: not RAM")]
+    GuestMemory {
+        what: &'static str,
+        addr: u64,
+        len: usize,
+    },
+}
+
+/// What direct boot loads and the machine it loads it into.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// The kernel, named as the user gave it (errors name it).
+    pub kernel: &'a Blob,
+    pub initrd: Option<&'a Blob>,
+    /// Without the NUL.
+    pub cmdline: &'a str,
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    pub cpus: u8,
+    /// CPUID(1) EAX and EDX as the vCPUs see them, for the MP table's processor entries (what
+    /// minnow.rom reads with CPUID).
+    pub cpu_signature: (u32, u32),
+}
+
+impl Input<'_> {
+    /// End of the RAM below 4 GiB: everything direct boot places goes below it.
+    fn low_ram_end(&self) -> u64 {
+        self.memory.min(LOW_RAM_MAX)
+    }
+}
+
+/// The CPU mode a kernel is entered in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Long mode, paging on with the identity map at [`layout::PML4`]: Linux's 64-bit entry.
+    Long64,
+    /// Flat 32-bit protected mode, paging off: PVH, and Linux's 32-bit entry.
+    Protected32,
+}
+
+/// vCPU 0's state at the kernel's entry. Everything not named here is 0 (RFLAGS: 0x2, interrupts
+/// off); segments come from the GDT at [`layout::GDT`], so what the vCPU has loaded and what the
+/// kernel reads from memory agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuEntry {
+    pub mode: Mode,
+    pub rip: u64,
+    pub rsp: u64,
+    /// Linux: boot_params.
+    pub rsi: u64,
+    /// PVH: hvm_start_info.
+    pub rbx: u64,
+}
+
+const CR0_PE: u64 = 1 << 0;
+const CR0_ET: u64 = 1 << 4;
+const CR0_PG: u64 = 1 << 31;
+const CR4_PAE: u64 = 1 << 5;
+const EFER_LME: u64 = 1 << 8;
+const EFER_LMA: u64 = 1 << 10;
+/// The TSS selector: PVH wants TR to hold a 32-bit TSS, base 0, limit 0x67; VMX wants one anyway.
+pub const SEL_TSS: u16 = 0x20;
+
+/// A segment descriptor. `flags` holds the access byte in bits 0-7 and the G/D/L/AVL nibble in
+/// bits 12-15 (0xA09B: 64-bit code); `limit` is 20 bits, in pages when G is set.
+const fn descriptor(flags: u16, base: u32, limit: u32) -> u64 {
+    let (flags, base, limit) = (flags as u64, base as u64, limit as u64);
+    ((base & 0xFF00_0000) << 32)
+        | ((flags & 0xF0FF) << 40)
+        | ((limit & 0xF_0000) << 32)
+        | ((base & 0xFF_FFFF) << 16)
+        | (limit & 0xFFFF)
+}
+
+const CODE64: u64 = descriptor(0xA09B, 0, 0xF_FFFF);
+const CODE32: u64 = descriptor(0xC09B, 0, 0xF_FFFF);
+const DATA: u64 = descriptor(0xC093, 0, 0xF_FFFF);
+const TSS: u64 = descriptor(0x008B, 0, 0x67);
+
+impl Mode {
+    /// The GDT for this mode: `__BOOT_CS` (0x10) is 64-bit or 32-bit code, `__BOOT_DS` (0x18)
+    /// flat data, then the TSS (whose upper half is the last slot in long mode).
+    pub fn gdt(self) -> [u64; 6] {
+        let code = match self {
+            Mode::Long64 => CODE64,
+            Mode::Protected32 => CODE32,
+        };
+        [0, 0, code, DATA, TSS, 0]
+    }
+}
+
+/// The segment register contents a load of `selector` from `gdt` gives.
+fn segment(gdt: &[u64], selector: u16) -> kvm_segment {
+    let d = gdt.get(usize::from(selector >> 3)).copied().unwrap_or(0);
+    let access = (d >> 40) as u8;
+    let flags = ((d >> 52) & 0xF) as u8;
+    let raw_limit = (d & 0xFFFF) as u32 | (((d >> 48) & 0xF) as u32) << 16;
+    let granular = flags & 0x8 != 0;
+    kvm_segment {
+        base: ((d >> 16) & 0xFF_FFFF) | ((d >> 32) & 0xFF00_0000),
+        limit: if granular {
+            (raw_limit << 12) | 0xFFF
+        } else {
+            raw_limit
+        },
+        selector,
+        type_: access & 0xF,
+        present: access >> 7,
+        dpl: (access >> 5) & 3,
+        db: (flags >> 2) & 1,
+        s: (access >> 4) & 1,
+        l: (flags >> 1) & 1,
+        g: flags >> 3,
+        avl: flags & 1,
+        unusable: u8::from(access >> 7 == 0),
+        padding: 0,
+    }
+}
+
+impl CpuEntry {
+    /// The general registers.
+    pub fn regs(&self) -> kvm_regs {
+        kvm_regs {
+            rip: self.rip,
+            rsp: self.rsp,
+            rsi: self.rsi,
+            rbx: self.rbx,
+            rflags: 0x2,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the mode, segments, descriptor tables and control registers in `s` (the vCPU's
+    /// reset state, as KVM reports it: the rest, the APIC base among it, is left alone).
+    pub fn apply(&self, s: &mut kvm_sregs) {
+        let gdt = self.mode.gdt();
+        s.gdt = kvm_dtable {
+            base: layout::GDT,
+            limit: (std::mem::size_of_val(&gdt) - 1) as u16,
+            ..Default::default()
+        };
+        // No IDT: an exception before the kernel loads its own is a triple fault, not a jump
+        // through garbage.
+        s.idt = kvm_dtable::default();
+        let data = segment(&gdt, BOOT_DS);
+        s.cs = segment(&gdt, BOOT_CS);
+        (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
+        s.tr = segment(&gdt, SEL_TSS);
+        (s.cr0, s.cr3, s.cr4, s.efer) = match self.mode {
+            Mode::Long64 => (
+                CR0_PE | CR0_ET | CR0_PG,
+                layout::PML4,
+                CR4_PAE,
+                EFER_LME | EFER_LMA,
+            ),
+            Mode::Protected32 => (CR0_PE | CR0_ET, 0, 0, 0),
+        };
+    }
+}
+
+/// The e820 map direct boot hands the kernel: the machine's RAM (what `etc/e820` lists) with the
+/// legacy area carved out as minnow.rom carves it, so both paths report the same map.
+pub fn e820_map(memory: u64) -> Vec<E820Entry> {
+    // (start, end, kind); kind None is a hole, dropped at the end.
+    let mut map: Vec<(u64, u64, Option<u32>)> = memory::ram_map(memory)
+        .into_iter()
+        .map(|(start, size)| (start, start + size, Some(e820::RAM)))
+        .collect();
+    for c in legacy::CARVES {
+        // The carved range replaces whatever overlaps it, keeping the parts that stick out.
+        let mut next = Vec::with_capacity(map.len() + 2);
+        for &(start, end, kind) in &map {
+            if start < c.start {
+                next.push((start, end.min(c.start), kind));
+            }
+            if end > c.end {
+                next.push((start.max(c.end), end, kind));
+            }
+        }
+        next.push((c.start, c.end, c.kind));
+        next.sort_by_key(|r| r.0);
+        map = next.into_iter().fold(Vec::new(), |mut merged, r| {
+            match merged.last_mut() {
+                Some(last) if last.1 == r.0 && last.2 == r.2 => last.1 = r.1,
+                _ => merged.push(r),
+            }
+            merged
+        });
+    }
+    map.into_iter()
+        .filter_map(|(start, end, kind)| Some(E820Entry::new(start, end - start, kind?)))
+        .collect()
+}
+
+fn write(ram: &GuestMemoryMmap, what: &'static str, addr: u64, bytes: &[u8]) -> Result<(), DirectBootError> {
+    ram.write_slice(bytes, GuestAddress(addr))
+        .map_err(|_| DirectBootError::GuestMemory {
+            what,
+            addr,
+            len: bytes.len(),
+        })
+}
+
+fn read(path: &Path) -> Result<Blob, DirectBootError> {
+    let bytes = std::fs::read(path).map_err(|source| DirectBootError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Blob::new(path.display().to_string(), bytes))
+}
+
+/// Reads `-kernel` and `-initrd` and loads them as [`load`] does.
+pub fn load_files(
+    c: &Config,
+    ram: &GuestMemoryMmap,
+    cpu_signature: (u32, u32),
+) -> Result<CpuEntry, DirectBootError> {
+    let kernel = read(c.kernel.as_deref().ok_or(DirectBootError::NoKernel)?)?;
+    let initrd = c.initrd.as_deref().map(read).transpose()?;
+    let input = Input {
+        kernel: &kernel,
+        initrd: initrd.as_ref(),
+        cmdline: c.append.as_deref().unwrap_or(""),
+        memory: c.memory,
+        cpus: c.cpus,
+        cpu_signature,
+    };
+    load(&input, ram)
+}
+
+/// Loads the kernel and everything around it into `ram`; returns vCPU 0's entry state.
+pub fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
+    let k = &input.kernel.bytes;
+    let entry = if k.get(0x202..0x206) == Some(&minnow_bootproto::linux::HEADER_MAGIC.to_le_bytes()[..]) {
+        linux::load(input, ram)?
+    } else if k.starts_with(b"\x7fELF") {
+        pvh::load(input, ram)?
+    } else {
+        return Err(DirectBootError::NotAKernel {
+            path: input.kernel.name.clone(),
+        });
+    };
+    write_mptable(input, ram)?;
+    let gdt: Vec<u8> = entry.mode.gdt().iter().flat_map(|d| d.to_le_bytes()).collect();
+    write(ram, "GDT", layout::GDT, &gdt)?;
+    if entry.mode == Mode::Long64 {
+        write(ram, "page tables", layout::PML4, &page_tables())?;
+    }
+    Ok(entry)
+}
+
+/// The MP table and its floating pointer, as minnow.rom writes them without ACPI: the CPUs, and
+/// IRQ0 on IOAPIC pin 2 (fw_cfg_setup tells the firmware IRQ0_OVERRIDE = 1 on this machine).
+fn write_mptable(input: &Input, ram: &GuestMemoryMmap) -> Result<(), DirectBootError> {
+    let m = mptable::Machine {
+        cpus: u16::from(input.cpus),
+        irq0_override: true,
+        cpu_signature: input.cpu_signature.0,
+        cpu_features: input.cpu_signature.1,
+    };
+    let t = mptable::build(&m, legacy::MPTABLE as u32);
+    write(ram, "MP table", legacy::MPTABLE, t.table())?;
+    write(
+        ram,
+        "MP floating pointer",
+        legacy::MP_FLOATING_POINTER,
+        &t.floating_pointer,
+    )
+}
+
+/// Identity page tables for 0-4 GiB with 2 MiB pages, from [`layout::PML4`] to
+/// [`layout::PAGE_TABLES_END`].
+fn page_tables() -> Vec<u8> {
+    const TABLE: u64 = 0x3; // present, writable
+    const LEAF: u64 = 0x83; // present, writable, 2 MiB page
+    let mut entries = vec![0u64; ((layout::PAGE_TABLES_END - layout::PML4) / 8) as usize];
+    entries[0] = layout::PDPT | TABLE;
+    for i in 0..4u64 {
+        entries[512 + i as usize] = (layout::PD + i * 0x1000) | TABLE;
+    }
+    for (n, e) in entries[1024..].iter_mut().enumerate() {
+        *e = ((n as u64) << 21) | LEAF;
+    }
+    entries.iter().flat_map(|e| e.to_le_bytes()).collect()
+}
+
+/// Writes the command line (with its NUL) at [`layout::CMDLINE`] if it is at most `max` bytes.
+fn write_cmdline(input: &Input, ram: &GuestMemoryMmap, max: u64) -> Result<(), DirectBootError> {
+    let c = input.cmdline;
+    if let Some(at) = c.bytes().position(|b| b == 0) {
+        return Err(DirectBootError::CmdlineNul { at });
+    }
+    let max = max.min(layout::CMDLINE_MAX - 1);
+    if c.len() as u64 > max {
+        return Err(DirectBootError::CmdlineTooLong { len: c.len(), max });
+    }
+    let mut bytes = Vec::with_capacity(c.len() + 1);
+    bytes.extend_from_slice(c.as_bytes());
+    bytes.push(0);
+    write(ram, "command line", layout::CMDLINE, &bytes)
+}
+
+/// Places the initrd page-aligned as high as it fits below `limit` (exclusive) and at or above
+/// `kernel_end`, writes it, and returns `(address, size)`.
+fn place_initrd(
+    input: &Input,
+    ram: &GuestMemoryMmap,
+    kernel_end: u64,
+    limit: u64,
+) -> Result<Option<(u64, u64)>, DirectBootError> {
+    let Some(initrd) = input.initrd else {
+        return Ok(None);
+    };
+    let size = initrd.bytes.len() as u64;
+    let limit = limit.min(input.low_ram_end());
+    let addr = limit.checked_sub(size).map(|a| a & !0xFFF);
+    let Some(addr) = addr.filter(|&a| a >= kernel_end) else {
+        return Err(DirectBootError::InitrdTooLarge {
+            path: initrd.name.clone(),
+            size,
+            kernel_end,
+            limit,
+        });
+    };
+    write(ram, "initrd", addr, &initrd.bytes)?;
+    Ok(Some((addr, size)))
+}
+
+#[cfg(test)]
+mod tests;

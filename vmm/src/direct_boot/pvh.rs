@@ -1,0 +1,108 @@
+//! An ELF kernel with a PVH note (XEN_ELFNOTE_PHYS32_ENTRY), booted through PVH: its segments
+//! where they say, `hvm_start_info` v1 at 0x6000 with the memory map, the command line and the
+//! initrd as module 0, EBX = start_info, in flat 32-bit protected mode with paging off.
+use super::{layout, place_initrd, write, write_cmdline, CpuEntry, DirectBootError, Input, Mode};
+use crate::kernel_layout;
+use linux_loader::loader::elf::{Elf, PvhBootCapability};
+use linux_loader::loader::KernelLoader;
+use minnow_bootproto::pvh::{MemmapEntry, ModlistEntry, StartInfo, START_MAGIC};
+use std::io::Cursor;
+use vm_memory::{GuestAddress, GuestMemoryMmap};
+use zerocopy::IntoBytes;
+
+pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
+    let path = &input.kernel.name;
+    let image = &input.kernel.bytes;
+    // Checked before anything is written: every segment within the file and the RAM below 4 GiB
+    // (kernel_layout's ELF reader, which also lays PVH kernels out for the firmware), and a note.
+    let ((low, high), note) =
+        kernel_layout::elf_extent(path, image, input.low_ram_end()).map_err(|e| match e {
+            kernel_layout::KernelLayoutError::OutsideRam { addr, end, ram, .. } => {
+                DirectBootError::KernelTooLarge {
+                    path: path.clone(),
+                    start: addr,
+                    size: end.saturating_sub(addr),
+                    ram_end: ram,
+                }
+            }
+            other => DirectBootError::Elf(other),
+        })?;
+    let Some(note) = note else {
+        return Err(DirectBootError::NoPvhNote { path: path.clone() });
+    };
+    if low < layout::KERNEL {
+        return Err(DirectBootError::BelowHighMemory {
+            path: path.clone(),
+            addr: low,
+        });
+    }
+    let loaded = Elf::load(
+        ram,
+        None,
+        &mut Cursor::new(&image[..]),
+        Some(GuestAddress(layout::KERNEL)),
+    )
+    .map_err(|source| DirectBootError::Load {
+        path: path.clone(),
+        source,
+    })?;
+    // linux-loader reports the entry of the last PT_NOTE segment it read; a kernel whose PVH note
+    // is not in its last one still has the entry kernel_layout found.
+    let entry = match loaded.pvh_boot_cap {
+        PvhBootCapability::PvhEntryPresent(GuestAddress(e)) => e,
+        _ => u64::from(note),
+    };
+    if !(low..high).contains(&entry) {
+        return Err(DirectBootError::PvhEntryOutside {
+            path: path.clone(),
+            entry,
+            low,
+            high,
+        });
+    }
+    write_cmdline(input, ram, layout::CMDLINE_MAX - 1)?;
+    let initrd = place_initrd(input, ram, high.next_multiple_of(0x1000), u64::MAX)?;
+
+    let max = ((layout::PVH_MEMMAP_END - layout::PVH_MEMMAP) / 24) as usize;
+    let memmap: Vec<u8> = super::e820_map(input.memory)
+        .iter()
+        .take(max)
+        .flat_map(|e| {
+            let m = MemmapEntry {
+                addr: e.addr,
+                size: e.size,
+                kind: e.kind,
+                reserved: 0.into(),
+            };
+            m.as_bytes().to_vec()
+        })
+        .collect();
+    write(ram, "PVH memory map", layout::PVH_MEMMAP, &memmap)?;
+    let mut info = StartInfo {
+        magic: START_MAGIC.into(),
+        version: 1.into(),
+        cmdline_paddr: layout::CMDLINE.into(),
+        rsdp_paddr: 0.into(), // no ACPI tables in direct boot (yet): the MP table instead
+        memmap_paddr: layout::PVH_MEMMAP.into(),
+        memmap_entries: ((memmap.len() / 24) as u32).into(),
+        ..Default::default()
+    };
+    if let Some((paddr, size)) = initrd {
+        let module = ModlistEntry {
+            paddr: paddr.into(),
+            size: size.into(),
+            ..Default::default()
+        };
+        write(ram, "PVH module list", layout::PVH_MODLIST, module.as_bytes())?;
+        info.nr_modules = 1.into();
+        info.modlist_paddr = layout::PVH_MODLIST.into();
+    }
+    write(ram, "PVH start info", layout::PVH_START_INFO, info.as_bytes())?;
+    Ok(CpuEntry {
+        mode: Mode::Protected32,
+        rip: entry,
+        rsp: layout::STACK_TOP,
+        rsi: 0,
+        rbx: layout::PVH_START_INFO,
+    })
+}
