@@ -294,9 +294,16 @@ impl Machine {
         };
         // vCPUs blocked in KVM_RUN leave it when signalled; repeat in case one was not in it yet.
         for t in threads {
+            // A vCPU that asked for the exit itself is already on its way out: look before kicking.
+            for _ in 0..10 {
+                if t.is_finished() {
+                    break;
+                }
+                std::thread::yield_now();
+            }
             while !t.is_finished() {
                 let _ = t.kill(signals::kick_signal());
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(100));
             }
             let _ = t.join();
         }

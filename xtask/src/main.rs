@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod bench_firmware;
+mod bench_vmm;
 mod demo;
 mod firmware;
 mod guest;
@@ -21,7 +22,7 @@ enum Task {
     /// Measure. `firmware`: instructions and device accesses from reset to kernel entry, for
     /// minnow.rom, qboot.rom and SeaBIOS on the same QEMU command line.
     Bench {
-        #[arg(value_parser = ["firmware"])]
+        #[arg(value_parser = ["firmware", "vmm"])]
         what: String,
     },
     /// Build the ROM and boot the Debian cloud kernel through it on QEMU microvm.
@@ -42,7 +43,10 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
-        Task::Bench { .. } => bench_firmware::run(),
+        Task::Bench { what } => match what.as_str() {
+            "vmm" => bench_vmm::run(),
+            _ => bench_firmware::run(),
+        },
         Task::Demo => demo::run(),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
