@@ -173,45 +173,77 @@ fn direct_bzimage_32bit_entry() {
     assert_eq!(f.get("entry").map(String::as_str), Some("32"));
 }
 
-/// The same payload and machine through minnow.rom and through direct boot: the same memory map
-/// (the payload prints the whole map only when it finds a fault, so its entry count and RAM
-/// total stand for it), the same MP table CPU count. Reports how long each boot took.
+/// The same payload and machine through minnow.rom and through direct boot, without and with
+/// ACPI: the same memory map (the payload prints the whole map only when it finds a fault, so
+/// its entry count and RAM total stand for it; with ACPI both reserve the tables' pages at the top
+/// of RAM below 4 GiB), the same MP table CPU count without ACPI, the same tables and MADT CPU
+/// count with it. No initrd: minnow.rom, given QEMU's initrd at the top of RAM, puts the tables
+/// below it, where direct boot puts the initrd below the tables. Reports how long each boot took.
 #[test]
 fn direct_boot_and_minnow_rom_hand_over_the_same_memory_map() {
-    for (file, memory) in [
-        ("pvh.elf", 256u64 << 20),
-        ("bzImage", 256 << 20),
-        ("pvh.elf", 4608 << 20),
-    ] {
-        let run = |bios: Bios, label: &str| {
-            let name = format!("e820_{label}_{}_{}m", file.replace('.', "_"), memory >> 20);
-            let config = Config {
-                memory,
-                kernel: Some(payload(file)),
-                ..base_config(&name, bios, 2)
+    for acpi in [OnOffAuto::Off, OnOffAuto::On] {
+        for (file, memory) in [
+            ("pvh.elf", 256u64 << 20),
+            ("bzImage", 256 << 20),
+            ("pvh.elf", 4608 << 20),
+        ] {
+            let acpi_name = if acpi == OnOffAuto::On { "acpi" } else { "noacpi" };
+            let run = |bios: Bios, label: &str| {
+                let name = format!(
+                    "e820_{label}_{acpi_name}_{}_{}m",
+                    file.replace('.', "_"),
+                    memory >> 20
+                );
+                let config = Config {
+                    memory,
+                    kernel: Some(payload(file)),
+                    machine: Machine {
+                        acpi,
+                        ..Machine::default()
+                    },
+                    ..base_config(&name, bios, 2)
+                };
+                let start = Instant::now();
+                let (reason, f, log) = boot(&name, &config);
+                let elapsed = start.elapsed();
+                assert_eq!(reason, PASS, "{name}\n{log}");
+                (f, elapsed)
             };
-            let start = Instant::now();
-            let (reason, f, log) = boot(&name, &config);
-            let elapsed = start.elapsed();
-            assert_eq!(reason, PASS, "{name}\n{log}");
-            (f, elapsed)
-        };
-        let (firmware, t_rom) = run(minnow_rom(), "rom");
-        let (direct, t_direct) = run(Bios::None, "direct");
-        for key in ["e820", "e820_entries", "mem_kb", "mp", "mp_cpus", "acpi"] {
-            assert_eq!(
-                direct.get(key),
-                firmware.get(key),
-                "{file} -m {}M: {key}",
-                memory >> 20
-            );
+            let (firmware, t_rom) = run(minnow_rom(), "rom");
+            let (direct, t_direct) = run(Bios::None, "direct");
+            let keys = [
+                "e820",
+                "e820_entries",
+                "mem_kb",
+                "mp",
+                "mp_cpus",
+                "acpi",
+                "acpi_tables",
+                "madt_cpus",
+            ];
+            for key in keys {
+                assert_eq!(
+                    direct.get(key),
+                    firmware.get(key),
+                    "{file} -m {}M {acpi_name}: {key}",
+                    memory >> 20
+                );
+            }
+            let field = |k: &str| direct.get(k).map(String::as_str);
+            match acpi {
+                OnOffAuto::On => {
+                    assert_eq!((field("acpi"), field("madt_cpus")), (Some("ok"), Some("2")));
+                    assert_eq!(field("mp"), Some("none"));
+                }
+                _ => assert_eq!((field("acpi"), field("mp_cpus")), (Some("none"), Some("2"))),
+            }
+            report(&format!(
+                "[vmm] {file} -m {}M {acpi_name}: minnow.rom boot {:.1} ms, direct boot {:.1} ms",
+                memory >> 20,
+                t_rom.as_secs_f64() * 1e3,
+                t_direct.as_secs_f64() * 1e3
+            ));
         }
-        report(&format!(
-            "[vmm] {file} -m {}M: minnow.rom boot {:.1} ms, direct boot {:.1} ms",
-            memory >> 20,
-            t_rom.as_secs_f64() * 1e3,
-            t_direct.as_secs_f64() * 1e3
-        ));
     }
 }
 
@@ -358,21 +390,34 @@ fn direct_boot_errors_name_the_file() {
 }
 
 // ACPI (acpi=on, and auto, which is on as on QEMU's microvm): minnow.rom installs the tables the
-// VMM serves by running its table-loader script, and writes no MP table.
+// VMM serves by running its table-loader script, and writes no MP table; direct boot installs the
+// same tables where minnow.rom would, and writes no MP table either.
 
 /// Boots `file` through minnow.rom on `machine` and checks that the payload found the microvm's
 /// ACPI tables (every checksum, from the RSDP down to the DSDT) and a MADT with every CPU.
 fn acpi_row(name: &str, machine: Machine, file: &str, proto: &str, cpus: u8) {
+    acpi_row_with(name, minnow_rom(), machine, file, proto, cpus);
+}
+
+/// [`acpi_row`] with `bios` (`Bios::None`: direct boot), and an initrd the tables must leave
+/// whole (the payload also checks that no table is in e820 RAM).
+fn acpi_row_with(name: &str, bios: Bios, machine: Machine, file: &str, proto: &str, cpus: u8) {
+    let (initrd, sum) = initrd(name, 64 * 1024);
     let config = Config {
         kernel: Some(payload(file)),
+        initrd: Some(initrd.clone()),
         append: Some(format!("minnow.test={name}")),
         machine,
-        ..base_config(name, minnow_rom(), cpus)
+        ..base_config(name, bios, cpus)
     };
     let (reason, f, log) = boot(name, &config);
+    let _ = std::fs::remove_file(initrd);
     assert_eq!(reason, PASS, "{name}: the payload did not pass\n{log}");
     let field = |k: &str| f.get(k).map(String::as_str);
     assert_eq!(field("proto"), Some(proto), "{log}");
+    assert_eq!(field("initrd_len"), Some("65536"), "{log}");
+    assert_eq!(f.get("initrd_sum"), Some(&format!("{sum:08x}")), "{log}");
+    assert_eq!(field("e820"), Some("ok"), "{log}");
     assert_eq!(field("acpi"), Some("ok"), "{log}");
     let tables: Vec<&str> = field("acpi_tables").unwrap_or("").split(',').collect();
     for want in ["FACP", "APIC", "DSDT"] {
@@ -442,6 +487,53 @@ fn minnow_rom_acpi_rtc_off_bzimage() {
         "bzImage",
         "bzimage",
         1,
+    );
+}
+
+#[test]
+fn direct_acpi_pvh() {
+    acpi_row_with("direct_acpi_pvh", Bios::None, acpi_on(), "pvh.elf", "pvh", 1);
+}
+
+#[test]
+fn direct_acpi_pvh_smp2() {
+    acpi_row_with("direct_acpi_pvh_smp2", Bios::None, acpi_on(), "pvh.elf", "pvh", 2);
+}
+
+#[test]
+fn direct_acpi_bzimage() {
+    acpi_row_with(
+        "direct_acpi_bzimage",
+        Bios::None,
+        acpi_on(),
+        "bzImage",
+        "bzimage",
+        1,
+    );
+}
+
+#[test]
+fn direct_acpi_bzimage_smp2() {
+    acpi_row_with(
+        "direct_acpi_bzimage_smp2",
+        Bios::None,
+        acpi_on(),
+        "bzImage",
+        "bzimage",
+        2,
+    );
+}
+
+/// `acpi=auto` is on for direct boot too, as with a firmware.
+#[test]
+fn direct_acpi_auto_bzimage_smp2() {
+    acpi_row_with(
+        "direct_acpi_auto_bzimage_smp2",
+        Bios::None,
+        Machine::default(),
+        "bzImage",
+        "bzimage",
+        2,
     );
 }
 

@@ -109,10 +109,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// Whether the guest gets ACPI tables: `acpi=on`, or `auto` (on, as on QEMU's microvm) when a
-    /// firmware runs to install them; direct boot (`-bios none`) writes none yet.
+    /// Whether the guest gets ACPI tables: `acpi=on`, or `auto` (on, as on QEMU's microvm),
+    /// installed by the firmware or, with `-bios none`, by direct boot where the firmware would.
     pub fn acpi(&self) -> bool {
-        self.machine.acpi.or(self.bios != Bios::None)
+        self.machine.acpi.or(true)
     }
 }
 
@@ -411,11 +411,12 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
-  -no-reboot                          a guest reset ends minnow
+  -no-reboot                          a guest reset ends minnow (otherwise it reboots)
   -name NAME, -pidfile PATH
   -nodefaults, -no-user-config, -display none, -nographic   accepted
 
-exit status: 0 guest power-off or reset, (V << 1) | 1 isa-debug-exit, 2 triple fault,
+exit status: 0 guest power-off (or reset with -no-reboot), (V << 1) | 1 isa-debug-exit,
+             2 triple fault (minnow stops, where QEMU would reboot),
              128+N signal N, 1 error.
 ";
 
@@ -483,6 +484,16 @@ mod tests {
         );
         assert_eq!(parse_str("-smp cpus=3,sockets=1").unwrap().unwrap().cpus, 3);
         assert_eq!(parse_str("--help").unwrap(), None);
+    }
+
+    #[test]
+    fn acpi_auto_is_on_with_a_firmware_and_with_direct_boot() {
+        let acpi = |s| parse_str(s).unwrap().unwrap().acpi();
+        assert!(acpi("-kernel k"));
+        assert!(acpi("-bios none -kernel k"));
+        assert!(acpi("-M microvm,acpi=on -bios none -kernel k"));
+        assert!(!acpi("-M microvm,acpi=off -bios none -kernel k"));
+        assert!(!acpi("-M microvm,acpi=off"));
     }
 
     #[test]

@@ -3,16 +3,23 @@
 //! `vmlinux` through PVH. [`linux-loader`](linux_loader) puts the kernel in guest RAM; this
 //! module builds what minnow.rom would have built around it, so a kernel cannot tell the two
 //! paths apart by what it is handed: the same e820 map (RAM with the legacy area carved as
-//! `minnow_bootproto::e820::legacy` says), the same MP table (`minnow_bootproto::mptable`), the
-//! command line at the same address, boot_params and hvm_start_info where the firmware puts them.
-//! No ACPI tables yet: `acpi_rsdp_addr` and `rsdp_paddr` are 0 and the MP table describes the
-//! CPUs, as the firmware does without ACPI.
+//! `minnow_bootproto::e820::legacy` says), the command line at the same address, boot_params and
+//! hvm_start_info where the firmware puts them, and either the ACPI tables or the MP table:
+//!
+//! - with ACPI (`acpi=on` or `auto`), the tables the VMM serves minnow.rom in fw_cfg
+//!   (`minnow_acpi::build`), linked by [`AcpiFiles::link`] where minnow.rom's table-loader puts
+//!   them: the tables blob in the HIGH zone, the highest whole pages of RAM below 4 GiB, reserved
+//!   in e820 as whole pages; the RSDP at the start of the F-segment zone (0xE0000, already
+//!   reserved). Its address goes to `boot_params.acpi_rsdp_addr` or `hvm_start_info.rsdp_paddr`.
+//!   No MP table, as the firmware writes none with ACPI.
+//! - without ACPI (`acpi=off`), the MP table (`minnow_bootproto::mptable`) describes the CPUs and
+//!   the RSDP address is 0.
 //!
 //! vCPU 0 starts at the kernel's entry in the state its protocol promises ([`CpuEntry`]); the
 //! others stay in KVM's wait-for-SIPI state, for the kernel to start.
 //!
-//! Guest-physical layout ([`layout`]), all in RAM below the MP table, none of it reserved in e820
-//! (the kernel copies what it needs early, as from the firmware):
+//! Guest-physical layout ([`layout`]); the boot structures are in RAM below the MP table, none of
+//! them reserved in e820 (the kernel copies what it needs early, as from the firmware):
 //!
 //! | range | what |
 //! |---|---|
@@ -22,9 +29,15 @@
 //! | 0x7000-0x8000 | Linux boot_params |
 //! | 0x9000-0xF000 | 64-bit entry: identity page tables of 0-4 GiB (PML4, PDPT, 4 PDs of 2 MiB pages) |
 //! | 0x20000-0x30000 | kernel command line |
-//! | 0x9E000-0xA0000 | MP table, floating pointer at 0x9FC00 (reserved in e820) |
+//! | 0x9E000-0xA0000 | MP table without ACPI, floating pointer at 0x9FC00 (reserved in e820) |
+//! | 0xE0000 | the RSDP with ACPI (in the reserved 0xE0000-0x100000) |
 //! | 1 MiB | the bzImage's protected-mode part; ELF segments where they say (at or above 1 MiB) |
-//! | top of RAM below 4 GiB | the initrd, page-aligned, below the kernel's `initrd_addr_max` |
+//! | below the ACPI tables | the initrd, page-aligned, below the kernel's `initrd_addr_max` |
+//! | top of RAM below 4 GiB | with ACPI, the tables, in whole pages reserved in e820 |
+//!
+//! The tables take the top of RAM first and the kernel and the initrd must fit below them (where
+//! the firmware, given QEMU's initrd at the top, puts the tables below the initrd): with no
+//! initrd, or one below the tables anyway, both paths hand over the same map.
 mod linux;
 mod pvh;
 
@@ -33,6 +46,7 @@ use crate::kernel_layout::{Blob, KernelLayoutError};
 use crate::layout::LOW_RAM_MAX;
 use crate::vstate::memory;
 use kvm_bindings::{kvm_dtable, kvm_regs, kvm_segment, kvm_sregs};
+use minnow_acpi::{AcpiFiles, Linked};
 use minnow_bootproto::e820::{self, legacy, E820Entry};
 use minnow_bootproto::linux::{BOOT_CS, BOOT_DS};
 use minnow_bootproto::mptable;
@@ -60,8 +74,12 @@ pub mod layout {
     /// The kernel command line (QEMU's address for it, and minnow.rom's), at most 64 KiB.
     pub const CMDLINE: u64 = crate::kernel_layout::LINUX_CMDLINE_ADDR;
     pub const CMDLINE_MAX: u64 = 0x1_0000;
+    /// The RSDP: the start of the table-loader's F-segment zone, where minnow.rom puts it.
+    pub const RSDP: u64 = minnow_bootproto::e820::legacy::LEGACY_HOLE_END;
     /// Where the bzImage's protected-mode part goes, and below which no kernel may load.
     pub const KERNEL: u64 = minnow_bootproto::e820::legacy::HIGH_MEMORY;
+    /// The ACPI tables' alignment and unit of reservation (the table-loader's HIGH zone).
+    pub const PAGE: u64 = 0x1000;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +130,12 @@ pub enum DirectBootError {
         path: String,
         source: linux_loader::loader::Error,
     },
+    #[error(
+        "no room for the ACPI tables ({size:#x} bytes) in RAM below 4 GiB: give the VM more memory (-m)"
+    )]
+    NoRoomForAcpi { size: u64 },
+    #[error(transparent)]
+    Acpi(#[from] minnow_acpi::AcpiError),
     #[error("writing the {what} ({len} bytes at {addr:#x}) into guest memory: not RAM")]
     GuestMemory {
         what: &'static str,
@@ -134,12 +158,82 @@ pub struct Input<'a> {
     /// CPUID(1) EAX and EDX as the vCPUs see them, for the MP table's processor entries (what
     /// minnow.rom reads with CPUID).
     pub cpu_signature: (u32, u32),
+    /// The ACPI tables, as served to minnow.rom in fw_cfg: installed where its table-loader would
+    /// install them. `None` (`acpi=off`): the MP table instead.
+    pub acpi: Option<&'a AcpiFiles>,
 }
 
-impl Input<'_> {
-    /// End of the RAM below 4 GiB: everything direct boot places goes below it.
-    fn low_ram_end(&self) -> u64 {
-        self.memory.min(LOW_RAM_MAX)
+/// Where direct boot installs the ACPI tables: where minnow.rom's table-loader puts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AcpiPlacement {
+    /// The tables blob (`etc/acpi/tables`): page-aligned, in the highest whole pages of RAM
+    /// below 4 GiB.
+    pub tables: u64,
+    /// The bytes reserved in e820 from `tables`: the blob rounded up to whole pages.
+    pub reserved: u64,
+    /// The RSDP (`etc/acpi/rsdp`): [`layout::RSDP`].
+    pub rsdp: u64,
+}
+
+impl AcpiPlacement {
+    /// Where `tables_len` bytes of tables go in `map` (the e820 map without them): as the
+    /// table-loader's HIGH zone allocates, the highest page-aligned fit of whole pages in RAM
+    /// below 4 GiB.
+    pub fn new(map: &[E820Entry], tables_len: u64) -> Option<Self> {
+        const FOUR_GIB: u64 = 1 << 32;
+        let reserved = tables_len.next_multiple_of(layout::PAGE);
+        let tables = map
+            .iter()
+            .filter(|e| e.kind.get() == e820::RAM)
+            .filter_map(|e| {
+                let (start, end) = (e.addr.get(), e.addr.get() + e.size.get());
+                let base = end.min(FOUR_GIB).checked_sub(reserved)? & !(layout::PAGE - 1);
+                (base >= start).then_some(base)
+            })
+            .max()?;
+        Some(Self {
+            tables,
+            reserved,
+            rsdp: layout::RSDP,
+        })
+    }
+}
+
+/// What direct boot decides before it loads anything: the RAM left for the kernel and the
+/// initrd, the e820 map they are handed, and the ACPI tables.
+#[derive(Debug)]
+struct Plan {
+    /// End of the RAM below 4 GiB the kernel and the initrd may use: the ACPI tables' first page,
+    /// or the end of RAM.
+    ram_end: u64,
+    e820: Vec<E820Entry>,
+    acpi: Option<(AcpiPlacement, Linked)>,
+}
+
+impl Plan {
+    fn new(input: &Input) -> Result<Self, DirectBootError> {
+        let low_ram_end = input.memory.min(LOW_RAM_MAX);
+        let map = e820_map(input.memory);
+        let Some(files) = input.acpi else {
+            return Ok(Self {
+                ram_end: low_ram_end,
+                e820: map,
+                acpi: None,
+            });
+        };
+        let size = files.tables.len() as u64;
+        let at = AcpiPlacement::new(&map, size).ok_or(DirectBootError::NoRoomForAcpi { size })?;
+        let linked = files.link(at.tables, at.rsdp)?;
+        Ok(Self {
+            ram_end: low_ram_end.min(at.tables),
+            e820: e820_map_reserving(input.memory, Some((at.tables, at.reserved))),
+            acpi: Some((at, linked)),
+        })
+    }
+
+    /// The RSDP's address for the boot protocol: 0 without ACPI.
+    fn rsdp(&self) -> u64 {
+        self.acpi.as_ref().map_or(0, |(at, _)| at.rsdp)
     }
 }
 
@@ -272,26 +366,34 @@ impl CpuEntry {
     }
 }
 
-/// The e820 map direct boot hands the kernel: the machine's RAM (what `etc/e820` lists) with the
+/// The e820 map of the machine without ACPI tables: its RAM (what `etc/e820` lists) with the
 /// legacy area carved out as minnow.rom carves it, so both paths report the same map.
 pub fn e820_map(memory: u64) -> Vec<E820Entry> {
+    e820_map_reserving(memory, None)
+}
+
+/// [`e820_map`] with `reserved` (`(start, size)`, the ACPI tables' pages) marked reserved, as
+/// minnow.rom's table-loader marks the pages it allocates.
+pub fn e820_map_reserving(memory: u64, reserved: Option<(u64, u64)>) -> Vec<E820Entry> {
     // (start, end, kind); kind None is a hole, dropped at the end.
     let mut map: Vec<(u64, u64, Option<u32>)> = memory::ram_map(memory)
         .into_iter()
         .map(|(start, size)| (start, start + size, Some(e820::RAM)))
         .collect();
-    for c in legacy::CARVES {
+    let carves = legacy::CARVES.iter().map(|c| (c.start, c.end, c.kind));
+    let tables = reserved.map(|(start, size)| (start, start + size, Some(e820::RESERVED)));
+    for (c_start, c_end, c_kind) in carves.chain(tables) {
         // The carved range replaces whatever overlaps it, keeping the parts that stick out.
         let mut next = Vec::with_capacity(map.len() + 2);
         for &(start, end, kind) in &map {
-            if start < c.start {
-                next.push((start, end.min(c.start), kind));
+            if start < c_start {
+                next.push((start, end.min(c_start), kind));
             }
-            if end > c.end {
-                next.push((start.max(c.end), end, kind));
+            if end > c_end {
+                next.push((start.max(c_end), end, kind));
             }
         }
-        next.push((c.start, c.end, c.kind));
+        next.push((c_start, c_end, c_kind));
         next.sort_by_key(|r| r.0);
         map = next.into_iter().fold(Vec::new(), |mut merged, r| {
             match merged.last_mut() {
@@ -323,7 +425,8 @@ fn read(path: &Path) -> Result<Blob, DirectBootError> {
     Ok(Blob::new(path.display().to_string(), bytes))
 }
 
-/// Reads `-kernel` and `-initrd` and loads them as [`load`] does.
+/// Reads `-kernel` and `-initrd` and loads them as [`load`] does, with the ACPI tables fw_cfg
+/// serves when `c` has ACPI.
 pub fn load_files(
     c: &Config,
     ram: &GuestMemoryMmap,
@@ -331,6 +434,10 @@ pub fn load_files(
 ) -> Result<CpuEntry, DirectBootError> {
     let kernel = read(c.kernel.as_deref().ok_or(DirectBootError::NoKernel)?)?;
     let initrd = c.initrd.as_deref().map(read).transpose()?;
+    let acpi = match c.acpi() {
+        true => Some(minnow_acpi::build(&crate::fw_cfg_setup::acpi_machine(c))?),
+        false => None,
+    };
     let input = Input {
         kernel: &kernel,
         initrd: initrd.as_ref(),
@@ -338,6 +445,7 @@ pub fn load_files(
         memory: c.memory,
         cpus: c.cpus,
         cpu_signature,
+        acpi: acpi.as_ref(),
     };
     load(&input, ram)
 }
@@ -345,16 +453,24 @@ pub fn load_files(
 /// Loads the kernel and everything around it into `ram`; returns vCPU 0's entry state.
 pub fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
     let k = &input.kernel.bytes;
-    let entry = if k.get(0x202..0x206) == Some(&minnow_bootproto::linux::HEADER_MAGIC.to_le_bytes()[..]) {
-        linux::load(input, ram)?
-    } else if k.starts_with(b"\x7fELF") {
-        pvh::load(input, ram)?
-    } else {
+    let is_bzimage = k.get(0x202..0x206) == Some(&minnow_bootproto::linux::HEADER_MAGIC.to_le_bytes()[..]);
+    if !is_bzimage && !k.starts_with(b"\x7fELF") {
         return Err(DirectBootError::NotAKernel {
             path: input.kernel.name.clone(),
         });
+    }
+    let plan = Plan::new(input)?;
+    let entry = match is_bzimage {
+        true => linux::load(input, &plan, ram)?,
+        false => pvh::load(input, &plan, ram)?,
     };
-    write_mptable(input, ram)?;
+    match &plan.acpi {
+        Some((at, linked)) => {
+            write(ram, "ACPI tables", at.tables, &linked.tables)?;
+            write(ram, "ACPI RSDP", at.rsdp, &linked.rsdp)?;
+        }
+        None => write_mptable(input, ram)?,
+    }
     let gdt: Vec<u8> = entry.mode.gdt().iter().flat_map(|d| d.to_le_bytes()).collect();
     write(ram, "GDT", layout::GDT, &gdt)?;
     if entry.mode == Mode::Long64 {
@@ -414,10 +530,12 @@ fn write_cmdline(input: &Input, ram: &GuestMemoryMmap, max: u64) -> Result<(), D
     write(ram, "command line", layout::CMDLINE, &bytes)
 }
 
-/// Places the initrd page-aligned as high as it fits below `limit` (exclusive) and at or above
-/// `kernel_end`, writes it, and returns `(address, size)`.
+/// Places the initrd page-aligned as high as it fits below `limit` (exclusive) and the plan's
+/// RAM end (below the ACPI tables), at or above `kernel_end`, writes it, and returns
+/// `(address, size)`.
 fn place_initrd(
     input: &Input,
+    plan: &Plan,
     ram: &GuestMemoryMmap,
     kernel_end: u64,
     limit: u64,
@@ -426,7 +544,7 @@ fn place_initrd(
         return Ok(None);
     };
     let size = initrd.bytes.len() as u64;
-    let limit = limit.min(input.low_ram_end());
+    let limit = limit.min(plan.ram_end);
     let addr = limit.checked_sub(size).map(|a| a & !0xFFF);
     let Some(addr) = addr.filter(|&a| a >= kernel_end) else {
         return Err(DirectBootError::InitrdTooLarge {

@@ -144,11 +144,9 @@ mod tests {
         assert_eq!(files(OnOffAuto::Auto, Bios::Builtin), [true; 3]);
         assert_eq!(files(OnOffAuto::On, Bios::Builtin), [true; 3]);
         assert_eq!(files(OnOffAuto::Off, Bios::Builtin), [false; 3]);
-        assert_eq!(
-            files(OnOffAuto::Auto, Bios::None),
-            [false; 3],
-            "direct boot installs none yet"
-        );
+        // Direct boot installs the tables itself, and fw_cfg still serves them, as QEMU does.
+        assert_eq!(files(OnOffAuto::Auto, Bios::None), [true; 3]);
+        assert_eq!(files(OnOffAuto::Off, Bios::None), [false; 3]);
         let c = Config::default();
         let served = build(&c, &ram).unwrap();
         let want = minnow_acpi::build(&acpi_machine(&c)).unwrap();

@@ -24,6 +24,27 @@ pub use machine::MachineError;
 
 /// Builds the VM `config` describes and runs it to the end. Returns why it stopped; never exits
 /// the process.
+///
+/// A guest reset reboots: the machine is built again from `config` (files are read again), as
+/// QEMU reboots, unless `config.no_reboot`, when the reset ends the VM. A triple fault always
+/// ends it (QEMU would reboot; a guest that faults at boot would then loop silently).
 pub fn run(config: &Config) -> Result<ExitReason, MachineError> {
-    machine::build(config)?.run()
+    // One serial log for the VM's whole life, reboots included, as QEMU keeps its chardev.
+    if let config::Serial::File(path) = &config.serial {
+        std::fs::File::create(path).map_err(|source| MachineError::Io {
+            what: format!("creating the serial log {}", path.display()),
+            source,
+        })?;
+    }
+    loop {
+        match machine::build(config)?.run()? {
+            ExitReason::Reset if !config.no_reboot => {
+                // A SIGTERM during the reset must not be lost to the next boot.
+                if let Some(sig) = signals::take_termination() {
+                    return Ok(ExitReason::Signal(sig));
+                }
+            }
+            reason => return Ok(reason),
+        }
+    }
 }

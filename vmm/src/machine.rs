@@ -87,9 +87,6 @@ pub fn validate(c: &Config) -> Result<(), MachineError> {
     if c.acpi() && m.ioapic2 == OnOffAuto::On {
         return unsupported("-M ioapic2=on: KVM's in-kernel irqchip has one IOAPIC; use ioapic2=off or auto");
     }
-    if c.bios == Bios::None && m.acpi == OnOffAuto::On {
-        return unsupported("-bios none with acpi=on: direct boot does not write ACPI tables yet; use acpi=off (it writes an MP table)");
-    }
     Ok(())
 }
 
@@ -203,7 +200,12 @@ fn attach_serial(
     let out: Output = match output {
         Serial::Stdio => Box::new(std::io::stdout()),
         Serial::File(path) => Box::new(
-            std::fs::File::create(path).map_err(io(format!("creating the serial log {}", path.display())))?,
+            // Appended to: `minnow_vmm::run` truncates it once, and a reboot keeps writing to it.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(io(format!("opening the serial log {}", path.display())))?,
         ),
         Serial::None => Box::new(std::io::sink()),
     };
@@ -284,13 +286,20 @@ impl Machine {
                     .map_err(io("starting a vCPU thread"))
             })
             .collect::<Result<Vec<JoinHandle<ExitReason>>, _>>()?;
+        let mut signalled = None;
         let reason = loop {
+            if let Some(sig) = signals::take_termination() {
+                signalled = Some(sig);
+                handlers.exit.request(ExitReason::Signal(sig));
+            }
             if let Some(reason) = handlers.exit.wait(Duration::from_millis(20)) {
                 break reason;
             }
-            if let Some(sig) = signals::take_termination() {
-                handlers.exit.request(ExitReason::Signal(sig));
-            }
+        };
+        // A signal that raced a guest reset wins: a reset loop must not make minnow unkillable.
+        let reason = match (reason, signalled) {
+            (ExitReason::Reset, Some(sig)) => ExitReason::Signal(sig),
+            (reason, _) => reason,
         };
         // vCPUs blocked in KVM_RUN leave it when signalled; repeat in case one was not in it yet.
         for t in threads {

@@ -25,7 +25,12 @@ fn main() -> ExitCode {
         }
     }
     let status = match minnow_vmm::run(&config) {
-        Ok(reason) => reason.status(),
+        Ok(reason) => {
+            if reason == minnow_vmm::ExitReason::TripleFault {
+                eprintln!("minnow: the guest triple-faulted (a vCPU shut down); stopping");
+            }
+            reason.status()
+        }
         Err(e) => {
             eprintln!("minnow: {e}");
             1

@@ -80,6 +80,8 @@ fn run(name: &str, acpi: OnOffAuto, address: u32, value: u8) -> ExitReason {
             iobase: 0xF4,
             iosize: 1,
         }),
+        // A reset would otherwise reboot into the same ROM forever.
+        no_reboot: true,
         ..Config::default()
     };
     let reason = minnow_vmm::run(&config);

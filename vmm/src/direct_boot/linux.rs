@@ -1,7 +1,7 @@
 //! A bzImage, booted through the Linux boot protocol's 64-bit entry (or its 32-bit entry when the
 //! kernel has no `XLF_KERNEL_64`): the protected-mode part at 1 MiB, boot_params at 0x7000 with
 //! the setup header copied from the image, RSI = boot_params.
-use super::{layout, place_initrd, write, write_cmdline, CpuEntry, DirectBootError, Input, Mode};
+use super::{layout, place_initrd, write, write_cmdline, CpuEntry, DirectBootError, Input, Mode, Plan};
 use linux_loader::loader::{bzimage::BzImage, KernelLoader};
 use minnow_bootproto::linux::{self as proto, loadflags, xloadflags, BootParams, E820_MAX_ENTRIES};
 use std::io::Cursor;
@@ -11,7 +11,7 @@ use zerocopy::{FromZeros, IntoBytes};
 /// type_of_loader: "undefined" (boot.rst), as Firecracker and Cloud Hypervisor report.
 pub const LOADER_TYPE_UNDEFINED: u8 = 0xFF;
 
-pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
+pub(super) fn load(input: &Input, plan: &Plan, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
     let path = &input.kernel.name;
     let image = &input.kernel.bytes;
     let bad = |reason: String| DirectBootError::BadBzImage {
@@ -30,7 +30,8 @@ pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, Dir
     let need = u64::from(header.init_size.get())
         .max(pm_len)
         .next_multiple_of(0x1000);
-    let ram_end = input.low_ram_end();
+    // Below the ACPI tables, if any: the RAM the e820 map hands over ends there.
+    let ram_end = plan.ram_end;
     if layout::KERNEL + need > ram_end {
         return Err(DirectBootError::KernelTooLarge {
             path: path.clone(),
@@ -53,7 +54,7 @@ pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, Dir
     write_cmdline(input, ram, cmdline_size)?;
     // initrd_addr_max is the highest address the initrd's last byte may have.
     let limit = u64::from(header.initrd_addr_max.get()) + 1;
-    let initrd = place_initrd(input, ram, layout::KERNEL + need, limit)?;
+    let initrd = place_initrd(input, plan, ram, layout::KERNEL + need, limit)?;
 
     let mut bp = BootParams::new_zeroed();
     let len = header.header_len();
@@ -71,9 +72,9 @@ pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, Dir
     if bp.hdr.vid_mode.get() == 0 {
         bp.hdr.vid_mode = 0xFFFF.into(); // "normal": no mode change (as minnow.rom)
     }
-    bp.acpi_rsdp_addr = 0.into(); // no ACPI tables in direct boot (yet): the MP table instead
-    let map = super::e820_map(input.memory);
-    for (slot, e) in bp.e820_table.iter_mut().zip(&map) {
+    bp.acpi_rsdp_addr = plan.rsdp().into(); // 0 without ACPI: the MP table instead
+    let map = &plan.e820;
+    for (slot, e) in bp.e820_table.iter_mut().zip(map) {
         *slot = *e;
     }
     bp.e820_entries = map.len().min(E820_MAX_ENTRIES) as u8;

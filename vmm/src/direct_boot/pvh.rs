@@ -1,7 +1,7 @@
 //! An ELF kernel with a PVH note (XEN_ELFNOTE_PHYS32_ENTRY), booted through PVH: its segments
 //! where they say, `hvm_start_info` v1 at 0x6000 with the memory map, the command line and the
 //! initrd as module 0, EBX = start_info, in flat 32-bit protected mode with paging off.
-use super::{layout, place_initrd, write, write_cmdline, CpuEntry, DirectBootError, Input, Mode};
+use super::{layout, place_initrd, write, write_cmdline, CpuEntry, DirectBootError, Input, Mode, Plan};
 use crate::kernel_layout;
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::KernelLoader;
@@ -10,23 +10,23 @@ use std::io::Cursor;
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 use zerocopy::IntoBytes;
 
-pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
+pub(super) fn load(input: &Input, plan: &Plan, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
     let path = &input.kernel.name;
     let image = &input.kernel.bytes;
     // Checked before anything is written: every segment within the file and the RAM below 4 GiB
-    // (kernel_layout's ELF reader, which also lays PVH kernels out for the firmware), and a note.
-    let ((low, high), note) =
-        kernel_layout::elf_extent(path, image, input.low_ram_end()).map_err(|e| match e {
-            kernel_layout::KernelLayoutError::OutsideRam { addr, end, ram, .. } => {
-                DirectBootError::KernelTooLarge {
-                    path: path.clone(),
-                    start: addr,
-                    size: end.saturating_sub(addr),
-                    ram_end: ram,
-                }
+    // (kernel_layout's ELF reader, which also lays PVH kernels out for the firmware) below the
+    // ACPI tables, if any, and a note.
+    let ((low, high), note) = kernel_layout::elf_extent(path, image, plan.ram_end).map_err(|e| match e {
+        kernel_layout::KernelLayoutError::OutsideRam { addr, end, ram, .. } => {
+            DirectBootError::KernelTooLarge {
+                path: path.clone(),
+                start: addr,
+                size: end.saturating_sub(addr),
+                ram_end: ram,
             }
-            other => DirectBootError::Elf(other),
-        })?;
+        }
+        other => DirectBootError::Elf(other),
+    })?;
     let Some(note) = note else {
         return Err(DirectBootError::NoPvhNote { path: path.clone() });
     };
@@ -61,10 +61,11 @@ pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, Dir
         });
     }
     write_cmdline(input, ram, layout::CMDLINE_MAX - 1)?;
-    let initrd = place_initrd(input, ram, high.next_multiple_of(0x1000), u64::MAX)?;
+    let initrd = place_initrd(input, plan, ram, high.next_multiple_of(0x1000), u64::MAX)?;
 
     let max = ((layout::PVH_MEMMAP_END - layout::PVH_MEMMAP) / 24) as usize;
-    let memmap: Vec<u8> = super::e820_map(input.memory)
+    let memmap: Vec<u8> = plan
+        .e820
         .iter()
         .take(max)
         .flat_map(|e| {
@@ -82,7 +83,7 @@ pub(super) fn load(input: &Input, ram: &GuestMemoryMmap) -> Result<CpuEntry, Dir
         magic: START_MAGIC.into(),
         version: 1.into(),
         cmdline_paddr: layout::CMDLINE.into(),
-        rsdp_paddr: 0.into(), // no ACPI tables in direct boot (yet): the MP table instead
+        rsdp_paddr: plan.rsdp().into(), // 0 without ACPI: the MP table instead
         memmap_paddr: layout::PVH_MEMMAP.into(),
         memmap_entries: ((memmap.len() / 24) as u32).into(),
         ..Default::default()

@@ -112,7 +112,66 @@ fn input<'a>(f: &'a Files, cmdline: &'a str, memory: u64, cpus: u8) -> Input<'a>
         memory,
         cpus,
         cpu_signature: (0x806F8, 0x178B_FBFF),
+        acpi: None,
     }
+}
+
+/// The ACPI files the VMM serves for `cpus` CPUs (what direct boot installs).
+fn acpi_files(cpus: u8) -> AcpiFiles {
+    let c = Config {
+        cpus,
+        ..Config::default()
+    };
+    minnow_acpi::build(&crate::fw_cfg_setup::acpi_machine(&c)).expect("the tables build")
+}
+
+fn sum(b: &[u8]) -> u8 {
+    b.iter().fold(0u8, |s, &x| s.wrapping_add(x))
+}
+
+/// The ACPI tables in guest memory, walked from the RSDP at `rsdp` as a kernel (or the payloads)
+/// would, every checksum verified: the signatures in XSDT order with the DSDT after the FACP,
+/// the MADT's CPUs, and the lowest and highest byte any table occupies.
+fn walk_acpi(ram: &GuestMemoryMmap, rsdp: u64) -> (Vec<String>, usize, (u64, u64)) {
+    let r = bytes(ram, rsdp, 36);
+    assert_eq!((&r[..8], r[15]), (&b"RSD PTR "[..], 2), "RSDP revision 2");
+    assert_eq!((sum(&r[..20]), sum(&r)), (0, 0), "RSDP checksums");
+    let u64_in = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let (mut sigs, mut cpus, mut extent) = (Vec::new(), 0, (u64::MAX, 0));
+    let mut table = |addr: u64| -> Vec<u8> {
+        let len = u32::from_le_bytes(bytes(ram, addr + 4, 4).try_into().unwrap());
+        let t = bytes(ram, addr, len as usize);
+        let sig = String::from_utf8_lossy(&t[..4]).into_owned();
+        assert_eq!(sum(&t), 0, "{sig} checksum");
+        extent = (extent.0.min(addr), extent.1.max(addr + u64::from(len)));
+        sigs.push(sig);
+        t
+    };
+    let xsdt = table(u64_in(&r, 24));
+    for entry in (36..xsdt.len()).step_by(8) {
+        let t = table(u64_in(&xsdt, entry));
+        match &t[..4] {
+            b"FACP" => {
+                table(u64_in(&t, minnow_acpi::fadt::X_DSDT));
+            }
+            b"APIC" => {
+                let mut at = 44;
+                while at + 2 <= t.len() {
+                    cpus += usize::from(t[at] == 0 && t[at + 4] & 1 == 1);
+                    at += usize::from(t[at + 1]).max(2);
+                }
+            }
+            _ => {}
+        }
+    }
+    (sigs, cpus, extent)
+}
+
+/// The e820 map as (start, end, kind).
+fn ranges(map: &[E820Entry]) -> Vec<(u64, u64, u32)> {
+    map.iter()
+        .map(|e| (e.addr.get(), e.addr.get() + e.size.get(), e.kind.get()))
+        .collect()
 }
 
 /// What KVM reports for a fresh vCPU, as far as `apply` is concerned.
@@ -321,21 +380,43 @@ fn a_pvh_kernel_gets_start_info_and_flat_protected_mode() {
     assert_mptable(&ram, 2);
 }
 
-/// etc/e820 as the VMM fills it, read and carved by minnow.rom's own code.
-struct FwCfgWithE820 {
-    data: Vec<u8>,
+/// fw_cfg files as the VMM serves them (etc/e820, the ACPI files), for minnow.rom's own code to
+/// read: file `i` has key 0x20 + i.
+struct FakeFwCfg {
+    files: Vec<(&'static str, Vec<u8>)>,
+    selected: usize,
     at: usize,
 }
 
-impl minnow_firmware::fw_cfg::FwCfg for FwCfgWithE820 {
-    fn select(&mut self, _key: u16) {
+impl FakeFwCfg {
+    fn new(memory: u64, acpi: Option<&AcpiFiles>) -> Self {
+        let mut files = vec![("etc/e820", crate::fw_cfg_setup::e820(memory))];
+        if let Some(a) = acpi {
+            files.push(("etc/acpi/tables", a.tables.clone()));
+            files.push(("etc/acpi/rsdp", a.rsdp.clone()));
+            files.push(("etc/table-loader", a.table_loader.clone()));
+        }
+        Self {
+            files,
+            selected: usize::MAX,
+            at: 0,
+        }
+    }
+
+    fn next(&mut self) -> u8 {
+        let b = self.files.get(self.selected).and_then(|f| f.1.get(self.at));
+        self.at += 1;
+        b.copied().unwrap_or(0)
+    }
+}
+
+impl minnow_firmware::fw_cfg::FwCfg for FakeFwCfg {
+    fn select(&mut self, key: u16) {
+        self.selected = usize::from(key).wrapping_sub(0x20);
         self.at = 0;
     }
     fn read(&mut self, buf: &mut [u8]) -> Result<(), minnow_firmware::fw_cfg::FwCfgError> {
-        for b in buf {
-            *b = self.data.get(self.at).copied().unwrap_or(0);
-            self.at += 1;
-        }
+        buf.iter_mut().for_each(|b| *b = self.next());
         Ok(())
     }
     fn skip(&mut self, len: u32) -> Result<(), minnow_firmware::fw_cfg::FwCfgError> {
@@ -344,20 +425,43 @@ impl minnow_firmware::fw_cfg::FwCfg for FwCfgWithE820 {
     }
     fn load(
         &mut self,
-        _dest: u64,
-        _len: u32,
-        _mem: &mut dyn minnow_firmware::memory::Memory,
+        dest: u64,
+        len: u32,
+        mem: &mut dyn minnow_firmware::memory::Memory,
     ) -> Result<(), minnow_firmware::fw_cfg::FwCfgError> {
-        unreachable!("reading the memory map loads nothing")
+        let data: Vec<u8> = (0..len).map(|_| self.next()).collect();
+        mem.write(dest, &data);
+        Ok(())
     }
     fn write(&mut self, _data: &[u8]) -> Result<(), minnow_firmware::fw_cfg::FwCfgError> {
-        unreachable!("reading the memory map writes nothing")
+        unreachable!("the microvm's table-loader script has no WRITE_POINTER")
     }
     fn file_bytes(&self, name: &[u8]) -> Option<minnow_firmware::fw_cfg::File> {
-        (name == b"etc/e820").then_some(minnow_firmware::fw_cfg::File {
-            key: 0x20,
-            size: self.data.len() as u32,
+        let i = self.files.iter().position(|f| f.0.as_bytes() == name)?;
+        Some(minnow_firmware::fw_cfg::File {
+            key: 0x20 + i as u16,
+            size: self.files[i].1.len() as u32,
         })
+    }
+}
+
+/// Sparse guest memory for minnow.rom's code: unwritten bytes read as 0.
+#[derive(Default)]
+struct SparseMemory(std::collections::HashMap<u64, u8>);
+
+impl minnow_firmware::memory::Memory for SparseMemory {
+    fn write(&mut self, addr: u64, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            self.0.insert(addr + i as u64, b);
+        }
+    }
+    fn read(&self, addr: u64, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = self.0.get(&(addr + i as u64)).copied().unwrap_or(0);
+        }
+    }
+    fn fill(&mut self, addr: u64, len: u64, byte: u8) {
+        self.write(addr, &vec![byte; len as usize]);
     }
 }
 
@@ -373,10 +477,7 @@ fn the_e820_map_is_the_one_minnow_rom_reports() {
         (3 << 30) + 4096,
         6 << 30,
     ] {
-        let mut cfg = FwCfgWithE820 {
-            data: crate::fw_cfg_setup::e820(memory),
-            at: 0,
-        };
+        let mut cfg = FakeFwCfg::new(memory, None);
         let mut map = memory_map::from_fw_cfg(&mut cfg).unwrap().unwrap();
         memory_map::carve_legacy(&mut map).unwrap();
         let firmware: Vec<E820Entry> = map.entries().collect();
@@ -425,6 +526,11 @@ fn the_layout_is_the_firmwares_where_both_build_the_same_thing_and_nothing_overl
     assert_eq!(
         (legacy::MPTABLE, legacy::MP_FLOATING_POINTER),
         (fw::MPTABLE, fw::MP_FLOATING_POINTER)
+    );
+    assert_eq!(
+        layout::RSDP,
+        fw::FSEG_ZONE,
+        "the table-loader's first F-segment address"
     );
     let mut ranges = [
         (layout::GDT, layout::GDT + 48),
@@ -577,4 +683,167 @@ fn corrupted_kernels_never_panic() {
             let _ = load(&input(&f, "", memory, 1), &ram);
         }
     }
+}
+
+// ACPI: the tables minnow.rom would install, where it would install them, and no MP table.
+
+fn with_acpi<'a>(input: Input<'a>, acpi: &'a AcpiFiles) -> Input<'a> {
+    Input {
+        acpi: Some(acpi),
+        ..input
+    }
+}
+
+/// The tables' first page when they are installed at the top of `memory` (below 3 GiB).
+fn tables_at(memory: u64, acpi: &AcpiFiles) -> u64 {
+    memory.min(3 << 30) - (acpi.tables.len() as u64).next_multiple_of(0x1000)
+}
+
+#[test]
+fn with_acpi_a_bzimage_gets_the_tables_at_the_top_of_ram_and_no_mp_table() {
+    let memory = 256 * MIB;
+    let ram = ram(memory);
+    let f = files(bzimage(true, 0x40_0000), Some(0x1_2345));
+    let acpi = acpi_files(2);
+    let tables = tables_at(memory, &acpi);
+    let entry = load(&with_acpi(input(&f, "acpi", memory, 2), &acpi), &ram).unwrap();
+    assert_eq!((entry.mode, entry.rsi), (Mode::Long64, 0x7000));
+    let bp: BootParams = obj(&ram, 0x7000);
+    assert_eq!(bp.acpi_rsdp_addr.get(), 0xE0000);
+    // What the table-loader would have made of the served files, at the same addresses...
+    let linked = acpi.link(tables, 0xE0000).unwrap();
+    assert_eq!(bytes(&ram, tables, linked.tables.len()), linked.tables);
+    assert_eq!(bytes(&ram, 0xE0000, linked.rsdp.len()), linked.rsdp);
+    // ...which a kernel walking from the RSDP finds whole, every checksum right.
+    let (sigs, cpus, extent) = walk_acpi(&ram, bp.acpi_rsdp_addr.get());
+    assert_eq!(sigs, ["XSDT", "FACP", "DSDT", "APIC"]);
+    assert_eq!(cpus, 2);
+    assert_eq!(extent, (tables, tables + acpi.tables.len() as u64));
+    // The tables' whole pages reserved in e820, RAM up to them.
+    let map = ranges(&bp.e820_table[..usize::from(bp.e820_entries)]);
+    assert_eq!(
+        map,
+        [
+            (0, 0x9E000, e820::RAM),
+            (0x9E000, 0xA0000, e820::RESERVED),
+            (0xE0000, 0x10_0000, e820::RESERVED),
+            (0x10_0000, tables, e820::RAM),
+            (tables, memory, e820::RESERVED),
+        ]
+    );
+    // The initrd below the tables.
+    let initrd = (tables - 0x1_2345) & !0xFFF;
+    assert_eq!(
+        (bp.hdr.ramdisk_image.get(), bp.hdr.ramdisk_size.get()),
+        (initrd as u32, 0x1_2345)
+    );
+    assert_eq!(bytes(&ram, initrd, 0x1_2345), f.initrd.as_ref().unwrap().bytes);
+    // No MP table, as minnow.rom writes none with ACPI.
+    assert_eq!(bytes(&ram, 0x9E000, 0x2000), vec![0; 0x2000]);
+}
+
+#[test]
+fn with_acpi_a_pvh_kernel_gets_rsdp_paddr_and_the_reserved_tables() {
+    let memory = 512 * MIB;
+    let ram = ram(memory);
+    let f = files(pvh_elf(ELF_LOAD, true), Some(4096));
+    let acpi = acpi_files(1);
+    let tables = tables_at(memory, &acpi);
+    load(&with_acpi(input(&f, "pvh", memory, 1), &acpi), &ram).unwrap();
+    let si: StartInfo = obj(&ram, 0x6000);
+    assert_eq!(si.rsdp_paddr.get(), 0xE0000);
+    let (sigs, cpus, extent) = walk_acpi(&ram, si.rsdp_paddr.get());
+    assert_eq!((sigs.join(","), cpus), ("XSDT,FACP,DSDT,APIC".into(), 1));
+    assert_eq!(extent.0, tables);
+    let module: ModlistEntry = obj(&ram, 0x6040);
+    assert_eq!((module.paddr.get(), module.size.get()), (tables - 4096, 4096));
+    let map = e820_map_reserving(memory, Some((tables, memory - tables)));
+    assert_eq!(ranges(&map).last(), Some(&(tables, memory, e820::RESERVED)));
+    assert_eq!(si.memmap_entries.get() as usize, map.len());
+    for (i, e) in map.iter().enumerate() {
+        let m: MemmapEntry = obj(&ram, 0x6100 + 24 * i as u64);
+        assert_eq!((m.addr, m.size, m.kind), (e.addr, e.size, e.kind));
+    }
+    assert_eq!(bytes(&ram, 0x9FC00, 16), [0; 16], "no MP floating pointer");
+}
+
+/// minnow.rom's own table-loader and memory-map code, run on the files the VMM serves, puts the
+/// tables and the RSDP at the same addresses, with the same bytes, and reports the same map.
+#[test]
+fn with_acpi_the_tables_and_the_map_are_the_ones_minnow_rom_installs() {
+    use minnow_firmware::memory::Memory;
+    use minnow_firmware::{acpi_loader, memory_map};
+    let f = files(pvh_elf(ELF_LOAD, true), None);
+    for memory in [
+        16 * MIB,
+        256 * MIB,
+        (3 << 30) - 4096,
+        3 << 30,
+        (3 << 30) + 4096,
+        6 << 30,
+    ] {
+        for cpus in [1, 2, 254] {
+            let acpi = acpi_files(cpus);
+            let mut cfg = FakeFwCfg::new(memory, Some(&acpi));
+            let mut map = memory_map::from_fw_cfg(&mut cfg).unwrap().unwrap();
+            memory_map::carve_legacy(&mut map).unwrap();
+            let mut mem = SparseMemory::default();
+            let rsdp = acpi_loader::install(&mut cfg, &mut mem, &mut map, &[]).unwrap();
+
+            let plan = Plan::new(&with_acpi(input(&f, "", memory, cpus), &acpi)).unwrap();
+            let (at, linked) = plan.acpi.as_ref().unwrap();
+            let what = format!("-m {memory:#x} -smp {cpus}");
+            assert_eq!(rsdp, Some(at.rsdp), "{what}");
+            assert_eq!(plan.e820, map.entries().collect::<Vec<_>>(), "{what}");
+            assert_eq!(
+                (at.tables, plan.ram_end),
+                (tables_at(memory, &acpi), at.tables),
+                "{what}"
+            );
+            let mut placed = vec![0; linked.tables.len()];
+            mem.read(at.tables, &mut placed);
+            assert_eq!(placed, linked.tables, "{what}");
+            let mut placed = vec![0; linked.rsdp.len()];
+            mem.read(at.rsdp, &mut placed);
+            assert_eq!(placed, linked.rsdp, "{what}");
+        }
+    }
+}
+
+#[test]
+fn with_acpi_the_kernel_and_the_initrd_must_fit_below_the_tables() {
+    let memory = 64 * MIB;
+    let acpi = acpi_files(1);
+    let tables = tables_at(memory, &acpi);
+    let run = |f: &Files, acpi: Option<&AcpiFiles>| {
+        let input = Input {
+            acpi,
+            ..input(f, "", memory, 1)
+        };
+        load(&input, &ram(memory)).map_err(|e| e.to_string())
+    };
+    // A bzImage running up to the top of RAM fits only without the tables.
+    let f = files(bzimage(true, (memory - MIB) as u32), None);
+    assert!(run(&f, None).is_ok());
+    let e = run(&f, Some(&acpi)).unwrap_err();
+    assert!(
+        e.contains(&format!("but RAM below 4 GiB ends at {tables:#x}")),
+        "{e}"
+    );
+    // So does a PVH segment in the last page.
+    let f = files(pvh_elf(memory - 0x2000, true), None);
+    assert!(run(&f, None).is_ok());
+    let e = run(&f, Some(&acpi)).unwrap_err();
+    assert!(
+        e.contains("/k/kernel: the kernel needs 0x2000 bytes of RAM from 0x3ffe000"),
+        "{e}"
+    );
+    // An initrd filling the RAM above the kernel.
+    let f = files(bzimage(true, 0x40_0000), Some((memory - 0x50_0000) as usize));
+    assert!(run(&f, None).is_ok());
+    let e = run(&f, Some(&acpi)).unwrap_err();
+    assert!(
+        e.contains(&format!("kernel's end (0x500000) and {tables:#x}")),
+        "{e}"
+    );
 }
