@@ -21,7 +21,7 @@ const HALT_AT_RESET: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
 
 pub fn run() -> Result<()> {
     let root = crate::workspace_root();
-    let minnow = build_minnow(&root)?;
+    let minnow = build_minnow()?;
     let exit_rom = write_rom(&root, "exit-at-reset.rom", &EXIT_AT_RESET)?;
     let halt_rom = write_rom(&root, "halt-at-reset.rom", &HALT_AT_RESET)?;
     let common = [
@@ -83,25 +83,9 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn build_minnow(root: &Path) -> Result<PathBuf> {
+fn build_minnow() -> Result<PathBuf> {
     crate::firmware::build()?;
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "minnow-vmm",
-            "--bin",
-            "minnow",
-        ])
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("building minnow failed");
-    }
-    Ok(root.join("target/release/minnow"))
+    crate::minnow_bin::build()
 }
 
 fn write_rom(root: &Path, name: &str, code: &[u8]) -> Result<PathBuf> {

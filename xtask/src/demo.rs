@@ -19,27 +19,7 @@ pub fn run() -> Result<()> {
 
 /// Builds `minnow` (which embeds the ROM just built) and boots the PVH payload with it.
 fn run_minnow(payloads: &std::path::Path) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let root = crate::workspace_root();
-    eprintln!("[demo] cargo build --release -p minnow-vmm");
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "minnow-vmm",
-            "--bin",
-            "minnow",
-        ])
-        .env("MINNOW_ROM", root.join("target/firmware/minnow.rom"))
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("building minnow failed");
-    }
-    let minnow = root.join("target/release/minnow");
+    let minnow = crate::minnow_bin::build()?;
     let kernel = payloads.join("pvh.elf");
     let args = [
         "-M",

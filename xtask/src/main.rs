@@ -7,6 +7,7 @@ mod bench_vmm;
 mod demo;
 mod firmware;
 mod guest;
+mod minnow_bin;
 mod payloads;
 mod test;
 
