@@ -1228,17 +1228,8 @@ mod tests {
 
     // --- ELF ---------------------------------------------------------------------------------
 
-    #[derive(Clone, Copy)]
-    struct Ph {
-        kind: u32,
-        flags: u32,
-        offset: u64,
-        vaddr: u64,
-        paddr: u64,
-        filesz: u64,
-        memsz: u64,
-        align: u64,
-    }
+    /// The parser's own program-header type describes the headers the tests write.
+    type Ph = Phdr;
 
     fn elf(is64: bool, machine: u16, e_flags: u32, entry: u64, phs: &[Ph], len: usize) -> Vec<u8> {
         let mut d = vec![0u8; len];
