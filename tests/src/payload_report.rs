@@ -51,3 +51,20 @@ pub fn unescape(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_parse_and_unescape() {
+        let line = "MINNOW-PAYLOAD proto=pvh entry=32 cmdline=\"a \\x22b\\x22 c=d\\x09\\xc2\\xb5\" \
+                    initrd_len=5 result=pass";
+        let f = parse(line);
+        assert_eq!(f["proto"], "pvh");
+        assert_eq!(unescape(&f["cmdline"]), "a \"b\" c=d\t\u{b5}".as_bytes());
+        assert_eq!(f["initrd_len"], "5");
+        assert_eq!(f["result"], "pass");
+        assert_eq!(fnv1a32(b"foobar"), 0xBF9C_F968);
+    }
+}
