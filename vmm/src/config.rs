@@ -172,10 +172,29 @@ fn bad(option: &str, value: &str, hint: &str) -> ConfigError {
 }
 
 /// Splits QEMU's `a=b,c=d` (a leading bare word is returned as the first key with an empty value).
-fn key_values(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.split(',')
+/// As in QEMU, `,,` is a comma inside a value.
+fn key_values(s: &str) -> Vec<(String, String)> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != ',' {
+            current.push(c);
+        } else if chars.next_if_eq(&',').is_some() {
+            current.push(',');
+        } else {
+            parts.push(std::mem::take(&mut current));
+        }
+    }
+    parts.push(current);
+    parts
+        .into_iter()
         .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (p, String::new()),
+        })
+        .collect()
 }
 
 fn on_off_auto(option: &str, v: &str) -> Result<OnOffAuto, ConfigError> {
@@ -221,11 +240,11 @@ pub fn parse_memory(s: &str) -> Result<u64, ConfigError> {
 }
 
 fn parse_smp(s: &str) -> Result<u8, ConfigError> {
-    let mut cpus = None;
+    let mut cpus: Option<String> = None;
     for (k, v) in key_values(s) {
-        match (k, v) {
-            (n, "") => cpus = Some(n),
-            ("cpus", n) | ("maxcpus", n) => cpus = cpus.or(Some(n)),
+        match (k.as_str(), v.as_str()) {
+            (_, "") => cpus = Some(k),
+            ("cpus", _) | ("maxcpus", _) => cpus = cpus.or(Some(v)),
             ("sockets" | "cores" | "threads" | "dies", _) => {}
             _ => return Err(ConfigError::BadSmp(s.into())),
         }
@@ -238,6 +257,7 @@ fn parse_smp(s: &str) -> Result<u8, ConfigError> {
 
 fn parse_machine(m: &mut Machine, s: &str) -> Result<(), ConfigError> {
     for (k, v) in key_values(s) {
+        let (k, v) = (k.as_str(), v.as_str());
         let option = format!("-M {k}");
         match k {
             "microvm" if v.is_empty() => {}
@@ -278,6 +298,7 @@ fn parse_serial(s: &str) -> Result<Serial, ConfigError> {
 fn parse_fw_cfg(s: &str) -> Result<FwCfgFile, ConfigError> {
     let (mut name, mut source) = (None, None);
     for (k, v) in key_values(s) {
+        let (k, v) = (k.as_str(), v.as_str());
         match k {
             "name" => name = Some(v.to_string()),
             "file" => source = Some(FwCfgSource::File(v.into())),
@@ -310,15 +331,16 @@ fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
 }
 
 fn parse_device(c: &mut Config, s: &str) -> Result<(), ConfigError> {
-    let mut parts = key_values(s);
-    let (driver, _) = parts.next().unwrap_or(("", ""));
-    match driver {
+    let mut parts = key_values(s).into_iter();
+    let (driver, _) = parts.next().unwrap_or_default();
+    match driver.as_str() {
         "isa-debug-exit" => {
             let mut d = DebugExit {
                 iobase: 0x501,
                 iosize: 2,
             };
             for (k, v) in parts {
+                let (k, v) = (k.as_str(), v.as_str());
                 match k {
                     "iobase" => d.iobase = parse_number("-device isa-debug-exit,iobase", v)?,
                     "iosize" => d.iosize = parse_number("-device isa-debug-exit,iosize", v)?,
@@ -330,7 +352,7 @@ fn parse_device(c: &mut Config, s: &str) -> Result<(), ConfigError> {
         }
         _ => Err(bad(
             "-device",
-            driver,
+            &driver,
             ": supported: isa-debug-exit (virtio devices are not built yet)",
         )),
     }
@@ -457,6 +479,18 @@ mod tests {
             (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
         );
         assert!(!c.machine.isa_serial && !c.machine.option_roms);
+    }
+
+    #[test]
+    fn a_doubled_comma_is_a_comma_inside_a_value() {
+        let c = parse_str("-fw_cfg name=opt/x,string=a,,b;c,,,,d")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.fw_cfg[0].source, FwCfgSource::String("a,b;c,,d".into()));
+        assert_eq!(
+            key_values("microvm,,x,acpi=off,"),
+            [("microvm,x".into(), String::new()), ("acpi".into(), "off".into())]
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use std::process::{Command, Output};
 #[path = "guest_bzimage.rs"]
 pub(crate) mod bzimage;
 #[path = "guest_cpio.rs"]
-mod cpio;
+pub(crate) mod cpio;
+#[path = "guest_modules.rs"]
+pub(crate) mod modules;
 
 /// The meta package that names the current cloud kernel.
 const META_PACKAGE: &str = "linux-image-cloud-amd64";
@@ -29,11 +31,16 @@ const INIT_SCRIPT: &str = r#"#!/bin/busybox sh
 B=/bin/busybox
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev
 echo "MINNOW-INIT cmdline=$($B cat /proc/cmdline)"
 echo "MINNOW-INIT mem_total_kb=$($B awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 echo "MINNOW-INIT cpus=$($B grep -c '^processor' /proc/cpuinfo)"
+# rtc=ok when the RTC driver found the clock; epoch is the system time it set at boot.
+if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
+echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"
 echo "MINNOW-INIT done"
-$B poweroff -f
+# Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot.
+if [ -d /sys/firmware/acpi/tables ]; then $B poweroff -f; else $B reboot -f; fi
 "#;
 
 /// Prepares the kernel, its PVH ELF and the initramfs, and returns the cache directory.
@@ -351,13 +358,15 @@ mod tests {
     #[test]
     fn init_script_prints_the_markers_and_powers_off() {
         assert!(INIT_SCRIPT.starts_with("#!/bin/busybox sh\n"));
-        for marker in ["cmdline=", "mem_total_kb=", "cpus=", "done"] {
+        for marker in ["cmdline=", "mem_total_kb=", "cpus=", "rtc=", "done"] {
             assert!(
                 INIT_SCRIPT.contains(&format!("echo \"MINNOW-INIT {marker}")),
                 "{marker}"
             );
         }
-        assert!(INIT_SCRIPT.trim_end().ends_with("$B poweroff -f"));
+        assert!(INIT_SCRIPT
+            .trim_end()
+            .ends_with("$B poweroff -f; else $B reboot -f; fi"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod demo;
 mod firmware;
 mod guest;
 mod minnow_bin;
+mod nested;
 mod payloads;
 mod test;
 
@@ -32,6 +33,9 @@ enum Task {
     Firmware,
     /// Fetch and cache the Debian cloud kernel and build the busybox initramfs used by the tests.
     Guest,
+    /// Boot real Linux and the payloads with a static minnow inside a nested KVM host (QEMU TCG
+    /// emulating AMD SVM), and check what every guest reports. FILTER picks cases by name.
+    NestedTest { filter: Option<String> },
     /// Build the boot conformance payloads (multiboot 1 and 2, PVH, bzImage) into target/payloads/.
     Payloads,
     /// Build everything the tests need, then run the whole test suite.
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo::run(),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
+        Task::NestedTest { filter } => nested::run(filter.as_deref()),
         Task::Payloads => payloads::build().map(|_| ()),
         Task::Test { args } => test::run(&args),
     }

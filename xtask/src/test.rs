@@ -1,4 +1,5 @@
-//! `cargo xtask test`: build the ROM and guest images, then run every test.
+//! `cargo xtask test`: build the ROM and guest images, then run every test: the workspace's
+//! `cargo test`, then the nested real-KVM suite (`cargo xtask nested-test`).
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 
@@ -26,6 +27,10 @@ pub fn run(args: &[String]) -> Result<()> {
         .with_context(|| format!("running `{cargo} test`"))?;
     if !status.success() {
         bail!("tests failed ({status})");
+    }
+    // Extra arguments select `cargo test` filters; the nested suite runs on a whole run only.
+    if args.is_empty() {
+        crate::nested::run(None)?;
     }
     Ok(())
 }

@@ -1,0 +1,451 @@
+//! What runs inside the nested KVM host, and what each run must show.
+//!
+//! Two kinds of case, each one `minnow` run in L2:
+//! * **Linux**: the cloud kernel (bzImage or PVH vmlinux) to the test initramfs's `/init`, which
+//!   prints `MINNOW-INIT` lines: command line, memory, CPUs, whether the RTC works, the time it
+//!   read, then powers off (ACPI) or resets (no ACPI).
+//! * **Payload**: a boot conformance payload, checked by the rules the QEMU matrix uses
+//!   (`minnow_tests::payload_check`).
+use super::console::CaseOutput;
+use minnow_tests::payload_check::{
+    self, cmdline as payload_cmdline, not_supported, qboot_deviations, Expected, Loader, Payload, Route,
+    DEBUG_EXIT_DEVICE,
+};
+
+/// Where things are inside the L2 initramfs (the image builder puts them there).
+pub mod paths {
+    pub const QBOOT_ROM: &str = "/fw/qboot.rom";
+    pub const VMLINUZ: &str = "/linux/vmlinuz";
+    pub const VMLINUX: &str = "/linux/vmlinux";
+    pub const INITRAMFS: &str = "/linux/initramfs.cpio";
+    pub const PAYLOAD_DIR: &str = "/payload";
+    pub const PAYLOAD_INITRD: &str = "/payload/initrd.bin";
+}
+
+/// The tables Minnow's microvm has with ACPI on (the payload may find more).
+const MICROVM_TABLES: &[&str] = &["FACP", "APIC", "DSDT"];
+/// Guest RAM for every case.
+const MEM_MIB: u64 = 256;
+/// The kernel line that says the RTC is missing or unusable: a boot stall of a second or more.
+pub const RTC_STALL: &str = "rtc_cmos: broken or not accessible";
+/// Kernel warnings that come from this test bed, not from the VMM: (where, why).
+const KNOWN_WARNINGS: &[(&str, &str)] = &[(
+    "arch/x86/kernel/fpu/xstate.c",
+    "QEMU TCG's emulated SVM does not intercept XSETBV, so L2's KVM never sees the guest's XCR0 \
+     and CPUID 0xD reports a stale XSAVE size; the guest falls back and boots",
+)];
+/// How far the guest's clock may be from the host's when the test checks it.
+const CLOCK_SLACK_SECS: i64 = 600;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LinuxImage {
+    BzImage,
+    /// The ELF vmlinux, entered through PVH.
+    Pvh,
+}
+
+pub enum Expect {
+    Linux {
+        smp: u32,
+        acpi: bool,
+        rtc: bool,
+        append: String,
+    },
+    Payload {
+        loader: Loader,
+        route: Route,
+        payload: Payload,
+        smp: u32,
+        acpi: bool,
+        kernel_arg: String,
+        cmdline: String,
+    },
+}
+
+pub struct Case {
+    pub name: String,
+    /// minnow's arguments, except `-serial`, which the L2 script adds.
+    pub args: Vec<String>,
+    pub expect: Expect,
+}
+
+fn loader_name(l: Loader) -> &'static str {
+    match l {
+        Loader::MinnowRom => "minnowrom",
+        Loader::Qboot => "qboot",
+        Loader::Direct => "direct",
+    }
+}
+
+/// `-bios` for a loader; minnow.rom is the built-in default, so it needs none.
+fn bios_args(l: Loader) -> Vec<String> {
+    match l {
+        Loader::MinnowRom => vec![],
+        Loader::Qboot => vec!["-bios".into(), paths::QBOOT_ROM.into()],
+        Loader::Direct => vec!["-bios".into(), "none".into()],
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn machine_args(acpi: bool, rtc: bool, smp: u32) -> Vec<String> {
+    vec![
+        "-M".into(),
+        format!("microvm,acpi={},rtc={}", on_off(acpi), on_off(rtc)),
+        "-m".into(),
+        format!("{MEM_MIB}M"),
+        "-smp".into(),
+        smp.to_string(),
+        "-nodefaults".into(),
+        "-no-reboot".into(),
+    ]
+}
+
+fn linux_case(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, smp: u32) -> Case {
+    let name = format!(
+        "linux-{}-{}-acpi{}-rtc{}-smp{smp}",
+        match image {
+            LinuxImage::BzImage => "bzimage",
+            LinuxImage::Pvh => "pvh",
+        },
+        loader_name(loader),
+        on_off(acpi),
+        on_off(rtc),
+    );
+    // loglevel=5 keeps the console short (each byte is a VM exit) but shows warnings, where
+    // the RTC stall is reported.
+    let append = format!("console=ttyS0 loglevel=5 panic=-1 minnow.case={name}");
+    let kernel = match image {
+        LinuxImage::BzImage => paths::VMLINUZ,
+        LinuxImage::Pvh => paths::VMLINUX,
+    };
+    let mut args = machine_args(acpi, rtc, smp);
+    args.extend(bios_args(loader));
+    args.extend(["-kernel", kernel, "-initrd", paths::INITRAMFS, "-append", &append].map(String::from));
+    Case {
+        name,
+        args,
+        expect: Expect::Linux {
+            smp,
+            acpi,
+            rtc,
+            append,
+        },
+    }
+}
+
+/// Real Linux: both images through every loader; then ACPI off, the RTC off, and one CPU.
+/// Without ACPI Linux finds CPUs only through the MP table, which Debian's cloud kernel cannot
+/// read (no CONFIG_X86_MPPARSE): those cases run one CPU, and the payload cases check the MP
+/// table's CPU count instead.
+pub fn linux_cases() -> Vec<Case> {
+    use LinuxImage::{BzImage, Pvh};
+    use Loader::{Direct, MinnowRom, Qboot};
+    let mut cases = Vec::new();
+    for image in [BzImage, Pvh] {
+        for loader in [MinnowRom, Qboot, Direct] {
+            cases.push(linux_case(image, loader, true, true, 2));
+        }
+    }
+    cases.extend([
+        linux_case(BzImage, MinnowRom, false, true, 1),
+        linux_case(Pvh, Direct, false, true, 1),
+        linux_case(BzImage, Qboot, false, true, 1),
+        linux_case(BzImage, MinnowRom, true, false, 1),
+        linux_case(Pvh, Direct, true, false, 2),
+        linux_case(BzImage, MinnowRom, false, false, 1),
+    ]);
+    cases
+}
+
+fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp: u32) -> Case {
+    let name = format!(
+        "payload-{}-{}-{}-acpi{}-smp{smp}",
+        loader_name(loader),
+        match route {
+            Route::Kernel => "kernel",
+            Route::FwCfg => "fwcfg",
+        },
+        payload.file().replace('.', "_"),
+        on_off(acpi),
+    );
+    let cmdline = payload_cmdline(&name);
+    let kernel_arg = format!("{}/{}", paths::PAYLOAD_DIR, payload.file());
+    let mut args = machine_args(acpi, true, smp);
+    args.extend(bios_args(loader));
+    args.extend(["-device".to_string(), DEBUG_EXIT_DEVICE.to_string()]);
+    match route {
+        Route::Kernel => args.extend(
+            [
+                "-kernel",
+                &kernel_arg,
+                "-initrd",
+                paths::PAYLOAD_INITRD,
+                "-append",
+                &cmdline,
+            ]
+            .map(String::from),
+        ),
+        Route::FwCfg => {
+            for (item, value) in [
+                ("kernel", format!("file={kernel_arg}")),
+                ("initrd", format!("file={}", paths::PAYLOAD_INITRD)),
+                ("cmdline", format!("string={}", cmdline.replace(',', ",,"))),
+            ] {
+                args.push("-fw_cfg".into());
+                args.push(format!("name=opt/org.minnow/{item},{value}"));
+            }
+        }
+    }
+    Case {
+        name,
+        args,
+        expect: Expect::Payload {
+            loader,
+            route,
+            payload,
+            smp,
+            acpi,
+            kernel_arg,
+            cmdline,
+        },
+    }
+}
+
+/// Every payload through every loader that supports it, with ACPI (one CPU) and without (two,
+/// so the MP table's CPU count is checked).
+pub fn payload_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for loader in [Loader::MinnowRom, Loader::Qboot, Loader::Direct] {
+        for route in [Route::Kernel, Route::FwCfg] {
+            for payload in Payload::ALL {
+                if not_supported(loader, route, payload).is_some() {
+                    continue;
+                }
+                // The fw_cfg route is for what -kernel cannot carry: multiboot 2.
+                if route == Route::FwCfg && payload != Payload::Multiboot2 {
+                    continue;
+                }
+                cases.push(payload_case(loader, route, payload, true, 1));
+                cases.push(payload_case(loader, route, payload, false, 2));
+            }
+        }
+    }
+    cases
+}
+
+/// The value after `prefix` on the first serial line that starts with it.
+fn field<'a>(out: &'a CaseOutput, prefix: &str) -> Option<&'a str> {
+    out.serial.iter().find_map(|l| l.strip_prefix(prefix))
+}
+
+/// What is wrong with a case's output; empty when it passed. `now` is the host's Unix time.
+pub fn check(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
+    match &case.expect {
+        Expect::Linux {
+            smp,
+            acpi,
+            rtc,
+            append,
+        } => check_linux(out, *smp, *acpi, *rtc, append, now),
+        Expect::Payload {
+            loader,
+            route,
+            payload,
+            smp,
+            acpi,
+            kernel_arg,
+            cmdline,
+        } => {
+            let deviations = qboot_deviations(*loader, false);
+            let expected = Expected {
+                loader: *loader,
+                route: *route,
+                payload: *payload,
+                kernel_arg,
+                cmdline,
+                mem_mib: MEM_MIB,
+                smp: *smp,
+                acpi_tables: acpi.then_some(MICROVM_TABLES),
+                pages: None,
+                deviations: &deviations,
+            };
+            let mut bad = payload_check::check(out.serial.iter().map(String::as_str), &expected);
+            let want = expected.exit_status();
+            if out.rc != want {
+                bad.push(format!("minnow exited with {}, expected {want}", out.rc));
+            }
+            bad
+        }
+    }
+}
+
+fn check_linux(out: &CaseOutput, smp: u32, acpi: bool, rtc: bool, append: &str, now: i64) -> Vec<String> {
+    let mut bad = Vec::new();
+    if out.rc != 0 {
+        bad.push(format!(
+            "minnow exited with {}, expected 0 (guest power-off or reset)",
+            out.rc
+        ));
+    }
+    if field(out, "MINNOW-INIT done").is_none() {
+        bad.push("the guest's /init never reported done".into());
+        return bad;
+    }
+    if field(out, "MINNOW-INIT cmdline=") != Some(append) {
+        bad.push(format!(
+            "cmdline {:?}, expected {append:?}",
+            field(out, "MINNOW-INIT cmdline=")
+        ));
+    }
+    if field(out, "MINNOW-INIT cpus=") != Some(smp.to_string().as_str()) {
+        bad.push(format!(
+            "cpus={:?}, expected {smp}",
+            field(out, "MINNOW-INIT cpus=")
+        ));
+    }
+    let mem_kib = MEM_MIB * 1024;
+    match field(out, "MINNOW-INIT mem_total_kb=").and_then(|v| v.parse::<u64>().ok()) {
+        Some(kb) if kb * 10 >= mem_kib * 7 && kb <= mem_kib => {}
+        other => bad.push(format!("MemTotal {other:?} kB: expected 70%..100% of {mem_kib}")),
+    }
+    check_rtc(&mut bad, out, acpi, rtc, now);
+    for l in out.serial.iter().filter(|l| l.contains("WARNING:")) {
+        if !KNOWN_WARNINGS.iter().any(|(at, _)| l.contains(at)) {
+            bad.push(format!("the guest kernel warned: {l}"));
+        }
+    }
+    bad
+}
+
+/// The RTC fixups as the guest sees them: a working /dev/rtc0 with the host's time when the RTC
+/// is on; no RTC and no probe stall when it is off but ACPI can say so; and a warning from minnow
+/// when nothing can tell the guest.
+fn check_rtc(bad: &mut Vec<String>, out: &CaseOutput, acpi: bool, rtc: bool, now: i64) {
+    let line = field(out, "MINNOW-INIT rtc=").unwrap_or("");
+    let mut words = line.split_whitespace();
+    let state = words.next().unwrap_or("");
+    let epoch: Option<i64> = words
+        .next()
+        .and_then(|w| w.strip_prefix("epoch="))
+        .and_then(|v| v.parse().ok());
+    let want = if rtc { "ok" } else { "none" };
+    if state != want {
+        bad.push(format!("rtc={state:?}, expected {want}"));
+    }
+    if rtc {
+        match epoch {
+            Some(t) if (t - now).abs() <= CLOCK_SLACK_SECS => {}
+            _ => bad.push(format!(
+                "the guest's clock says {epoch:?}, the host's {now}: the RTC does not give the host's time"
+            )),
+        }
+    }
+    let stalled = out.serial.iter().any(|l| l.contains(RTC_STALL));
+    let guest_can_know = rtc || acpi;
+    if guest_can_know && stalled {
+        bad.push(format!("the guest logged {RTC_STALL:?}: the RTC fixups failed"));
+    }
+    if !guest_can_know && !out.stderr.iter().any(|l| l.contains("rtc=off without ACPI")) {
+        bad.push("rtc=off without ACPI, but minnow did not warn about it".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(rc: i32, serial: &[&str], stderr: &[&str]) -> CaseOutput {
+        CaseOutput {
+            rc,
+            seconds: 1.0,
+            serial: serial.iter().map(|s| s.to_string()).collect(),
+            tail: vec![],
+            stderr: stderr.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_linux_case_passes_only_with_the_whole_report() {
+        let case = linux_case(LinuxImage::Pvh, Loader::Direct, true, true, 2);
+        let Expect::Linux { append, .. } = &case.expect else {
+            unreachable!()
+        };
+        let cmdline = format!("MINNOW-INIT cmdline={append}");
+        let good = [
+            cmdline.as_str(),
+            "MINNOW-INIT mem_total_kb=222504",
+            "MINNOW-INIT cpus=2",
+            "MINNOW-INIT rtc=ok epoch=1000",
+            "MINNOW-INIT done",
+        ];
+        assert!(check(&case, &output(0, &good, &[]), 1010).is_empty());
+        // A clock far from the host's, a stall line, a lost CPU, a bad exit: each is named.
+        let bad = check(&case, &output(0, &good, &[]), 100_000);
+        assert!(
+            bad[0].contains("the RTC does not give the host's time"),
+            "{bad:?}"
+        );
+        let mut stalled = good.to_vec();
+        stalled.push("[    1.0] rtc_cmos rtc_cmos: rtc_cmos: broken or not accessible");
+        assert_eq!(check(&case, &output(0, &stalled, &[]), 1000).len(), 1);
+        let mut one_cpu = good.to_vec();
+        one_cpu[2] = "MINNOW-INIT cpus=1";
+        assert!(check(&case, &output(0, &one_cpu, &[]), 1000)[0].starts_with("cpus="));
+        assert_eq!(check(&case, &output(1, &good, &[]), 1000).len(), 1);
+        assert_eq!(check(&case, &output(0, &good[..4], &[]), 1000).len(), 1);
+        let mut warned = good.to_vec();
+        warned.push("[    0.4] WARNING: CPU: 0 PID: 0 at arch/x86/kernel/fpu/xstate.c:606 x+0x1");
+        assert!(check(&case, &output(0, &warned, &[]), 1000).is_empty());
+        warned.push("[    0.5] WARNING: CPU: 0 PID: 1 at arch/x86/kernel/apic/apic.c:1 y+0x2");
+        assert_eq!(check(&case, &output(0, &warned, &[]), 1000).len(), 1);
+    }
+
+    #[test]
+    fn without_acpi_or_rtc_minnow_must_warn() {
+        let case = linux_case(LinuxImage::BzImage, Loader::MinnowRom, false, false, 1);
+        let Expect::Linux { append, .. } = &case.expect else {
+            unreachable!()
+        };
+        let cmdline = format!("MINNOW-INIT cmdline={append}");
+        let serial = [
+            cmdline.as_str(),
+            "MINNOW-INIT mem_total_kb=222504",
+            "MINNOW-INIT cpus=1",
+            "MINNOW-INIT rtc=none epoch=0",
+            "MINNOW-INIT done",
+        ];
+        let warning = "minnow: warning: rtc=off without ACPI: Linux will probe the missing RTC";
+        assert!(check(&case, &output(0, &serial, &[warning]), 0).is_empty());
+        assert_eq!(check(&case, &output(0, &serial, &[]), 0).len(), 1);
+    }
+
+    #[test]
+    fn the_matrix_covers_every_loader_and_skips_what_cannot_work() {
+        let names: Vec<String> = linux_cases().into_iter().map(|c| c.name).collect();
+        for want in ["bzimage-minnowrom", "pvh-qboot", "pvh-direct", "rtcoff"] {
+            assert!(names.iter().any(|n| n.contains(want)), "{want}");
+        }
+        let payloads = payload_cases();
+        assert!(payloads
+            .iter()
+            .any(|c| c.name.contains("direct-kernel-bzImage32")));
+        assert!(payloads
+            .iter()
+            .any(|c| c.name.contains("minnowrom-fwcfg-multiboot2")));
+        assert!(!payloads
+            .iter()
+            .any(|c| c.name.contains("direct-kernel-multiboot")));
+        let all: Vec<String> = payloads.iter().map(|c| c.name.clone()).chain(names).collect();
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len(), "case names must be unique");
+    }
+}
