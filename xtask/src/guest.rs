@@ -38,6 +38,7 @@ echo "MINNOW-INIT cpus=$($B grep -c '^processor' /proc/cpuinfo)"
 # rtc=ok when the RTC driver found the clock; epoch is the system time it set at boot.
 if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
 echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"
+echo "MINNOW-INIT uptime=$($B cut -d' ' -f1 /proc/uptime)"
 echo "MINNOW-INIT done"
 # Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot.
 if [ -d /sys/firmware/acpi/tables ]; then $B poweroff -f; else $B reboot -f; fi

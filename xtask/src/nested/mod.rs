@@ -6,19 +6,22 @@
 //! and initramfs, and the boot conformance payloads. L2's `/init` runs every case with `minnow`
 //! on its /dev/kvm and relays what each guest printed; this side checks it.
 //!
-//! Outputs land in target/nested/: `l2.cpio`, `init.sh`, and `console.log` (L2's console with
-//! host timestamps).
+//! Outputs land in target/nested/: `test-l2.cpio`, `test-init.sh`, and `test-console.log` (L2's
+//! console with host timestamps); `cargo xtask bench nested` writes `bench-*`.
+pub mod bench;
 mod cases;
 mod console;
+mod image;
 mod l1;
 mod script;
 
-use crate::guest::{self, cpio::Newc};
+use crate::guest;
 use anyhow::{bail, Context, Result};
-use cases::{paths, Case};
-use minnow_tests::payload_check::{initrd_bytes, Payload};
+use cases::Case;
+use console::CaseOutput;
+use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything the L2 image is built from.
@@ -27,8 +30,71 @@ struct Inputs {
     modules: Vec<PathBuf>,
     minnow: PathBuf,
     payload_dir: PathBuf,
+    /// Put Debian's QEMU (with its libraries and ROMs) into L2 too, to compare against it.
+    with_qemu: bool,
 }
 
+/// What one L2 boot produced.
+struct Outcome {
+    results: HashMap<String, CaseOutput>,
+    log: PathBuf,
+    timed_out: bool,
+    timeout: Duration,
+    elapsed: Duration,
+}
+
+/// Builds the ROM, the guest, the payloads and the static minnow.
+fn prepare(with_qemu: bool) -> Result<Inputs> {
+    crate::firmware::build()?;
+    let guest_dir = guest::prepare()?;
+    let modules = guest::modules::prepare(&guest_dir, guest::modules::KVM_HOST)?;
+    let payload_dir = crate::payloads::build()?;
+    let minnow = crate::minnow_bin::build_static()?;
+    Ok(Inputs {
+        guest_dir,
+        modules,
+        minnow,
+        payload_dir,
+        with_qemu,
+    })
+}
+
+/// Builds the L2 image for `cases`, boots it, and splits its console into per-case outputs.
+/// Files go to target/nested/<tag>-{init.sh,l2.cpio,console.log}.
+fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
+    let out = crate::workspace_root().join("target/nested");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let init = script::l2_init(guest::modules::KVM_HOST, cases);
+    fs::write(out.join(format!("{tag}-init.sh")), &init)?;
+    let image = out.join(format!("{tag}-l2.cpio"));
+    let archive = image::build(inputs, &init)?;
+    fs::write(&image, &archive).with_context(|| format!("writing {}", image.display()))?;
+    eprintln!(
+        "[nested] L2 initramfs: {} ({:.1} MiB), {} cases",
+        image.display(),
+        archive.len() as f64 / f64::from(1 << 20),
+        cases.len()
+    );
+    let log = out.join(format!("{tag}-console.log"));
+    // About 10 s per Linux boot inside L2, well under 1 s per payload; generous, but finite.
+    let timeout = Duration::from_secs(180 + 60 * cases.len() as u64);
+    let run = l1::run(
+        &inputs.guest_dir.join("vmlinuz"),
+        &image,
+        cases.len(),
+        &log,
+        timeout,
+    )?;
+    Ok(Outcome {
+        results: console::split(&run.console),
+        log,
+        timed_out: run.timed_out,
+        timeout,
+        elapsed: run.elapsed,
+    })
+}
+
+/// `cargo xtask nested-test [FILTER]`.
 pub fn run(filter: Option<&str>) -> Result<()> {
     let cases: Vec<Case> = cases::linux_cases()
         .into_iter()
@@ -38,56 +104,24 @@ pub fn run(filter: Option<&str>) -> Result<()> {
     if cases.is_empty() {
         bail!("no case matches {filter:?}");
     }
-    crate::firmware::build()?;
-    let guest_dir = guest::prepare()?;
-    let modules = guest::modules::prepare(&guest_dir, guest::modules::KVM_HOST)?;
-    let payload_dir = crate::payloads::build()?;
-    let minnow = crate::minnow_bin::build_static()?;
-    let inputs = Inputs {
-        guest_dir,
-        modules,
-        minnow,
-        payload_dir,
-    };
-
-    let out = crate::workspace_root().join("target/nested");
-    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let init = script::l2_init(guest::modules::KVM_HOST, &cases);
-    fs::write(out.join("init.sh"), &init)?;
-    let image = out.join("l2.cpio");
-    let archive = l2_image(&inputs, &init)?;
-    fs::write(&image, &archive).with_context(|| format!("writing {}", image.display()))?;
-    eprintln!(
-        "[nested] L2 initramfs: {} ({:.1} MiB), {} cases",
-        image.display(),
-        archive.len() as f64 / f64::from(1 << 20),
-        cases.len()
-    );
-
-    let log = out.join("console.log");
-    // About 15 s per Linux boot inside L2, a few for a payload; generous, but finite.
-    let timeout = Duration::from_secs(180 + 60 * cases.len() as u64);
-    let run = l1::run(
-        &inputs.guest_dir.join("vmlinuz"),
-        &image,
-        cases.len(),
-        &log,
-        timeout,
-    )?;
-    let results = console::split(&run.console);
+    let inputs = prepare(false)?;
+    let outcome = boot(&inputs, &cases, "test")?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let failed = report(&cases, &results, now);
+    let failed = report(&cases, &outcome.results, now);
     eprintln!(
         "[nested] {} of {} cases passed in {:.0} s (console: {})",
         cases.len() - failed,
         cases.len(),
-        run.elapsed.as_secs_f64(),
-        log.display()
+        outcome.elapsed.as_secs_f64(),
+        outcome.log.display()
     );
-    if run.timed_out {
-        bail!("the L2 host did not finish within {} s", timeout.as_secs());
+    if outcome.timed_out {
+        bail!(
+            "the L2 host did not finish within {} s",
+            outcome.timeout.as_secs()
+        );
     }
     if failed > 0 {
         bail!("{failed} nested case(s) failed");
@@ -134,64 +168,4 @@ fn report(
         }
     }
     failed
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// The L2 initramfs: busybox, the KVM modules, minnow, qboot.rom, the L3 kernel and initramfs,
-/// the payloads and their initrd, and the generated `/init`.
-fn l2_image(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
-    let mut c = Newc::new();
-    for d in [
-        "bin",
-        "dev",
-        "proc",
-        "sys",
-        "tmp",
-        "lib",
-        "lib/modules",
-        "fw",
-        "linux",
-        "payload",
-    ] {
-        c.dir(d, 0o755)?;
-    }
-    c.char_dev("dev/console", 0o600, 5, 1)?;
-    c.file("bin/busybox", 0o755, &read(Path::new("/bin/busybox"))?)?;
-    c.file("bin/minnow", 0o755, &read(&inputs.minnow)?)?;
-    for m in &inputs.modules {
-        let name = m.file_name().context("module path")?.to_string_lossy();
-        c.file(&format!("lib/modules/{name}"), 0o644, &read(m)?)?;
-    }
-    let qboot = Path::new(minnow_tests::QBOOT_ROM);
-    let qboot_bytes = read(qboot).context("qboot.rom comes with qemu-system-data")?;
-    c.file(paths::QBOOT_ROM.trim_start_matches('/'), 0o644, &qboot_bytes)?;
-    for (dest, src) in [
-        (paths::VMLINUZ, "vmlinuz"),
-        (paths::VMLINUX, "vmlinux"),
-        (paths::INITRAMFS, "initramfs.cpio"),
-    ] {
-        c.file(
-            dest.trim_start_matches('/'),
-            0o644,
-            &read(&inputs.guest_dir.join(src))?,
-        )?;
-    }
-    for p in Payload::ALL {
-        let dest = format!("{}/{}", paths::PAYLOAD_DIR, p.file());
-        c.file(
-            dest.trim_start_matches('/'),
-            0o755,
-            &read(&inputs.payload_dir.join(p.file()))?,
-        )?;
-    }
-    c.file(
-        paths::PAYLOAD_INITRD.trim_start_matches('/'),
-        0o644,
-        &initrd_bytes(),
-    )?;
-    c.file("init", 0o755, init.as_bytes())?;
-    Ok(c.finish())
 }

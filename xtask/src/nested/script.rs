@@ -1,4 +1,4 @@
-//! The L2 host's `/init`: load KVM, run every case with the static minnow, relay what each
+//! The L2 host's `/init`: load KVM, run every case (the static minnow, or QEMU), relay what each
 //! printed on L2's console (see console.rs for the format), power off.
 use super::cases::Case;
 use super::console::{BEGIN, END, L2, SERIAL, STDERR, TAIL};
@@ -35,10 +35,10 @@ if [ ! -c /dev/kvm ]; then
 fi
 echo "{L2}/dev/kvm ready at $(up) s"
 run_case() {{
-    name=$1; shift
+    name=$1; program=$2; shift 2
     echo "{BEGIN}$name"
     t0=$(up)
-    timeout -s KILL {CASE_TIMEOUT_SECS} /bin/minnow "$@" -serial file:/tmp/serial.log 2>/tmp/stderr.log
+    timeout -s KILL {CASE_TIMEOUT_SECS} "$program" "$@" -serial file:/tmp/serial.log 2>/tmp/stderr.log
     rc=$?
     t1=$(up)
     tr -d '\r' </tmp/serial.log | grep -E '^MINNOW-|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP' | sed 's/^/{SERIAL}/'
@@ -51,7 +51,8 @@ run_case() {{
         modules = modules.join(" "),
     );
     for case in cases {
-        let words: Vec<String> = std::iter::once(case.name.as_str())
+        let words: Vec<String> = [case.name.as_str(), case.program]
+            .into_iter()
             .chain(case.args.iter().map(String::as_str))
             .map(sh_quote)
             .collect();
