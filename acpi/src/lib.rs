@@ -39,6 +39,8 @@ pub struct Machine {
     pub serial: bool,
     /// A second IOAPIC at 0xFEC10000 for GSIs 24..47.
     pub ioapic2: bool,
+    /// The dual 8259 PICs exist (the MADT's PCAT_COMPAT flag).
+    pub pic: bool,
     /// The virtio-mmio transports that have a device.
     pub virtio_mmio: Vec<VirtioMmio>,
     /// fw_cfg offers DMA (its DMA registers are then part of its ports).
@@ -46,13 +48,14 @@ pub struct Machine {
 }
 
 impl Default for Machine {
-    /// One CPU, the RTC and COM1, one IOAPIC, no virtio devices, fw_cfg with DMA.
+    /// One CPU, the RTC and COM1, the PICs and one IOAPIC, no virtio devices, fw_cfg with DMA.
     fn default() -> Self {
         Self {
             cpus: 1,
             rtc: true,
             serial: true,
             ioapic2: false,
+            pic: true,
             virtio_mmio: Vec::new(),
             fw_cfg_dma: true,
         }

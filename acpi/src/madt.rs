@@ -89,7 +89,8 @@ pub fn table(m: &Machine, id: &TableId) -> Vec<u8> {
     let mut bytes = Vec::new();
     madt.to_aml_bytes(&mut bytes);
     bytes[8] = REVISION;
-    bytes[FLAGS..FLAGS + 4].copy_from_slice(&PCAT_COMPAT.to_le_bytes());
+    let flags = if m.pic { PCAT_COMPAT } else { 0 };
+    bytes[FLAGS..FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
     bytes[9] = 0;
     bytes
 }
@@ -137,6 +138,22 @@ mod tests {
             (4, vec![4, 6, 0xFF, 0, 0, 1]),
         ];
         assert_eq!(e, want);
+    }
+
+    #[test]
+    fn pcat_compat_says_whether_the_pics_exist() {
+        let flags = |pic| {
+            let t = table(
+                &Machine {
+                    pic,
+                    ..Machine::default()
+                },
+                &TableId::MINNOW,
+            );
+            u32::from_le_bytes(t[FLAGS..FLAGS + 4].try_into().unwrap())
+        };
+        assert_eq!(flags(true), PCAT_COMPAT);
+        assert_eq!(flags(false), 0);
     }
 
     #[test]

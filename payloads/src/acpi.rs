@@ -33,6 +33,10 @@ pub struct Acpi {
     pub count: usize,
     /// Enabled processors in the MADT (local APIC and x2APIC entries).
     pub madt_cpus: Option<u32>,
+    /// I/O APIC entries in the MADT.
+    pub madt_ioapics: Option<u32>,
+    /// The MADT's PCAT_COMPAT flag: dual 8259 PICs present.
+    pub madt_pcat: Option<bool>,
     /// Where the RSDP was (0 for a copy).
     pub rsdp: u64,
 }
@@ -44,6 +48,8 @@ impl Acpi {
             tables: [[0; 4]; MAX_TABLES],
             count: 0,
             madt_cpus: None,
+            madt_ioapics: None,
+            madt_pcat: None,
             rsdp: 0,
         }
     }
@@ -155,7 +161,11 @@ fn walk_from_rsdp(
         acpi.push(sig)?;
         match &sig {
             b"FACP" => fadt(m, t, map, acpi)?,
-            b"APIC" => acpi.madt_cpus = Some(madt_cpus(t)),
+            b"APIC" => {
+                acpi.madt_cpus = Some(madt_count(t, &[0, 9], true));
+                acpi.madt_ioapics = Some(madt_count(t, &[1], false));
+                acpi.madt_pcat = le_u32(t, HEADER_LEN + 4).map(|f| f & 1 != 0);
+            }
             _ => {}
         }
     }
@@ -234,22 +244,24 @@ fn fadt(m: &dyn Phys, t: &[u8], map: Option<&MemMap>, acpi: &mut Acpi) -> Result
     Ok(())
 }
 
-/// Enabled processors: MADT entries type 0 (local APIC) and 9 (x2APIC) with flag bit 0 set.
-fn madt_cpus(t: &[u8]) -> u32 {
+/// MADT entries of the given types; with `enabled`, only processors whose flag bit 0 is set
+/// (type 0, local APIC, has its flags at +4; type 9, x2APIC, at +8).
+fn madt_count(t: &[u8], kinds: &[u8], enabled: bool) -> u32 {
     let mut n = 0;
     let mut at = HEADER_LEN + 8;
     while let (Some(&kind), Some(&len)) = (t.get(at), t.get(at + 1)) {
         if len < 2 {
             break;
         }
-        let flags = match kind {
-            0 => le_u32(t, at + 4),
-            9 => le_u32(t, at + 8),
-            _ => None,
-        };
-        if flags.is_some_and(|f| f & 1 != 0) {
-            n += 1;
-        }
+        let counted = kinds.contains(&kind)
+            && (!enabled
+                || match kind {
+                    0 => le_u32(t, at + 4),
+                    9 => le_u32(t, at + 8),
+                    _ => None,
+                }
+                .is_some_and(|f| f & 1 != 0));
+        n += u32::from(counted);
         at += usize::from(len);
     }
     n
@@ -288,8 +300,12 @@ pub mod build {
         r
     }
 
+    /// I/O APICs in [`microvm`]'s MADT.
+    pub const MICROVM_IOAPICS: u32 = 2;
+
     /// A microvm-like set: RSDP rev 2 at 0xE0000 (scannable), XSDT -> FACP (-> DSDT), APIC with
-    /// `cpus` enabled local APICs and one disabled. Tables at 0x1FFF0000.
+    /// `cpus` enabled local APICs and one disabled, two I/O APICs and PCAT_COMPAT. Tables at
+    /// 0x1FFF0000.
     pub fn microvm(cpus: u8) -> FakeMem {
         let mut m = FakeMem::default();
         m.zeroed(0xE0000, 0x20000);
@@ -298,12 +314,13 @@ pub mod build {
         let mut fadt_body = vec![0u8; 276 - 36];
         fadt_body[140 - 36..148 - 36].copy_from_slice(&0x1FFF_0000u64.to_le_bytes());
         let fadt = table(b"FACP", &fadt_body);
-        let mut madt_body = vec![0u8; 8];
+        let mut madt_body = vec![0, 0, 0xE0, 0xFE, 1, 0, 0, 0];
         for id in 0..=cpus {
             let enabled = u8::from(id < cpus);
             madt_body.extend_from_slice(&[0, 8, id, id, enabled, 0, 0, 0]);
         }
         madt_body.extend_from_slice(&[1, 12, 0, 0, 0, 0, 0xC0, 0xFE, 0, 0, 0, 0]);
+        madt_body.extend_from_slice(&[1, 12, 1, 0, 0, 0, 0xC1, 0xFE, 24, 0, 0, 0]);
         let madt = table(b"APIC", &madt_body);
         let mut xsdt_body = Vec::new();
         xsdt_body.extend_from_slice(&0x1FFF_1000u64.to_le_bytes());
@@ -339,6 +356,8 @@ mod tests {
         assert_eq!(a.rsdp, 0xE0000);
         assert_eq!(sigs(&a), ["FACP", "DSDT", "APIC"]);
         assert_eq!(a.madt_cpus, Some(2));
+        assert_eq!(a.madt_ioapics, Some(build::MICROVM_IOAPICS));
+        assert_eq!(a.madt_pcat, Some(true));
     }
 
     fn microvm(cpus: u8) -> FakeMem {

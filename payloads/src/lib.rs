@@ -11,7 +11,7 @@
 //! ```text
 //! MINNOW-PAYLOAD proto=pvh entry=32 mode=ok magic=ok load=ok cmdline="..." initrd_len=102400
 //!   initrd_sum=1a2b3c4d mem_kb=523892 e820=ok e820_entries=6 acpi=ok acpi_tables=FACP,APIC,DSDT
-//!   madt_cpus=1 mp=none mp_cpus=none cr0=0x11 pages=2m result=pass
+//!   madt_cpus=1 madt_ioapics=1 pcat=1 mp=none mp_cpus=none cr0=0x11 pages=2m result=pass
 //! ```
 //!
 //! Everything but the start-up code and the port I/O ([`hw`]) is plain logic over the [`mem::Phys`]

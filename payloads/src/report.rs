@@ -128,6 +128,16 @@ impl Report<'_> {
             Some(n) => write!(w, "{n}")?,
             None => w.write_str("none")?,
         }
+        w.write_str(" madt_ioapics=")?;
+        match self.acpi.madt_ioapics {
+            Some(n) => write!(w, "{n}")?,
+            None => w.write_str("none")?,
+        }
+        w.write_str(" pcat=")?;
+        match self.acpi.madt_pcat {
+            Some(p) => write!(w, "{}", u8::from(p))?,
+            None => w.write_str("none")?,
+        }
         write!(w, " mp={} mp_cpus=", self.mp.status)?;
         match self.mp.cpus {
             Some(n) => write!(w, "{n}")?,
@@ -235,7 +245,7 @@ mod tests {
             "MINNOW-PAYLOAD proto=pvh entry=32 mode=ok magic=ok load=ok \
              cmdline=\"a \\x22b\\x22 c\\x5cd\\x01\\xff\" initrd_len=102400 initrd_sum=0badcafe \
              mem_kb=523000 e820=ok e820_entries=6 acpi=none acpi_tables=none madt_cpus=none \
-             mp=ok mp_cpus=2 cr0=0x11 pages=2m result=pass\n"
+             madt_ioapics=none pcat=none mp=ok mp_cpus=2 cr0=0x11 pages=2m result=pass\n"
         );
         assert_eq!(r.exit_code(), EXIT_PASS);
     }

@@ -567,3 +567,38 @@ fn qboot_rom_acpi_pvh_smp2() {
     }
     assert_eq!(field("e820"), Some("bad:zero-length-entry"), "{log}");
 }
+
+/// `pic=off`: KVM runs only the local APICs and Minnow the I/O APICs (two, with ACPI, as on
+/// QEMU's microvm), and the MADT says so: two I/O APICs, no PCAT_COMPAT. The default machine
+/// has KVM's PICs and one I/O APIC. Through minnow.rom and direct boot alike.
+#[test]
+fn pic_off_describes_the_split_irqchip() {
+    for (pic, acpi, bios, label) in [
+        (OnOffAuto::Off, OnOffAuto::On, minnow_rom(), "rom"),
+        (OnOffAuto::Off, OnOffAuto::On, Bios::None, "direct"),
+        (OnOffAuto::Auto, OnOffAuto::On, Bios::None, "default"),
+    ] {
+        let name = format!("pic_{pic:?}_{label}");
+        let config = Config {
+            kernel: Some(payload("pvh.elf")),
+            machine: Machine {
+                pic,
+                acpi,
+                ..Machine::default()
+            },
+            ..base_config(&name, bios, 2)
+        };
+        let (reason, f, log) = boot(&name, &config);
+        assert_eq!(reason, PASS, "{name}\n{log}");
+        let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+        let want = match pic {
+            OnOffAuto::Off => ("2", "0", "2"),
+            _ => ("1", "1", "2"),
+        };
+        assert_eq!(
+            (field("madt_ioapics"), field("pcat"), field("madt_cpus")),
+            want,
+            "{name}\n{log}"
+        );
+    }
+}

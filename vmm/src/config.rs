@@ -114,6 +114,23 @@ impl Config {
     pub fn acpi(&self) -> bool {
         self.machine.acpi.or(true)
     }
+
+    /// Whether the 8259 PICs exist (`pic=on|auto`). Without them KVM runs only the local APICs
+    /// and the VMM the I/O APICs (the split irqchip).
+    pub fn pic(&self) -> bool {
+        self.machine.pic.or(true)
+    }
+
+    /// Whether the PIT exists: `pit=on`, or `auto` when the PICs do (KVM's PIT needs its PIC).
+    pub fn pit(&self) -> bool {
+        self.machine.pit.or(self.pic())
+    }
+
+    /// Whether the second I/O APIC exists: `ioapic2=on`, or `auto` (as on QEMU: with ACPI) when
+    /// the VMM runs the I/O APICs (`pic=off`); KVM's own irqchip has one.
+    pub fn ioapic2(&self) -> bool {
+        self.machine.ioapic2.or(self.acpi() && !self.pic())
+    }
 }
 
 /// QEMU's default RAM size.

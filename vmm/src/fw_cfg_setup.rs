@@ -49,8 +49,8 @@ pub fn acpi_machine(c: &Config) -> minnow_acpi::Machine {
         cpus: c.cpus,
         rtc: c.machine.rtc.or(true),
         serial: c.machine.isa_serial,
-        // KVM's in-kernel irqchip has one IOAPIC (`validate` refuses ioapic2=on).
-        ioapic2: false,
+        ioapic2: c.ioapic2(),
+        pic: c.pic(),
         virtio_mmio: Vec::new(),
         fw_cfg_dma: true,
     }

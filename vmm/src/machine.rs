@@ -6,6 +6,7 @@ use crate::devices::cmos::Cmos;
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::ged::{self, Ged};
 use crate::devices::i8042::I8042;
+use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
 use crate::direct_boot::{self, DirectBootError};
@@ -17,9 +18,10 @@ use crate::rom::{self, RomError};
 use crate::signals;
 use crate::vstate::cpuid;
 use crate::vstate::memory::{self, MemoryError, Rom};
+use crate::vstate::msi_routes::MsiRoutes;
 use crate::vstate::vcpu::{ExitHandlers, Vcpu, VcpuError};
-use crate::vstate::vm::{self, VmError};
-use kvm_ioctls::{Kvm, VmFd};
+use crate::vstate::vm::{self, Irqchip, VmError};
+use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -63,10 +65,11 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MachineError {
 pub struct Machine {
     // Field order is drop order: vCPUs and the VM go before the memory they map.
     vcpus: Vec<Vcpu>,
-    _vm: VmFd,
+    // The devices may hold the VM (the I/O APICs route through it): they go before it.
+    handlers: ExitHandlers,
+    _vm: Arc<VmFd>,
     _kvm: Kvm,
     _ram: GuestMemoryMmap,
-    handlers: ExitHandlers,
     milestones: Arc<Mutex<Vec<Milestone>>>,
     rtc: Option<Arc<Mutex<Cmos>>>,
     serial: Option<(Arc<Mutex<serial::Serial<Output>>>, bool)>,
@@ -81,11 +84,30 @@ pub type Output = Box<dyn Write + Send>;
 pub fn validate(c: &Config) -> Result<(), MachineError> {
     let m = &c.machine;
     let unsupported = |s: &str| Err(MachineError::Unsupported(s.into()));
-    if !m.pic.or(true) {
-        return unsupported("-M pic=off needs an interrupt controller split between KVM and the VMM, which Minnow does not have yet");
+    if !c.pic() && !c.acpi() {
+        return unsupported(
+            "-M pic=off,acpi=off: without ACPI the machine is described by an MP table, which assumes \
+             the PC/AT 8259 PICs (Linux then routes ISA interrupts through them and has no timer); \
+             use acpi=on or pic=on",
+        );
     }
-    if c.acpi() && m.ioapic2 == OnOffAuto::On {
-        return unsupported("-M ioapic2=on: KVM's in-kernel irqchip has one IOAPIC; use ioapic2=off or auto");
+    if !c.pic() && m.pit == OnOffAuto::On {
+        return unsupported(
+            "-M pic=off,pit=on: KVM's PIT delivers through KVM's PIC, and Minnow has no PIT of its own; \
+             use pit=off (or auto)",
+        );
+    }
+    if m.ioapic2 == OnOffAuto::On && c.pic() {
+        return unsupported(
+            "-M ioapic2=on: KVM's in-kernel irqchip has one I/O APIC, and a second needs the VMM to run \
+             them (pic=off, as Minnow has no 8259 of its own); add pic=off",
+        );
+    }
+    if m.ioapic2 == OnOffAuto::On && !c.acpi() {
+        return unsupported(
+            "-M ioapic2=on,acpi=off: without ACPI only the MP table could describe the second I/O APIC, \
+             and the firmware's MP table has one; use acpi=on or ioapic2=off",
+        );
     }
     Ok(())
 }
@@ -96,10 +118,17 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
     let rom = rom::image(&c.bios)?.map(|image| Rom::new(&image)).transpose()?;
     let ram = memory::create(c.memory, rom.as_ref())?;
     let kvm = vm::open_kvm()?;
-    let vm = vm::create(&kvm, &ram, c.machine.pit.or(true))?;
-    let supported = kvm
+    let irqchip = match c.pic() {
+        true => Irqchip::InKernel { pit: c.pit() },
+        false => Irqchip::Split {
+            pins: ioapic::PINS * (1 + u32::from(c.ioapic2())),
+        },
+    };
+    let vm = Arc::new(vm::create(&kvm, &ram, irqchip)?);
+    let mut supported = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(MachineError::Cpuid)?;
+    cpuid::add_emulated(&mut supported, kvm.check_extension(Cap::TscDeadlineTimer));
     let vcpus = (0..c.cpus)
         .map(|id| Vcpu::new(&vm, &supported, id, c.cpus))
         .collect::<Result<Vec<_>, _>>()?;
@@ -144,6 +173,9 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
         fw_cfg,
     )?;
     let mut mmio = Bus::new();
+    if matches!(irqchip, Irqchip::Split { .. }) {
+        attach_ioapics(&mut mmio, &vm, c.ioapic2())?;
+    }
     if c.acpi() {
         let ged = Ged::new(exit.clone(), irq_line(&vm, gsi::GED)?);
         mmio.insert(
@@ -164,6 +196,20 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
         rtc,
         serial,
     })
+}
+
+/// The VMM's I/O APICs (split irqchip): GSIs 0..23 and, with `ioapic2`, 24..47.
+fn attach_ioapics(mmio: &mut Bus, vm: &Arc<VmFd>, ioapic2: bool) -> Result<(), MachineError> {
+    let routes = MsiRoutes::new(vm.clone());
+    let mut add = |id: u8, base: u64| {
+        let dev = IoApic::new(id, u32::from(id) * ioapic::PINS, Box::new(routes.clone()));
+        mmio.insert(base, ioapic::MMIO_LEN, Arc::new(Mutex::new(dev)))
+    };
+    add(0, crate::layout::IOAPIC)?;
+    if ioapic2 {
+        add(1, crate::layout::IOAPIC2)?;
+    }
+    Ok(())
 }
 
 /// A device's interrupt line, routed through KVM's irqchip.

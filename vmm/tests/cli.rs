@@ -40,8 +40,19 @@ fn mistakes_are_one_line_naming_the_problem() {
     assert!(error_line(&["-m", "lots"]).contains("bad memory size \"lots\""));
     assert!(error_line(&["-smp", "0"]).contains("-smp"));
     assert!(error_line(&["-bios", "/nonexistent.rom"]).contains("/nonexistent.rom"));
-    assert!(error_line(&["-M", "microvm,acpi=on,ioapic2=on"]).contains("ioapic2=on"));
-    assert!(error_line(&["-M", "microvm,pic=off"]).contains("pic=off"));
+    // Interrupt controller combinations that cannot work say why and what to use instead.
+    for (machine, says) in [
+        ("microvm,acpi=on,ioapic2=on", "add pic=off"),
+        ("microvm,pic=off,pit=on", "use pit=off"),
+        ("microvm,pic=off,acpi=off", "use acpi=on or pic=on"),
+        (
+            "microvm,pic=off,acpi=on,ioapic2=on,acpi=off",
+            "use acpi=on or pic=on",
+        ),
+    ] {
+        let line = error_line(&["-M", machine]);
+        assert!(line.contains(says), "{machine}: {line}");
+    }
     let not_a_rom = std::env::temp_dir().join(format!("minnow-cli-{}.rom", std::process::id()));
     std::fs::write(&not_a_rom, [0u8; 1000]).expect("temp file");
     let line = error_line(&["-bios", not_a_rom.to_str().unwrap_or_default()]);

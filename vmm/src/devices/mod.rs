@@ -4,5 +4,6 @@ pub mod debug_exit;
 pub mod fw_cfg;
 pub mod ged;
 pub mod i8042;
+pub mod ioapic;
 pub mod milestones;
 pub mod serial;

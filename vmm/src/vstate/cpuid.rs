@@ -5,6 +5,7 @@ use kvm_bindings::CpuId;
 const LEAF_FEATURES: u32 = 1;
 const LEAF_EXTENDED_TOPOLOGY: u32 = 0xB;
 const ECX_HYPERVISOR: u32 = 1 << 31;
+const ECX_TSC_DEADLINE: u32 = 1 << 24;
 const EBX_APIC_ID_SHIFT: u32 = 24;
 const EBX_LOGICAL_COUNT_SHIFT: u32 = 16;
 const EDX_HTT: u32 = 1 << 28;
@@ -29,6 +30,17 @@ pub fn for_vcpu(supported: &CpuId, id: u8, count: u8) -> CpuId {
         }
     }
     cpuid
+}
+
+/// Adds what KVM emulates but leaves out of its supported CPUID: the local APIC's TSC-deadline
+/// timer mode, when `tsc_deadline` (KVM_CAP_TSC_DEADLINE_TIMER). With it a guest arms its timer
+/// from the TSC and needs no PIT to calibrate it (`pic=off` has none).
+pub fn add_emulated(supported: &mut CpuId, tsc_deadline: bool) {
+    for entry in supported.as_mut_slice() {
+        if entry.function == LEAF_FEATURES && tsc_deadline {
+            entry.ecx |= ECX_TSC_DEADLINE;
+        }
+    }
 }
 
 /// CPUID(1) EAX (signature) and EDX (features) as the vCPUs of a `count`-vCPU machine see them:
@@ -68,6 +80,9 @@ mod tests {
         assert_eq!((leaf1.ebx >> 16) & 0xFF, 4);
         assert_eq!(leaf1.ebx & 0xFFFF, 0x0800);
         assert_eq!(c.as_slice()[1].edx, 3);
+        let mut with_deadline = supported.clone();
+        add_emulated(&mut with_deadline, true);
+        assert_ne!(with_deadline.as_slice()[0].ecx & ECX_TSC_DEADLINE, 0);
         let sig = signature(&supported, 2);
         assert_eq!(sig.0, leaf1.eax);
         assert_ne!(sig.1 & EDX_HTT, 0);

@@ -91,6 +91,9 @@ impl Vcpu {
                 }
                 // With the in-kernel LAPIC, HLT stays in KVM; without interrupts it would spin here.
                 Ok(VcpuExit::Hlt) => {}
+                // Split irqchip: the guest EOId a level-triggered vector. Interrupts reach the
+                // LAPICs as edges from irqfds, so no I/O APIC entry waits on it.
+                Ok(VcpuExit::IoapicEoi(_)) => {}
                 Ok(VcpuExit::Shutdown) => h.exit.request(ExitReason::TripleFault),
                 Ok(VcpuExit::SystemEvent(kind, _)) => h.exit.request(match kind {
                     KVM_SYSTEM_EVENT_SHUTDOWN => ExitReason::PowerOff,

@@ -1,5 +1,7 @@
 //! The KVM VM: memory slots, the in-kernel interrupt controllers and PIT.
-use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, KVM_PIT_SPEAKER_DUMMY};
+use kvm_bindings::{
+    kvm_enable_cap, kvm_pit_config, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP, KVM_PIT_SPEAKER_DUMMY,
+};
 use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
@@ -43,8 +45,19 @@ pub fn open_kvm() -> Result<Kvm, VmError> {
     }
 }
 
-/// Creates the VM with `memory` (RAM and ROM windows), the in-kernel PIC+IOAPIC and, when `pit`, PIT.
-pub fn create(kvm: &Kvm, memory: &GuestMemoryMmap, pit: bool) -> Result<VmFd, VmError> {
+/// Which interrupt controllers KVM runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Irqchip {
+    /// PICs, I/O APIC and local APICs in KVM, and KVM's PIT when `pit`.
+    InKernel { pit: bool },
+    /// Only the local APICs: the VMM runs the I/O APICs, whose `pins` GSIs KVM reserves for
+    /// their MSI routes. No PIC, no PIT.
+    Split { pins: u32 },
+}
+
+/// Creates the VM with `memory` (RAM and ROM windows) and the interrupt controllers `irqchip`
+/// asks for.
+pub fn create(kvm: &Kvm, memory: &GuestMemoryMmap, irqchip: Irqchip) -> Result<VmFd, VmError> {
     let vm = kvm.create_vm().map_err(VmError::CreateVm)?;
     let mut slot = 0;
     let mut map = |addr: u64, size: u64, host: u64| -> Result<(), VmError> {
@@ -72,13 +85,25 @@ pub fn create(kvm: &Kvm, memory: &GuestMemoryMmap, pit: bool) -> Result<VmFd, Vm
     let setup = |what| move |source| VmError::Setup { what, source };
     vm.set_tss_address(KVM_TSS_ADDRESS)
         .map_err(setup("TSS address"))?;
-    vm.create_irq_chip().map_err(setup("interrupt controllers"))?;
-    if pit {
-        let config = kvm_pit_config {
-            flags: KVM_PIT_SPEAKER_DUMMY,
-            ..Default::default()
-        };
-        vm.create_pit2(config).map_err(setup("PIT"))?;
+    match irqchip {
+        Irqchip::InKernel { pit } => {
+            vm.create_irq_chip().map_err(setup("interrupt controllers"))?;
+            if pit {
+                let config = kvm_pit_config {
+                    flags: KVM_PIT_SPEAKER_DUMMY,
+                    ..Default::default()
+                };
+                vm.create_pit2(config).map_err(setup("PIT"))?;
+            }
+        }
+        Irqchip::Split { pins } => {
+            let mut cap = kvm_enable_cap {
+                cap: KVM_CAP_SPLIT_IRQCHIP,
+                ..Default::default()
+            };
+            cap.args[0] = u64::from(pins);
+            vm.enable_cap(&cap).map_err(setup("split irqchip (pic=off)"))?;
+        }
     }
     Ok(vm)
 }

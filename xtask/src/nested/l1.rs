@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 
 /// L2's RAM: the initramfs (about 80 MiB, unpacked into RAM) plus one 256 MiB L3 guest.
 const L2_MEMORY: &str = "2048";
+/// One vCPU: single-threaded TCG. With two, L2 sometimes locked up for good in the middle of a
+/// guest's boot (seen once in four suites).
+const L2_CPUS: &str = "1";
+/// L2 prints at least a line per case, and the L2 script kills a case after
+/// CASE_TIMEOUT_SECS: this much silence means L2 itself is stuck.
+const SILENCE: Duration = Duration::from_secs(super::script::CASE_TIMEOUT_SECS as u64 + 60);
 
 pub struct L1Run {
     pub console: String,
@@ -21,24 +27,33 @@ pub struct L1Run {
 /// Boots `kernel` with `initramfs` as L2 and returns its whole console.
 pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: Duration) -> Result<L1Run> {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-M", "pc,accel=tcg", "-cpu", "max", "-smp", "2", "-m", L2_MEMORY])
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-        ])
-        .arg("-no-reboot")
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initramfs)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "-M",
+        "pc,accel=tcg",
+        "-cpu",
+        "max",
+        "-smp",
+        L2_CPUS,
+        "-m",
+        L2_MEMORY,
+    ])
+    .args([
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+    ])
+    .arg("-no-reboot")
+    .arg("-kernel")
+    .arg(kernel)
+    .arg("-initrd")
+    .arg(initramfs)
+    .args(["-append", "console=ttyS0 quiet panic=-1"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     eprintln!(
         "[nested] booting the L2 KVM host: qemu-system-x86_64 -M pc,accel=tcg -cpu max -kernel {} -initrd {}",
         kernel.display(),
@@ -61,10 +76,12 @@ pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: D
     let mut console = String::new();
     let mut finished = 0;
     let mut timed_out = false;
+    let mut last_line = Instant::now();
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
             Ok(line) => {
+                last_line = Instant::now();
                 writeln!(log_file, "[{:8.3}] {line}", start.elapsed().as_secs_f64())?;
                 progress(&line, &mut finished, cases, start.elapsed());
                 console.push_str(&line);
@@ -76,6 +93,15 @@ pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: D
                 eprintln!(
                     "[nested] L2 still running after {} s: killing it",
                     timeout.as_secs()
+                );
+                let _ = child.kill();
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if last_line.elapsed() > SILENCE => {
+                timed_out = true;
+                eprintln!(
+                    "[nested] L2 printed nothing for {} s: it is stuck; killing it",
+                    SILENCE.as_secs()
                 );
                 let _ = child.kill();
                 break;

@@ -4,7 +4,7 @@ use super::cases::Case;
 use super::console::{BEGIN, END, L2, SERIAL, STDERR, TAIL};
 
 /// Seconds one minnow run may take in L2 before the script kills it.
-pub const CASE_TIMEOUT_SECS: u32 = 120;
+pub const CASE_TIMEOUT_SECS: u32 = 60;
 /// Lines of each L3 serial log relayed whatever happened, for failure reports.
 const TAIL_LINES: u32 = 30;
 
