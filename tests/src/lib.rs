@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub const QEMU: &str = "qemu-system-x86_64";
 /// QEMU's own build of qboot (Debian package qemu-system-data): the reference firmware.
 pub const QBOOT_ROM: &str = "/usr/share/qemu/qboot.rom";
+/// SeaBIOS's microvm build (Debian package seabios): the other reference firmware.
+pub const SEABIOS_MICROVM_ROM: &str = "/usr/share/seabios/bios-microvm.bin";
 
 /// The workspace root (this crate lives one level below it).
 pub fn workspace_root() -> PathBuf {

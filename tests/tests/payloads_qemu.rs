@@ -29,6 +29,7 @@ use minnow_tests::payload_check::{
 use minnow_tests::payload_report::PREFIX;
 use minnow_tests::{
     payload_dir, report, require_file, require_kvm, require_qemu, rom_path, QemuRun, RunOutput, QBOOT_ROM,
+    SEABIOS_MICROVM_ROM,
 };
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -44,13 +45,16 @@ enum Machine {
 }
 
 impl Machine {
-    fn qemu_arg(self, accel: Accel) -> String {
-        let m = match self {
-            // x-option-roms=off: no linuxboot/pvh option ROMs; the firmware loads the kernel.
-            Machine::Microvm => "microvm,x-option-roms=off",
-            Machine::MicrovmNoAcpi => "microvm,x-option-roms=off,acpi=off",
-            Machine::Pc => "pc",
-            Machine::Q35 => "q35",
+    /// `option_roms`: SeaBIOS boots -kernel only through QEMU's option ROMs; minnow.rom and qboot
+    /// load the kernel themselves (x-option-roms=off).
+    fn qemu_arg(self, accel: Accel, option_roms: bool) -> String {
+        let m = match (self, option_roms) {
+            (Machine::Microvm, false) => "microvm,x-option-roms=off",
+            (Machine::MicrovmNoAcpi, false) => "microvm,x-option-roms=off,acpi=off",
+            (Machine::Microvm, true) => "microvm",
+            (Machine::MicrovmNoAcpi, true) => "microvm,acpi=off",
+            (Machine::Pc, _) => "pc",
+            (Machine::Q35, _) => "q35",
         };
         let accel = match accel {
             Accel::Tcg => "tcg",
@@ -169,6 +173,11 @@ fn prerequisites(name: &str, row: &Row) -> (PathBuf, PathBuf) {
             "qboot ROM",
             "apt-get install qemu-system-data (comes with qemu-system-x86)",
         ),
+        Loader::SeaBios => require_file(
+            SEABIOS_MICROVM_ROM.as_ref(),
+            "SeaBIOS microvm ROM",
+            "apt-get install seabios",
+        ),
         Loader::Direct => Err(format!(
             "{name}: QEMU rows run a firmware; direct boot is the VMM's"
         )),
@@ -214,7 +223,7 @@ fn boot(name: &str, row: Row) {
         );
     }
     let cmdline = cmdline(name);
-    let mut q = QemuRun::new(&row.machine.qemu_arg(row.accel))
+    let mut q = QemuRun::new(&row.machine.qemu_arg(row.accel, row.firmware == Loader::SeaBios))
         .bios(&rom)
         .memory(&format!("{}M", row.mem_mib))
         .smp(row.smp);
@@ -360,6 +369,13 @@ rows! {
     minnow_microvm_noacpi_fwcfg_multiboot2_kvm: MinnowRom MicrovmNoAcpi Kvm FwCfg Multiboot2, 512, 1;
     minnow_microvm_kernel_bzimage_kvm:       MinnowRom Microvm       Kvm Kernel BzImage,    512, 1;
     qboot_microvm_kernel_pvh_kvm:            Qboot Microvm        Kvm Kernel Pvh,        512, 1;
+
+    // SeaBIOS (bios-microvm.bin), the other reference: -kernel through QEMU's option ROMs.
+    seabios_microvm_kernel_multiboot1:       SeaBios Microvm      Tcg Kernel Multiboot1, 512, 1;
+    seabios_microvm_kernel_pvh:              SeaBios Microvm      Tcg Kernel Pvh,        512, 1;
+    seabios_microvm_kernel_bzimage:          SeaBios Microvm      Tcg Kernel BzImage,    512, 1;
+    seabios_microvm_kernel_bzimage32:        SeaBios Microvm      Tcg Kernel BzImage32,  512, 1;
+    seabios_microvm_noacpi_kernel_pvh:       SeaBios MicrovmNoAcpi Tcg Kernel Pvh,       512, 2;
 }
 
 #[test]

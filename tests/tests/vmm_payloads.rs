@@ -602,3 +602,49 @@ fn pic_off_describes_the_split_irqchip() {
         );
     }
 }
+
+/// SeaBIOS's microvm build boots `-kernel` only through QEMU's option ROMs
+/// (`x-option-roms=on`, the default), which minnow serves from QEMU's data directory as QEMU
+/// does: a PVH ELF through pvh.bin, a bzImage through linuxboot_dma.bin. Checked by the rules
+/// of the QEMU matrix, where SeaBIOS is a reference.
+#[test]
+fn seabios_boots_kernels_through_qemus_option_roms() {
+    use minnow_tests::payload_check::{self, initrd_bytes, Expected, Loader, Payload, Route};
+    let rom = require_file(
+        minnow_tests::SEABIOS_MICROVM_ROM.as_ref(),
+        "SeaBIOS microvm ROM",
+        "apt-get install seabios",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let initrd = temp("seabios.initrd");
+    std::fs::write(&initrd, initrd_bytes()).expect("writing the initrd");
+    for payload in [Payload::Pvh, Payload::BzImage] {
+        let name = format!("seabios_{}", payload.proto());
+        let cmdline = payload_check::cmdline(&name);
+        let config = Config {
+            kernel: Some(self::payload(payload.file())),
+            initrd: Some(initrd.clone()),
+            append: Some(cmdline.clone()),
+            machine: Machine::default(),
+            ..base_config(&name, Bios::File(rom.clone()), 1)
+        };
+        let (reason, _, log) = boot(&name, &config);
+        let kernel_arg = self::payload(payload.file()).display().to_string();
+        let expected = Expected {
+            loader: Loader::SeaBios,
+            route: Route::Kernel,
+            payload,
+            kernel_arg: &kernel_arg,
+            cmdline: &cmdline,
+            mem_mib: 256,
+            smp: 1,
+            acpi_tables: Some(&["FACP", "APIC", "DSDT"]),
+            pages: None,
+            deviations: &[],
+        };
+        let bad = payload_check::check(log.lines(), &expected);
+        assert!(bad.is_empty(), "{name}: {bad:?}\n{log}");
+        assert_eq!(reason, PASS, "{name}\n{log}");
+    }
+    let _ = std::fs::remove_file(initrd);
+}

@@ -106,6 +106,9 @@ pub struct Config {
     pub debug_exit: Option<DebugExit>,
     pub name: Option<String>,
     pub pidfile: Option<PathBuf>,
+    /// `-L DIR`: where to look for firmware and option ROMs named without a path, before QEMU's
+    /// data directory.
+    pub data_dirs: Vec<PathBuf>,
 }
 
 impl Config {
@@ -154,6 +157,7 @@ impl Default for Config {
             debug_exit: None,
             name: None,
             pidfile: None,
+            data_dirs: Vec::new(),
         }
     }
 }
@@ -414,6 +418,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             "device" => parse_device(&mut c, &value()?)?,
             "name" => c.name = Some(value()?),
             "pidfile" => c.pidfile = Some(value()?.into()),
+            "L" => c.data_dirs.push(value()?.into()),
             "display" => match value()?.as_str() {
                 "none" => {}
                 v => return Err(bad("-display", v, ": Minnow has no display; use -display none")),
@@ -444,6 +449,9 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -smp N                              vCPUs (1-254)
   -bios FILE|none                     firmware ROM (default: Minnow's built-in ROM);
                                       none: boot -kernel directly
+  -L DIR                              look here first for -bios names and option ROMs
+                                      (then /usr/share/qemu); x-option-roms=on serves
+                                      QEMU's linuxboot_dma.bin/pvh.bin/multiboot_dma.bin
   -kernel FILE                        bzImage, ELF with a PVH note, or multiboot kernel
   -initrd FILE, -append CMDLINE       initrd and kernel command line
   -fw_cfg name=NAME,file=PATH|string=TEXT

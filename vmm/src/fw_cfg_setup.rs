@@ -99,6 +99,11 @@ pub fn build(c: &Config, ram: &GuestMemoryMmap) -> Result<FwCfg, FwCfgSetupError
                 })?;
         }
         builder = builder.items(loaded.items);
+        if let Some((name, rom)) = crate::option_roms::load(c, loaded.format) {
+            let order = crate::option_roms::bootorder(name.trim_start_matches("genroms/"));
+            builder.add_file(&name, rom, false)?;
+            builder.add_file("bootorder", order, false)?;
+        }
     }
     for f in &c.fw_cfg {
         let data = match &f.source {

@@ -13,6 +13,7 @@ pub mod irq;
 pub mod kernel_layout;
 pub mod layout;
 pub mod machine;
+pub mod option_roms;
 pub mod rom;
 pub mod rtc_timer;
 pub mod signals;

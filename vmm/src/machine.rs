@@ -115,7 +115,7 @@ pub fn validate(c: &Config) -> Result<(), MachineError> {
 /// Builds the VM `c` describes.
 pub fn build(c: &Config) -> Result<Machine, MachineError> {
     validate(c)?;
-    let rom = rom::image(&c.bios)?.map(|image| Rom::new(&image)).transpose()?;
+    let rom = rom::image(c)?.map(|image| Rom::new(&image)).transpose()?;
     let ram = memory::create(c.memory, rom.as_ref())?;
     let kvm = vm::open_kvm()?;
     let irqchip = match c.pic() {

@@ -1,5 +1,5 @@
 //! Which firmware image the VM starts.
-use crate::config::Bios;
+use crate::config::{Bios, Config};
 use std::path::PathBuf;
 
 /// Minnow's ROM, embedded when the binary was built after `cargo xtask firmware`.
@@ -18,14 +18,19 @@ pub enum RomError {
     Read { path: PathBuf, source: std::io::Error },
 }
 
-/// The ROM image to map, or `None` for direct boot.
-pub fn image(bios: &Bios) -> Result<Option<Vec<u8>>, RomError> {
-    match bios {
+/// The ROM image to map, or `None` for direct boot. A `-bios` name without a path is looked
+/// up in the data directories, as QEMU does (`-bios qboot.rom`).
+pub fn image(c: &Config) -> Result<Option<Vec<u8>>, RomError> {
+    match &c.bios {
         Bios::Builtin => BUILTIN.map(|r| Some(r.to_vec())).ok_or(RomError::NoBuiltin),
-        Bios::File(path) => std::fs::read(path).map(Some).map_err(|source| RomError::Read {
-            path: path.clone(),
-            source,
-        }),
+        Bios::File(path) => {
+            let found = path.to_str().and_then(|name| crate::option_roms::find(c, name));
+            let path = found.as_ref().unwrap_or(path);
+            std::fs::read(path).map(Some).map_err(|source| RomError::Read {
+                path: path.clone(),
+                source,
+            })
+        }
         Bios::None => Ok(None),
     }
 }

@@ -61,10 +61,11 @@ fn qemu(label: &'static str, machine: &str) -> Config {
 
 fn configs() -> Vec<Config> {
     use LinuxImage::{BzImage, Pvh};
-    use Loader::{Direct, MinnowRom, Qboot};
+    use Loader::{Direct, MinnowRom, Qboot, SeaBios};
     vec![
         minnow("minnow + minnow.rom, bzImage", BzImage, MinnowRom),
         minnow("minnow + qboot.rom, bzImage", BzImage, Qboot),
+        minnow("minnow + SeaBIOS bios-microvm.bin, bzImage", BzImage, SeaBios),
         minnow("minnow direct (-bios none), bzImage", BzImage, Direct),
         minnow("minnow + minnow.rom, PVH vmlinux", Pvh, MinnowRom),
         minnow("minnow direct (-bios none), PVH vmlinux", Pvh, Direct),

@@ -17,6 +17,7 @@ pub mod paths {
     pub const MINNOW: &str = "/bin/minnow";
     pub const QEMU: &str = "/usr/bin/qemu-system-x86_64";
     pub const QBOOT_ROM: &str = "/fw/qboot.rom";
+    pub const SEABIOS_ROM: &str = "/fw/bios-microvm.bin";
     pub const VMLINUZ: &str = "/linux/vmlinuz";
     pub const VMLINUX: &str = "/linux/vmlinux";
     pub const INITRAMFS: &str = "/linux/initramfs.cpio";
@@ -79,6 +80,7 @@ fn loader_name(l: Loader) -> &'static str {
     match l {
         Loader::MinnowRom => "minnowrom",
         Loader::Qboot => "qboot",
+        Loader::SeaBios => "seabios",
         Loader::Direct => "direct",
     }
 }
@@ -88,6 +90,7 @@ fn bios_args(l: Loader) -> Vec<String> {
     match l {
         Loader::MinnowRom => vec![],
         Loader::Qboot => vec!["-bios".into(), paths::QBOOT_ROM.into()],
+        Loader::SeaBios => vec!["-bios".into(), paths::SEABIOS_ROM.into()],
         Loader::Direct => vec!["-bios".into(), "none".into()],
     }
 }
@@ -160,10 +163,10 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
 /// table's CPU count instead.
 pub fn linux_cases() -> Vec<Case> {
     use LinuxImage::{BzImage, Pvh};
-    use Loader::{Direct, MinnowRom, Qboot};
+    use Loader::{Direct, MinnowRom, Qboot, SeaBios};
     let mut cases = Vec::new();
     for image in [BzImage, Pvh] {
-        for loader in [MinnowRom, Qboot, Direct] {
+        for loader in [MinnowRom, Qboot, SeaBios, Direct] {
             cases.push(linux_case(image, loader, true, true, 2));
         }
     }
@@ -242,7 +245,7 @@ fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp:
 /// so the MP table's CPU count is checked).
 pub fn payload_cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    for loader in [Loader::MinnowRom, Loader::Qboot, Loader::Direct] {
+    for loader in [Loader::MinnowRom, Loader::Qboot, Loader::SeaBios, Loader::Direct] {
         for route in [Route::Kernel, Route::FwCfg] {
             for payload in Payload::ALL {
                 if not_supported(loader, route, payload).is_some() {

@@ -11,13 +11,17 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-/// The ROMs QEMU's microvm loads by default (qboot as its BIOS, the option ROMs for -kernel).
-const QEMU_DATA: &[&str] = &[
-    "/usr/share/qemu/qboot.rom",
-    "/usr/share/qemu/bios-microvm.bin",
+/// QEMU's option ROMs for -kernel, which minnow serves to SeaBIOS (x-option-roms) from the same
+/// place QEMU keeps them.
+const OPTION_ROMS: &[&str] = &[
     "/usr/share/qemu/linuxboot_dma.bin",
     "/usr/share/qemu/pvh.bin",
     "/usr/share/qemu/multiboot_dma.bin",
+];
+/// The other ROMs QEMU's microvm loads by default (qboot as its BIOS).
+const QEMU_DATA: &[&str] = &[
+    "/usr/share/qemu/qboot.rom",
+    "/usr/share/qemu/bios-microvm.bin",
     "/usr/share/qemu/kvmvapic.bin",
 ];
 
@@ -79,6 +83,12 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
     }
     let qboot = read(Path::new(minnow_tests::QBOOT_ROM)).context("qboot.rom comes with qemu-system-data")?;
     img.file(paths::QBOOT_ROM, 0o644, &qboot)?;
+    let seabios = read(Path::new(minnow_tests::SEABIOS_MICROVM_ROM)).context("SeaBIOS comes with seabios")?;
+    img.file(paths::SEABIOS_ROM, 0o644, &seabios)?;
+    for rom in OPTION_ROMS {
+        img.host_file(rom, 0o644)
+            .context("QEMU's option ROMs come with qemu-system-data")?;
+    }
     for (dest, src) in [
         (paths::VMLINUZ, "vmlinuz"),
         (paths::VMLINUX, "vmlinux"),

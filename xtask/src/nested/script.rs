@@ -41,7 +41,7 @@ run_case() {{
     timeout -s KILL {CASE_TIMEOUT_SECS} "$program" "$@" -serial file:/tmp/serial.log 2>/tmp/stderr.log
     rc=$?
     t1=$(up)
-    tr -d '\r' </tmp/serial.log | grep -E '^MINNOW-|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP' | sed 's/^/{SERIAL}/'
+    tr -d '\r' </tmp/serial.log | grep -E 'MINNOW-|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP' | sed 's/^/{SERIAL}/'
     tr -d '\r' </tmp/serial.log | tail -n {TAIL_LINES} | sed 's/^/{TAIL}/'
     sed 's/^/{STDERR}/' /tmp/stderr.log
     echo "{END}$name rc=$rc start=$t0 end=$t1"
