@@ -5,6 +5,9 @@
 //! [`KERNEL_PORT`] is also where QEMU's `isa-debug-exit,iobase=0xf4` sits, so under QEMU with that
 //! device the write ends the VM (this is how qboot's benchmark worked).
 
+/// Port a guest writes (any value) when its boot is done: an init or a payload marks the end of
+/// the boot for the VMM's timeline. Minnow's own; not qboot's.
+pub const BOOT_DONE_PORT: u16 = 0xF6;
 /// Port written once at firmware start.
 pub const FIRMWARE_PORT: u16 = 0xF5;
 /// Port written just before the jump to the kernel.

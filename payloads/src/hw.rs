@@ -113,8 +113,10 @@ impl Write for Com1 {
     }
 }
 
-/// Leaves QEMU through isa-debug-exit (status (code << 1) | 1), else halts for good.
+/// Marks the end of the boot for a VMM's timeline (Minnow's port 0xF6; nothing elsewhere), then
+/// leaves QEMU through isa-debug-exit (status (code << 1) | 1), else halts for good.
 pub fn exit(code: u8) -> ! {
+    outb(minnow_bootproto::milestone::BOOT_DONE_PORT, 0);
     outb(DEBUG_EXIT_PORT, code);
     loop {
         // SAFETY: stops this CPU with interrupts off; nothing follows.

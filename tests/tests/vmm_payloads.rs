@@ -332,7 +332,8 @@ fn the_minnow_rom_error_line_reaches_the_serial_log() {
         }
         false
     });
-    let machine = minnow_vmm::machine::build(&config).unwrap_or_else(|e| panic!("{e}"));
+    let timeline = std::sync::Arc::new(minnow_vmm::Timeline::new(Instant::now()));
+    let machine = minnow_vmm::machine::build(&config, timeline).unwrap_or_else(|e| panic!("{e}"));
     let stopper = machine.exit_signal();
     let watcher = std::thread::spawn(move || {
         let seen = exit.join().unwrap_or(false);
@@ -647,4 +648,44 @@ fn seabios_boots_kernels_through_qemus_option_roms() {
         assert_eq!(reason, PASS, "{name}\n{log}");
     }
     let _ = std::fs::remove_file(initrd);
+}
+
+/// The boot timeline of a firmware boot: every phase in order, the firmware's fw_cfg exits in
+/// the phase that ends at its handoff, and the payload's "boot done" write before the exit.
+#[test]
+fn the_boot_timeline_has_every_phase_in_order() {
+    use minnow_vmm::timeline::{Event, ExitKind};
+    let name = "timeline";
+    let config = Config {
+        kernel: Some(payload("pvh.elf")),
+        ..base_config(name, minnow_rom(), 1)
+    };
+    let timeline = std::sync::Arc::new(minnow_vmm::Timeline::new(Instant::now()));
+    let reason = minnow_vmm::run_with_timeline(&config, &timeline).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reason, PASS);
+    let phases = timeline.phases();
+    let events: Vec<Event> = phases.iter().map(|p| p.event).collect();
+    assert_eq!(
+        events,
+        [
+            Event::Exec,
+            Event::VmCreated,
+            Event::FirstInstruction,
+            Event::FirmwareStart,
+            Event::FirmwareHandoff,
+            Event::FirstSerialByte,
+            Event::BootDone,
+            Event::Exit
+        ],
+        "{}",
+        minnow_vmm::timeline::text(&phases)
+    );
+    let handoff = &phases[4];
+    let fw_cfg = handoff.exits.iter().find(|(k, _)| *k == ExitKind::PioFwCfg);
+    assert!(
+        fw_cfg.is_some_and(|(_, n)| *n >= 5),
+        "{}",
+        minnow_vmm::timeline::text(&phases)
+    );
+    report(&format!("[vmm] {}", minnow_vmm::timeline::text(&phases)));
 }

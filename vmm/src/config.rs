@@ -83,6 +83,15 @@ pub enum FwCfgSource {
     String(String),
 }
 
+/// Where `-boot-timeline` goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimelineOutput {
+    /// A table on stderr.
+    Stderr,
+    /// `-boot-timeline=json:PATH`.
+    Json(PathBuf),
+}
+
 /// `-device isa-debug-exit,iobase=...,iosize=...`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DebugExit {
@@ -106,6 +115,8 @@ pub struct Config {
     pub debug_exit: Option<DebugExit>,
     pub name: Option<String>,
     pub pidfile: Option<PathBuf>,
+    /// `-boot-timeline[=json:PATH]`: report the boot's phases when the VM stops.
+    pub boot_timeline: Option<TimelineOutput>,
     /// `-L DIR`: where to look for firmware and option ROMs named without a path, before QEMU's
     /// data directory.
     pub data_dirs: Vec<PathBuf>,
@@ -158,6 +169,7 @@ impl Default for Config {
             name: None,
             pidfile: None,
             data_dirs: Vec::new(),
+            boot_timeline: None,
         }
     }
 }
@@ -392,6 +404,20 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
         let mut value = || args.next().ok_or_else(|| ConfigError::MissingValue(arg.clone()));
         match opt {
             "h" | "help" => return Ok(None),
+            "boot-timeline" => c.boot_timeline = Some(TimelineOutput::Stderr),
+            _ if opt.starts_with("boot-timeline=") => {
+                let v = &opt["boot-timeline=".len()..];
+                c.boot_timeline = match v.strip_prefix("json:") {
+                    Some(path) if !path.is_empty() => Some(TimelineOutput::Json(path.into())),
+                    _ => {
+                        return Err(bad(
+                            "-boot-timeline",
+                            v,
+                            ": use -boot-timeline or -boot-timeline=json:PATH",
+                        ))
+                    }
+                };
+            }
             "M" | "machine" => parse_machine(&mut c.machine, &value()?)?,
             "enable-kvm" => {}
             "accel" => match value()?.as_str() {
@@ -459,6 +485,9 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
+  -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
+                                      and VM exits (or write them as JSON); a guest marks
+                                      the end of its boot by writing to port 0xf6
   -name NAME, -pidfile PATH
   -nodefaults, -no-user-config, -display none, -nographic   accepted
 
@@ -504,6 +533,15 @@ mod tests {
             (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
         );
         assert!(!c.machine.isa_serial && !c.machine.option_roms);
+    }
+
+    #[test]
+    fn both_spellings_of_the_boot_timeline_parse() {
+        let c = parse_str("-boot-timeline").unwrap().unwrap();
+        assert_eq!(c.boot_timeline, Some(TimelineOutput::Stderr));
+        let c = parse_str("--boot-timeline=json:/tmp/t.json").unwrap().unwrap();
+        assert_eq!(c.boot_timeline, Some(TimelineOutput::Json("/tmp/t.json".into())));
+        assert!(parse_str("-boot-timeline=yaml").is_err());
     }
 
     #[test]

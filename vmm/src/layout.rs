@@ -28,6 +28,8 @@ pub mod port {
     /// Firmware milestones (qboot's benchmark ports): see minnow_bootproto::milestone.
     pub const MILESTONE_KERNEL: u16 = minnow_bootproto::milestone::KERNEL_PORT;
     pub const MILESTONE_FIRMWARE: u16 = minnow_bootproto::milestone::FIRMWARE_PORT;
+    /// The guest's "boot done" write, for the boot timeline.
+    pub const BOOT_DONE: u16 = minnow_bootproto::milestone::BOOT_DONE_PORT;
     pub const COM1: u16 = 0x3F8;
     pub const FW_CFG: u16 = minnow_bootproto::fw_cfg::PORT_SELECTOR;
 }

@@ -16,6 +16,7 @@ use crate::irq::IrqLine;
 use crate::layout::{gsi, port};
 use crate::rom::{self, RomError};
 use crate::signals;
+use crate::timeline::{Event, FirstByte, Timeline};
 use crate::vstate::cpuid;
 use crate::vstate::memory::{self, MemoryError, Rom};
 use crate::vstate::msi_routes::MsiRoutes;
@@ -112,8 +113,8 @@ pub fn validate(c: &Config) -> Result<(), MachineError> {
     Ok(())
 }
 
-/// Builds the VM `c` describes.
-pub fn build(c: &Config) -> Result<Machine, MachineError> {
+/// Builds the VM `c` describes, marking its phases in `timeline`.
+pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineError> {
     validate(c)?;
     let rom = rom::image(c)?.map(|image| Rom::new(&image)).transpose()?;
     let ram = memory::create(c.memory, rom.as_ref())?;
@@ -125,6 +126,7 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
         },
     };
     let vm = Arc::new(vm::create(&kvm, &ram, irqchip)?);
+    timeline.mark(Event::VmCreated);
     let mut supported = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(MachineError::Cpuid)?;
@@ -143,10 +145,10 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
     let exit = ExitSignal::default();
     let mut pio = Bus::new();
     let milestones = Arc::new(Mutex::new(Vec::new()));
-    attach_milestones(&mut pio, c, &milestones)?;
+    attach_milestones(&mut pio, c, &milestones, &timeline)?;
     let serial = match c.machine.isa_serial {
         true => Some((
-            attach_serial(&mut pio, &vm, &c.serial)?,
+            attach_serial(&mut pio, &vm, &c.serial, &timeline)?,
             c.serial == Serial::Stdio,
         )),
         false => None,
@@ -184,7 +186,12 @@ pub fn build(c: &Config) -> Result<Machine, MachineError> {
             Arc::new(Mutex::new(ged)),
         )?;
     }
-    let handlers = ExitHandlers { pio, mmio, exit };
+    let handlers = ExitHandlers {
+        pio,
+        mmio,
+        exit,
+        timeline,
+    };
     Ok(Machine {
         vcpus,
         _vm: vm,
@@ -224,14 +231,19 @@ fn attach_milestones(
     pio: &mut Bus,
     c: &Config,
     record: &Arc<Mutex<Vec<Milestone>>>,
+    timeline: &Arc<Timeline>,
 ) -> Result<(), MachineError> {
-    for p in [port::MILESTONE_FIRMWARE, port::MILESTONE_KERNEL] {
+    for p in [port::MILESTONE_FIRMWARE, port::MILESTONE_KERNEL, port::BOOT_DONE] {
         // An isa-debug-exit at the same port takes it, as in QEMU (qboot's benchmark relied on it).
         let taken = c
             .debug_exit
             .is_some_and(|d| (d.iobase..d.iobase + d.iosize).contains(&p));
         if !taken {
-            let dev: SharedDevice = Arc::new(Mutex::new(MilestonePort::new(p, record.clone())));
+            let dev: SharedDevice = Arc::new(Mutex::new(MilestonePort::new(
+                p,
+                record.clone(),
+                timeline.clone(),
+            )));
             pio.insert(u64::from(p), 1, dev)?;
         }
     }
@@ -242,6 +254,7 @@ fn attach_serial(
     pio: &mut Bus,
     vm: &VmFd,
     output: &Serial,
+    timeline: &Arc<Timeline>,
 ) -> Result<Arc<Mutex<serial::Serial<Output>>>, MachineError> {
     let out: Output = match output {
         Serial::Stdio => Box::new(std::io::stdout()),
@@ -255,6 +268,7 @@ fn attach_serial(
         ),
         Serial::None => Box::new(std::io::sink()),
     };
+    let out: Output = Box::new(FirstByte::new(out, timeline.clone()));
     let dev = Arc::new(Mutex::new(serial::Serial::new(irq_line(vm, gsi::COM1)?, out)));
     pio.insert(u64::from(port::COM1), 8, dev.clone())?;
     Ok(dev)

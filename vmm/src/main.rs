@@ -1,9 +1,14 @@
 //! `minnow`: QEMU's microvm command line over the Minnow library. Prints one line on error and
 //! exits non-zero; otherwise exits with the status the guest's way of stopping implies.
-use minnow_vmm::config::{self, HELP};
+use minnow_vmm::config::{self, TimelineOutput, HELP};
+use minnow_vmm::timeline::{self, Timeline};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
 fn main() -> ExitCode {
+    // The timeline's "exec": as early as the process gets.
+    let timeline = Arc::new(Timeline::new(Instant::now()));
     let config = match config::parse(std::env::args().skip(1)) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -24,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let status = match minnow_vmm::run(&config) {
+    let status = match minnow_vmm::run_with_timeline(&config, &timeline) {
         Ok(reason) => {
             if reason == minnow_vmm::ExitReason::TripleFault {
                 eprintln!("minnow: the guest triple-faulted (a vCPU shut down); stopping");
@@ -38,6 +43,16 @@ fn main() -> ExitCode {
     };
     if let Some(path) = &config.pidfile {
         let _ = std::fs::remove_file(path);
+    }
+    match &config.boot_timeline {
+        Some(TimelineOutput::Stderr) => eprint!("{}", timeline::text(&timeline.phases())),
+        Some(TimelineOutput::Json(path)) => {
+            if let Err(e) = std::fs::write(path, timeline::json(&timeline.phases())) {
+                eprintln!("minnow: writing the boot timeline {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
+        None => {}
     }
     ExitCode::from(status.clamp(0, 255) as u8)
 }

@@ -1,6 +1,9 @@
-//! The firmware milestone ports (qboot's benchmark ports, see minnow_bootproto::milestone): every
-//! write is recorded with its time, for the boot timeline.
+//! The milestone ports (see minnow_bootproto::milestone): the firmware's start and handoff
+//! (qboot's benchmark ports) and the guest's "boot done". Every write is recorded with its time,
+//! and marks the boot timeline.
 use crate::bus::BusDevice;
+use crate::timeline::{Event, Timeline};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,12 +16,17 @@ pub struct Milestone {
 /// One device per port; both share the record.
 pub struct MilestonePort {
     port: u16,
-    record: std::sync::Arc<std::sync::Mutex<Vec<Milestone>>>,
+    record: Arc<std::sync::Mutex<Vec<Milestone>>>,
+    timeline: Arc<Timeline>,
 }
 
 impl MilestonePort {
-    pub fn new(port: u16, record: std::sync::Arc<std::sync::Mutex<Vec<Milestone>>>) -> Self {
-        Self { port, record }
+    pub fn new(port: u16, record: Arc<std::sync::Mutex<Vec<Milestone>>>, timeline: Arc<Timeline>) -> Self {
+        Self {
+            port,
+            record,
+            timeline,
+        }
     }
 }
 
@@ -33,6 +41,9 @@ impl BusDevice for MilestonePort {
             value: data.first().copied().unwrap_or(0),
             at: Instant::now(),
         };
+        if let Some(event) = Event::for_milestone(self.port, m.value) {
+            self.timeline.mark(event);
+        }
         let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
         // A guest writing in a loop must not grow the record without bound.
         if record.len() < 64 {
@@ -44,14 +55,15 @@ impl BusDevice for MilestonePort {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
 
     #[test]
     fn writes_are_recorded_in_order_and_bounded() {
         let record = Arc::new(Mutex::new(Vec::new()));
+        let timeline = Arc::new(Timeline::new(Instant::now()));
         let (mut start, mut kernel) = (
-            MilestonePort::new(0xF5, record.clone()),
-            MilestonePort::new(0xF4, record.clone()),
+            MilestonePort::new(0xF5, record.clone(), timeline.clone()),
+            MilestonePort::new(0xF4, record.clone(), timeline.clone()),
         );
         start.write(0, &[1]);
         kernel.write(0, &[4]);
@@ -60,5 +72,10 @@ mod tests {
         assert!(r[0].at <= r[1].at);
         (0..100).for_each(|_| start.write(0, &[1]));
         assert_eq!(record.lock().unwrap().len(), 64);
+        let events: Vec<Event> = timeline.phases().iter().map(|p| p.event).collect();
+        assert_eq!(
+            events,
+            [Event::Exec, Event::FirmwareStart, Event::FirmwareHandoff]
+        );
     }
 }

@@ -3,6 +3,7 @@ use super::cpuid;
 use crate::bus::Bus;
 use crate::direct_boot::CpuEntry;
 use crate::exit::{ExitReason, ExitSignal};
+use crate::timeline::{Event, ExitKind, Timeline};
 use kvm_bindings::{CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
@@ -35,6 +36,7 @@ pub struct ExitHandlers {
     pub pio: Bus,
     pub mmio: Bus,
     pub exit: ExitSignal,
+    pub timeline: std::sync::Arc<Timeline>,
 }
 
 impl Vcpu {
@@ -72,28 +74,35 @@ impl Vcpu {
 
     /// Runs the guest until something asks the VM to stop; returns why.
     pub fn run(&mut self, h: &ExitHandlers) -> ExitReason {
+        if self.id == 0 {
+            h.timeline.mark(Event::FirstInstruction);
+        }
         loop {
             if let Some(reason) = h.exit.requested() {
                 return reason;
             }
             match self.fd.run() {
                 Ok(VcpuExit::IoIn(port, data)) => {
+                    h.timeline.count(ExitKind::for_port(port));
                     h.pio.read(u64::from(port), data);
                 }
                 Ok(VcpuExit::IoOut(port, data)) => {
+                    h.timeline.count(ExitKind::for_port(port));
                     h.pio.write(u64::from(port), data);
                 }
                 Ok(VcpuExit::MmioRead(addr, data)) => {
+                    h.timeline.count(ExitKind::for_mmio(addr));
                     h.mmio.read(addr, data);
                 }
                 Ok(VcpuExit::MmioWrite(addr, data)) => {
+                    h.timeline.count(ExitKind::for_mmio(addr));
                     h.mmio.write(addr, data);
                 }
                 // With the in-kernel LAPIC, HLT stays in KVM; without interrupts it would spin here.
-                Ok(VcpuExit::Hlt) => {}
+                Ok(VcpuExit::Hlt) => h.timeline.count(ExitKind::Hlt),
                 // Split irqchip: the guest EOId a level-triggered vector. Interrupts reach the
                 // LAPICs as edges from irqfds, so no I/O APIC entry waits on it.
-                Ok(VcpuExit::IoapicEoi(_)) => {}
+                Ok(VcpuExit::IoapicEoi(_)) => h.timeline.count(ExitKind::Other),
                 Ok(VcpuExit::Shutdown) => h.exit.request(ExitReason::TripleFault),
                 Ok(VcpuExit::SystemEvent(kind, _)) => h.exit.request(match kind {
                     KVM_SYSTEM_EVENT_SHUTDOWN => ExitReason::PowerOff,
