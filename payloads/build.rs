@@ -7,11 +7,16 @@ fn main() {
         println!("cargo:rerun-if-changed={bin}.ld");
         println!("cargo:rerun-if-changed=src/arch/{bin}.S");
     }
+    // The demo's hello.elf is a PVH payload: same entry, same layout.
+    const LIKE_PVH: [&str; 1] = ["hello"];
     println!("cargo:rerun-if-changed=src/arch/start.S");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
         for bin in BINS {
             println!("cargo:rustc-link-arg-bin={bin}=-T{dir}/{bin}.ld");
+        }
+        for bin in LIKE_PVH {
+            println!("cargo:rustc-link-arg-bin={bin}=-T{dir}/pvh.ld");
         }
         // INCLUDE "sections.ld" is looked up in the -L directories.
         println!("cargo:rustc-link-arg-bins=-L{dir}");

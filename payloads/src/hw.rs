@@ -124,14 +124,60 @@ pub fn exit(code: u8) -> ! {
     }
 }
 
-/// Checks what the loader handed over, prints the report line, and exits with its verdict.
-pub fn finish(h: &Handed, s: &EntryState) -> ! {
-    let image = Image {
+fn image(s: &EntryState) -> Image {
+    Image {
         start: core::ptr::addr_of!(__image_start) as u64,
         end: core::ptr::addr_of!(__image_end) as u64,
         bss_dirty: s.bss_dirty != 0,
+    }
+}
+
+/// The demo's greeting: what booted this guest and with what, then the checks' verdict, and the
+/// same exit as [`finish`].
+pub fn greet(h: &Handed, s: &EntryState) -> ! {
+    let report = analyze(&Identity, h, image(s));
+    let mut com1 = Com1::new();
+    let _ = writeln!(com1, "Hello from a Minnow guest!");
+    let _ = write!(
+        com1,
+        "  booted through {}, entered in {}-bit mode, command line \"",
+        report.proto, report.entry
+    );
+    if let Ok(Some(cmdline)) = report.cmdline {
+        for &b in cmdline {
+            let _ = com1.write_char(if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            });
+        }
+    }
+    let _ = writeln!(com1, "\"");
+    let cpus = report.acpi.madt_cpus.or(report.mp.cpus).unwrap_or(1);
+    let tables = if report.acpi.count > 0 {
+        "ACPI"
+    } else {
+        "the MP table"
     };
-    let report = analyze(&Identity, h, image);
+    let _ = writeln!(
+        com1,
+        "  {} MiB of RAM, {cpus} CPU(s) described by {tables}",
+        report.mem_kb.div_ceil(1024)
+    );
+    match report.failure() {
+        None => {
+            let _ = writeln!(com1, "  every boot-protocol check passed");
+        }
+        Some(r) => {
+            let _ = writeln!(com1, "  a boot-protocol check failed: {r}");
+        }
+    }
+    exit(report.exit_code())
+}
+
+/// Checks what the loader handed over, prints the report line, and exits with its verdict.
+pub fn finish(h: &Handed, s: &EntryState) -> ! {
+    let report = analyze(&Identity, h, image(s));
     let mut com1 = Com1::new();
     if let (Status::Bad(_), Some(map)) = (report.e820, &h.map) {
         let _ = write_map(&mut com1, map);

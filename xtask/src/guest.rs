@@ -40,6 +40,8 @@ if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
 echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"
 echo "MINNOW-INIT uptime=$($B cut -d' ' -f1 /proc/uptime)"
 echo "MINNOW-INIT done"
+# The end of the boot, for minnow's -boot-timeline (port 0xF6; nothing elsewhere).
+/bin/boot-done 2>/dev/null
 # Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot.
 if [ -d /sys/firmware/acpi/tables ]; then $B poweroff -f; else $B reboot -f; fi
 "#;
@@ -300,7 +302,7 @@ fn check_static(elf: &[u8]) -> Result<()> {
 }
 
 /// The initramfs contents, built in memory (the archive is deterministic).
-fn initramfs_archive(busybox: &[u8]) -> Result<Vec<u8>> {
+fn initramfs_archive(busybox: &[u8], boot_done: &[u8]) -> Result<Vec<u8>> {
     let mut c = cpio::Newc::new();
     for d in ["bin", "dev", "proc", "sys"] {
         c.dir(d, 0o755)?;
@@ -309,8 +311,34 @@ fn initramfs_archive(busybox: &[u8]) -> Result<Vec<u8>> {
     // node init runs with no stdout and the MINNOW-INIT lines are lost.
     c.char_dev("dev/console", 0o600, 5, 1)?;
     c.file("bin/busybox", 0o755, busybox)?;
+    c.file("bin/boot-done", 0o755, boot_done)?;
     c.file("init", 0o755, INIT_SCRIPT.as_bytes())?;
     Ok(c.finish())
+}
+
+/// Builds guest-tools' `boot-done` static (musl), for the initramfs; returns its path.
+fn build_boot_done() -> Result<PathBuf> {
+    let target = crate::minnow_bin::STATIC_TARGET;
+    let root = crate::workspace_root();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "minnow-guest-tools",
+            "--target",
+            target,
+        ])
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!(
+            "building boot-done for {target} failed (is the target installed? `rustup target add {target}`)"
+        );
+    }
+    Ok(root.join("target").join(target).join("release/boot-done"))
 }
 
 fn build_initramfs(dir: &Path) -> Result<()> {
@@ -322,7 +350,8 @@ fn build_initramfs(dir: &Path) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {BUSYBOX}")),
     };
     check_static(&busybox).with_context(|| format!("checking {BUSYBOX}"))?;
-    let archive = initramfs_archive(&busybox)?;
+    let boot_done = fs::read(build_boot_done()?).context("reading boot-done")?;
+    let archive = initramfs_archive(&busybox, &boot_done)?;
     let out = dir.join("initramfs.cpio");
     if fs::read(&out).is_ok_and(|old| old == archive) {
         eprintln!("[guest] initramfs.cpio: up to date ({})", mib(archive.len()));
@@ -372,7 +401,7 @@ mod tests {
 
     #[test]
     fn archive_layout() {
-        let a = initramfs_archive(b"\x7fELF-busybox").unwrap();
+        let a = initramfs_archive(b"\x7fELF-busybox", b"\x7fELF-boot-done").unwrap();
         let text = String::from_utf8_lossy(&a);
         let at = |name: &str| {
             text.find(&format!("{name}\0"))
@@ -381,6 +410,7 @@ mod tests {
         // Directories precede their contents, and the archive ends with the trailer.
         assert!(at("dev") < at("dev/console"));
         assert!(at("bin") < at("bin/busybox"));
+        assert!(at("bin") < at("bin/boot-done"));
         assert!(text.contains("#!/bin/busybox sh"));
         assert!(at("TRAILER!!!") > at("init"));
     }

@@ -29,8 +29,17 @@ enum Task {
         #[arg(value_parser = ["firmware", "vmm", "nested"])]
         what: String,
     },
-    /// Build the ROM and boot the Debian cloud kernel through it on QEMU microvm.
-    Demo,
+    /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
+    /// two boot timelines side by side.
+    Demo {
+        /// Boot Debian's cloud kernel instead, on a nested KVM host under QEMU TCG (for machines
+        /// whose /dev/kvm cannot run Linux, like this project's CI).
+        #[arg(long)]
+        linux: bool,
+        /// Boot Debian's cloud kernel instead, on this host's /dev/kvm (hardware virtualisation).
+        #[arg(long, conflicts_with = "linux")]
+        linux_host: bool,
+    },
     /// Build the firmware ROM into target/firmware/minnow.rom.
     Firmware,
     /// Fetch and cache the Debian cloud kernel and build the busybox initramfs used by the tests.
@@ -55,7 +64,7 @@ fn main() -> anyhow::Result<()> {
             "nested" => nested::bench::run(),
             _ => bench_firmware::run(),
         },
-        Task::Demo => demo::run(),
+        Task::Demo { linux, linux_host } => demo::run(linux, linux_host),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
         Task::NestedTest { filter } => nested::run(filter.as_deref()),

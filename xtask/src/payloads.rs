@@ -11,10 +11,12 @@ use std::process::Command;
 use zerocopy::IntoBytes;
 
 /// The payloads and their file names in target/payloads/.
-const ELFS: [(&str, &str); 3] = [
+const ELFS: [(&str, &str); 4] = [
     ("multiboot1", "multiboot1.elf"),
     ("multiboot2", "multiboot2.elf"),
     ("pvh", "pvh.elf"),
+    // The demo's guest: a PVH payload that greets.
+    ("hello", "hello.elf"),
 ];
 pub const BZIMAGE: &str = "bzImage";
 pub const BZIMAGE32: &str = "bzImage32";

@@ -11,6 +11,7 @@
 pub mod bench;
 mod cases;
 mod console;
+pub mod demo;
 mod image;
 mod l1;
 mod script;
