@@ -2,8 +2,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-mod bench_firmware;
-mod bench_vmm;
+mod bench;
 mod demo;
 mod firmware;
 mod guest;
@@ -60,9 +59,9 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Bench { what } => match what.as_str() {
-            "vmm" => bench_vmm::run(),
+            "vmm" => bench::vmm::run(),
             "nested" => nested::bench::run(),
-            _ => bench_firmware::run(),
+            _ => bench::firmware::run(),
         },
         Task::Demo { linux, linux_host } => demo::run(linux, linux_host),
         Task::Firmware => firmware::build().map(|_| ()),
