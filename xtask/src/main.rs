@@ -20,13 +20,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Measure. `firmware`: instructions and device accesses from reset to kernel entry, for
+    /// Measure. Without an argument: VM start-up, launches per second and the boot matrix (every
+    /// loader, both VMMs, every payload), written to bench/results/ with charts. `firmware`:
+    /// instructions and device accesses from reset to kernel entry, for
     /// minnow.rom, qboot.rom and SeaBIOS on the same QEMU command line. `vmm`: VM start-to-exit
     /// time and peak RSS, minnow against QEMU. `nested`: real Linux boot times on the nested
     /// KVM host, every boot route and QEMU microvm.
     Bench {
         #[arg(value_parser = ["firmware", "vmm", "nested"])]
-        what: String,
+        what: Option<String>,
     },
     /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
     /// two boot timelines side by side.
@@ -58,9 +60,10 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
-        Task::Bench { what } => match what.as_str() {
-            "vmm" => bench::vmm::run(),
-            "nested" => nested::bench::run(),
+        Task::Bench { what } => match what.as_deref() {
+            None => bench::all::run(),
+            Some("vmm") => bench::vmm::run(),
+            Some("nested") => nested::bench::run(),
             _ => bench::firmware::run(),
         },
         Task::Demo { linux, linux_host } => demo::run(linux, linux_host),

@@ -1,4 +1,8 @@
 //! `cargo xtask bench [what]`: measurements, never timed tests. Each compares side by side in
 //! one run, because this machine's timing drifts.
+pub mod all;
 pub mod firmware;
+pub mod launches;
+pub mod matrix;
+pub mod svg;
 pub mod vmm;

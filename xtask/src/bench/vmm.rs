@@ -89,7 +89,7 @@ pub struct Results {
 
 pub fn run() -> Result<()> {
     let r = measure_all()?;
-    print_table(&r);
+    print!("{}", table(&r));
     Ok(())
 }
 
@@ -124,20 +124,27 @@ fn ms(v: &[Run], f: impl Fn(&Run) -> Duration) -> (f64, f64, f64) {
     stats(v.iter().map(|r| f(r).as_secs_f64() * 1e3).collect())
 }
 
-pub fn print_table(r: &Results) {
-    println!(
+pub fn table(r: &Results) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "\nVM start-up, ROM writes one COM1 byte then exits, -m 128M, {RUNS} runs each, alternating \
          (median (min-max), ms):\n"
     );
-    println!("| VMM | exec to first guest output | first output to exit | exec to exit | peak RSS, MiB |");
-    println!("|---|---:|---:|---:|---:|");
-    let row = |name: &str, runs: &[Run], rss_kib: u64| {
+    let _ = writeln!(
+        out,
+        "| VMM | exec to first guest output | first output to exit | exec to exit | peak RSS, MiB |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let mut row = |name: &str, runs: &[Run], rss_kib: u64| {
         let first = ms(runs, |r| r.first_output);
         let down = ms(runs, |r| r.exit - r.first_output);
         let exit = ms(runs, |r| r.exit);
         let rss = rss_kib as f64 / 1024.0;
         let cell = |(m, lo, hi): (f64, f64, f64)| format!("{m:.1} ({lo:.1}-{hi:.1})");
-        println!(
+        let _ = writeln!(
+            out,
             "| {name} | {} | {} | {} | {rss:.1} |",
             cell(first),
             cell(down),
@@ -152,7 +159,8 @@ pub fn print_table(r: &Results) {
         r.minnow_rss_kib,
     );
     let (qf, qe, qr) = row("QEMU microvm (split irqchip)", &r.qemu, r.qemu_rss_kib);
-    println!(
+    let _ = writeln!(
+        out,
         "\nminnow vs QEMU: {:.1}x faster to the first guest output (target 10x; {:.1}x with pic=off), \
          {:.1}x faster start-to-exit ({:.1}x with pic=off), {:.1}x less memory ({mr:.1} MiB; target \
          under 4 MiB besides guest RAM).",
@@ -162,6 +170,7 @@ pub fn print_table(r: &Results) {
         qe / se,
         qr / mr
     );
+    out
 }
 
 pub fn build_minnow() -> Result<PathBuf> {
