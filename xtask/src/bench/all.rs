@@ -38,7 +38,7 @@ pub fn run() -> Result<()> {
 
     let out = root.join("bench/results");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let stem = format!("{}-{}", today()?, host());
+    let stem = results_stem()?;
     let json_path = out.join(format!("{stem}.json"));
     std::fs::write(
         &json_path,
@@ -56,6 +56,11 @@ pub fn run() -> Result<()> {
         launches_svg.display()
     );
     Ok(())
+}
+
+/// `<date>-<host>`, the name of a run's result files.
+pub fn results_stem() -> Result<String> {
+    Ok(format!("{}-{}", today()?, host()))
 }
 
 fn today() -> Result<String> {

@@ -244,15 +244,30 @@ fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp:
 /// Every payload through every loader that supports it, with ACPI (one CPU) and without (two,
 /// so the MP table's CPU count is checked).
 pub fn payload_cases() -> Vec<Case> {
+    payload_matrix().0
+}
+
+/// The payload combinations left out, each with why (the run prints them).
+pub fn payload_not_supported() -> Vec<(String, &'static str)> {
+    payload_matrix().1
+}
+
+fn payload_matrix() -> (Vec<Case>, Vec<(String, &'static str)>) {
     let mut cases = Vec::new();
+    let mut skipped = Vec::new();
     for loader in [Loader::MinnowRom, Loader::Qboot, Loader::SeaBios, Loader::Direct] {
         for route in [Route::Kernel, Route::FwCfg] {
             for payload in Payload::ALL {
-                if not_supported(loader, route, payload).is_some() {
-                    continue;
-                }
                 // The fw_cfg route is for what -kernel cannot carry: multiboot 2.
                 if route == Route::FwCfg && payload != Payload::Multiboot2 {
+                    continue;
+                }
+                if let Some(why) = not_supported(loader, route, payload) {
+                    let route = if route == Route::Kernel { "kernel" } else { "fwcfg" };
+                    skipped.push((
+                        format!("payload-{}-{route}-{}", loader_name(loader), payload.file()),
+                        why,
+                    ));
                     continue;
                 }
                 cases.push(payload_case(loader, route, payload, true, 1));
@@ -260,7 +275,7 @@ pub fn payload_cases() -> Vec<Case> {
             }
         }
     }
-    cases
+    (cases, skipped)
 }
 
 /// The value after `prefix` on the first serial line that starts with it.

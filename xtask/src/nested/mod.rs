@@ -111,6 +111,11 @@ pub fn run(filter: Option<&str>) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let failed = report(&cases, &outcome.results, now);
+    for (name, why) in cases::payload_not_supported() {
+        if filter.is_none_or(|f| name.contains(f)) {
+            eprintln!("[nested] not supported: {name}: {why}");
+        }
+    }
     eprintln!(
         "[nested] {} of {} cases passed in {:.0} s (console: {})",
         cases.len() - failed,
