@@ -83,6 +83,14 @@ pub enum FwCfgSource {
     String(String),
 }
 
+/// A virtio device (`-device virtio-*-device`), in command-line order: it gets the next free
+/// virtio-mmio transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VirtioDeviceConfig {
+    /// `-device virtio-rng-device`: entropy from the host's getrandom.
+    Rng,
+}
+
 /// Where `-boot-timeline` goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TimelineOutput {
@@ -117,6 +125,8 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// `-boot-timeline[=json:PATH]`: report the boot's phases when the VM stops.
     pub boot_timeline: Option<TimelineOutput>,
+    /// The virtio devices, in order.
+    pub virtio: Vec<VirtioDeviceConfig>,
     /// `-L DIR`: where to look for firmware and option ROMs named without a path, before QEMU's
     /// data directory.
     pub data_dirs: Vec<PathBuf>,
@@ -170,6 +180,7 @@ impl Default for Config {
             pidfile: None,
             data_dirs: Vec::new(),
             boot_timeline: None,
+            virtio: Vec::new(),
         }
     }
 }
@@ -383,11 +394,35 @@ fn parse_device(c: &mut Config, s: &str) -> Result<(), ConfigError> {
             c.debug_exit = Some(d);
             Ok(())
         }
+        "virtio-rng-device" => {
+            for (k, _) in parts {
+                // rng=ID names an -object rng-random/rng-builtin: minnow's source is getrandom.
+                if !matches!(k.as_str(), "rng" | "id") {
+                    return Err(bad("-device virtio-rng-device", &k, ": use rng=ID or nothing"));
+                }
+            }
+            c.virtio.push(VirtioDeviceConfig::Rng);
+            Ok(())
+        }
         _ => Err(bad(
             "-device",
             &driver,
-            ": supported: isa-debug-exit (virtio devices are not built yet)",
+            ": supported: isa-debug-exit, virtio-rng-device (block, net, console and vsock are not built yet)",
         )),
+    }
+}
+
+/// `-object rng-random|rng-builtin,id=...`: accepted for `virtio-rng-device,rng=ID`; the entropy
+/// always comes from getrandom(2), which is what /dev/urandom gives too.
+fn parse_object(s: &str) -> Result<(), ConfigError> {
+    let kind = key_values(s)
+        .into_iter()
+        .next()
+        .map(|(k, _)| k)
+        .unwrap_or_default();
+    match kind.as_str() {
+        "rng-random" | "rng-builtin" => Ok(()),
+        _ => Err(bad("-object", &kind, ": supported: rng-random, rng-builtin")),
     }
 }
 
@@ -442,6 +477,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             "serial" => c.serial = parse_serial(&value()?)?,
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
             "device" => parse_device(&mut c, &value()?)?,
+            "object" => parse_object(&value()?)?,
             "name" => c.name = Some(value()?),
             "pidfile" => c.pidfile = Some(value()?.into()),
             "L" => c.data_dirs.push(value()?.into()),
@@ -484,6 +520,8 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
+  -device virtio-rng-device[,rng=ID]  virtio entropy device, fed from getrandom(2)
+                                      (-object rng-random|rng-builtin,id=ID accepted)
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks
@@ -533,6 +571,17 @@ mod tests {
             (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
         );
         assert!(!c.machine.isa_serial && !c.machine.option_roms);
+    }
+
+    #[test]
+    fn virtio_rng_parses_with_its_rng_object() {
+        let c =
+            parse_str("-object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-device,rng=rng0")
+                .unwrap()
+                .unwrap();
+        assert_eq!(c.virtio, [VirtioDeviceConfig::Rng]);
+        assert!(parse_str("-device virtio-rng-device,max-bytes=9").is_err());
+        assert!(parse_str("-object memory-backend-ram,id=m").is_err());
     }
 
     #[test]

@@ -438,10 +438,11 @@ pub fn load_files(
         true => Some(minnow_acpi::build(&crate::fw_cfg_setup::acpi_machine(c))?),
         false => None,
     };
+    let cmdline = crate::devices::virtio::placement::kernel_cmdline(c);
     let input = Input {
         kernel: &kernel,
         initrd: initrd.as_ref(),
-        cmdline: c.append.as_deref().unwrap_or(""),
+        cmdline: &cmdline,
         memory: c.memory,
         cpus: c.cpus,
         cpu_signature,

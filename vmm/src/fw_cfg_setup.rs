@@ -3,6 +3,7 @@
 //! installs them (unless `acpi=off`), and the user's `-fw_cfg` files.
 use crate::config::{Bios, Config, FwCfgSource};
 use crate::devices::fw_cfg::{FwCfg, FwCfgBuilder, FwCfgError};
+use crate::devices::virtio::placement;
 use crate::kernel_layout::{self, Blob, KernelInput, KernelLayoutError};
 use crate::layout;
 use crate::vstate::memory;
@@ -51,7 +52,14 @@ pub fn acpi_machine(c: &Config) -> minnow_acpi::Machine {
         serial: c.machine.isa_serial,
         ioapic2: c.ioapic2(),
         pic: c.pic(),
-        virtio_mmio: Vec::new(),
+        virtio_mmio: placement::transports(c)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| minnow_acpi::VirtioMmio {
+                base: t.base,
+                gsi: t.gsi,
+            })
+            .collect(),
         fw_cfg_dma: true,
     }
 }
@@ -86,7 +94,7 @@ pub fn build(c: &Config, ram: &GuestMemoryMmap) -> Result<FwCfg, FwCfgSetupError
         let input = KernelInput {
             kernel: Blob::new(kernel.display().to_string(), read(kernel)?),
             initrds,
-            cmdline: c.append.clone().unwrap_or_default(),
+            cmdline: placement::kernel_cmdline(c),
             below_4g_mem_size: c.memory.min(layout::LOW_RAM_MAX),
             acpi_data_size: 0,
         };

@@ -1,7 +1,7 @@
 //! From a `Config` to a running VM, in order: validate, map memory, create the VM and vCPUs,
 //! attach the devices, fill fw_cfg; then run the vCPUs to the end.
 use crate::bus::{Bus, BusError, SharedDevice};
-use crate::config::{Bios, Config, OnOffAuto, Serial};
+use crate::config::{Bios, Config, OnOffAuto, Serial, VirtioDeviceConfig};
 use crate::devices::cmos::Cmos;
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::ged::{self, Ged};
@@ -9,6 +9,7 @@ use crate::devices::i8042::I8042;
 use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
+use crate::devices::virtio::{self, mmio::MmioTransport, placement, rng::Rng, VirtioDevice};
 use crate::direct_boot::{self, DirectBootError};
 use crate::exit::{ExitReason, ExitSignal};
 use crate::fw_cfg_setup::{self, FwCfgSetupError};
@@ -104,6 +105,18 @@ pub fn validate(c: &Config) -> Result<(), MachineError> {
              them (pic=off, as Minnow has no 8259 of its own); add pic=off",
         );
     }
+    if placement::transports(c).is_none() {
+        return Err(MachineError::Unsupported(format!(
+            "{} virtio devices, but this machine has {} virtio-mmio transports{}",
+            c.virtio.len(),
+            placement::capacity(c),
+            if c.acpi() && !c.ioapic2() {
+                " (24 with -M pic=off, which adds the second I/O APIC)"
+            } else {
+                ""
+            }
+        )));
+    }
     if m.ioapic2 == OnOffAuto::On && !c.acpi() {
         return unsupported(
             "-M ioapic2=on,acpi=off: without ACPI only the MP table could describe the second I/O APIC, \
@@ -178,6 +191,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     if matches!(irqchip, Irqchip::Split { .. }) {
         attach_ioapics(&mut mmio, &vm, c.ioapic2())?;
     }
+    attach_virtio(&mut mmio, &vm, c, &ram)?;
     if c.acpi() {
         let ged = Ged::new(exit.clone(), irq_line(&vm, gsi::GED)?);
         mmio.insert(
@@ -203,6 +217,19 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         rtc,
         serial,
     })
+}
+
+/// The virtio devices, each on its transport (see `devices/virtio/placement.rs`).
+fn attach_virtio(mmio: &mut Bus, vm: &VmFd, c: &Config, ram: &GuestMemoryMmap) -> Result<(), MachineError> {
+    let transports = placement::transports(c).unwrap_or_default();
+    for (device, t) in c.virtio.iter().zip(transports) {
+        let device: Box<dyn VirtioDevice> = match device {
+            VirtioDeviceConfig::Rng => Box::new(Rng),
+        };
+        let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?);
+        mmio.insert(t.base, virtio::mmio::MMIO_LEN, Arc::new(Mutex::new(transport)))?;
+    }
+    Ok(())
 }
 
 /// The VMM's I/O APICs (split irqchip): GSIs 0..23 and, with `ioapic2`, 24..47.

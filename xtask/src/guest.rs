@@ -35,6 +35,13 @@ $B mount -t devtmpfs devtmpfs /dev
 echo "MINNOW-INIT cmdline=$($B cat /proc/cmdline)"
 echo "MINNOW-INIT mem_total_kb=$($B awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 echo "MINNOW-INIT cpus=$($B grep -c '^processor' /proc/cpuinfo)"
+# Debian's virtio drivers are modules. virtio_mmio takes the devices named on the command line
+# (auto-kernel-cmdline, without ACPI) as insmod arguments; with ACPI it finds them in the DSDT.
+for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
+$B insmod /lib/modules/virtio_mmio.ko $($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^virtio_mmio\.//p') 2>/dev/null
+$B insmod /lib/modules/virtio-rng.ko 2>/dev/null
+hwrng=$($B cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
+echo "MINNOW-INIT hwrng=${hwrng:-none} bytes=$($B dd if=/dev/hwrng bs=16 count=1 2>/dev/null | $B wc -c)"
 # rtc=ok when the RTC driver found the clock; epoch is the system time it set at boot.
 if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
 echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"
@@ -53,7 +60,8 @@ pub fn prepare() -> Result<PathBuf> {
     eprintln!("[guest] cache: {}", dir.display());
     let vmlinuz = fetch_kernel(&dir)?;
     extract_pvh(&dir, &vmlinuz)?;
-    build_initramfs(&dir)?;
+    let modules = modules::prepare(&dir, modules::VIRTIO_GUEST)?;
+    build_initramfs(&dir, &modules)?;
     Ok(dir)
 }
 
@@ -302,7 +310,7 @@ fn check_static(elf: &[u8]) -> Result<()> {
 }
 
 /// The initramfs contents, built in memory (the archive is deterministic).
-fn initramfs_archive(busybox: &[u8], boot_done: &[u8]) -> Result<Vec<u8>> {
+fn initramfs_archive(busybox: &[u8], boot_done: &[u8], modules: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
     let mut c = cpio::Newc::new();
     for d in ["bin", "dev", "proc", "sys"] {
         c.dir(d, 0o755)?;
@@ -312,6 +320,11 @@ fn initramfs_archive(busybox: &[u8], boot_done: &[u8]) -> Result<Vec<u8>> {
     c.char_dev("dev/console", 0o600, 5, 1)?;
     c.file("bin/busybox", 0o755, busybox)?;
     c.file("bin/boot-done", 0o755, boot_done)?;
+    c.dir("lib", 0o755)?;
+    c.dir("lib/modules", 0o755)?;
+    for (name, bytes) in modules {
+        c.file(&format!("lib/modules/{name}"), 0o644, bytes)?;
+    }
     c.file("init", 0o755, INIT_SCRIPT.as_bytes())?;
     Ok(c.finish())
 }
@@ -341,7 +354,7 @@ fn build_boot_done() -> Result<PathBuf> {
     Ok(root.join("target").join(target).join("release/boot-done"))
 }
 
-fn build_initramfs(dir: &Path) -> Result<()> {
+fn build_initramfs(dir: &Path, module_paths: &[PathBuf]) -> Result<()> {
     let busybox = match fs::read(BUSYBOX) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -351,7 +364,19 @@ fn build_initramfs(dir: &Path) -> Result<()> {
     };
     check_static(&busybox).with_context(|| format!("checking {BUSYBOX}"))?;
     let boot_done = fs::read(build_boot_done()?).context("reading boot-done")?;
-    let archive = initramfs_archive(&busybox, &boot_done)?;
+    let modules = module_paths
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            fs::read(p)
+                .map(|b| (name, b))
+                .with_context(|| format!("reading {}", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let archive = initramfs_archive(&busybox, &boot_done, &modules)?;
     let out = dir.join("initramfs.cpio");
     if fs::read(&out).is_ok_and(|old| old == archive) {
         eprintln!("[guest] initramfs.cpio: up to date ({})", mib(archive.len()));
@@ -401,7 +426,8 @@ mod tests {
 
     #[test]
     fn archive_layout() {
-        let a = initramfs_archive(b"\x7fELF-busybox", b"\x7fELF-boot-done").unwrap();
+        let modules = [("virtio.ko".to_string(), b"\x7fELF-ko".to_vec())];
+        let a = initramfs_archive(b"\x7fELF-busybox", b"\x7fELF-boot-done", &modules).unwrap();
         let text = String::from_utf8_lossy(&a);
         let at = |name: &str| {
             text.find(&format!("{name}\0"))
@@ -411,6 +437,7 @@ mod tests {
         assert!(at("dev") < at("dev/console"));
         assert!(at("bin") < at("bin/busybox"));
         assert!(at("bin") < at("bin/boot-done"));
+        assert!(at("lib/modules") < at("lib/modules/virtio.ko"));
         assert!(text.contains("#!/bin/busybox sh"));
         assert!(at("TRAILER!!!") > at("init"));
     }

@@ -12,6 +12,8 @@ use std::process::Command;
 /// The modules that make the cloud kernel a KVM host on AMD (QEMU TCG emulates SVM), in the
 /// order they must be loaded.
 pub const KVM_HOST: &[&str] = &["irqbypass", "kvm", "kvm-amd"];
+/// The virtio drivers the test guest loads (Debian builds them as modules), in load order.
+pub const VIRTIO_GUEST: &[&str] = &["virtio_ring", "virtio", "virtio_mmio", "virtio-rng"];
 
 /// Returns the paths of `names` (module names without `.ko`), in the same order, extracting them
 /// from the kernel package when they are not cached yet.

@@ -7,3 +7,4 @@ pub mod i8042;
 pub mod ioapic;
 pub mod milestones;
 pub mod serial;
+pub mod virtio;

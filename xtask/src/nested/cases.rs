@@ -54,6 +54,8 @@ pub enum Expect {
         smp: u32,
         acpi: bool,
         rtc: bool,
+        /// A virtio-rng device: the guest's hw_random must be it, and give bytes.
+        rng: bool,
         append: String,
     },
     Payload {
@@ -152,9 +154,28 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             smp,
             acpi,
             rtc,
+            rng: false,
             append,
         },
     }
+}
+
+/// Linux with `-device virtio-rng-device`: its driver must find the device (in the DSDT with
+/// ACPI, on the command line without) and read entropy from it.
+fn linux_case_rng(image: LinuxImage, loader: Loader, acpi: bool) -> Case {
+    let mut case = linux_case(image, loader, acpi, true, 1);
+    case.name.push_str("-rng");
+    case.args
+        .extend(["-device".to_string(), "virtio-rng-device".to_string()]);
+    if let Expect::Linux { rng, append, .. } = &mut case.expect {
+        *rng = true;
+        // The case name is in the command line: keep the two in step.
+        append.push_str("-rng");
+    }
+    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
+        a.push_str("-rng");
+    }
+    case
 }
 
 /// Real Linux: both images through every loader; then ACPI off, the RTC off, and one CPU.
@@ -182,6 +203,10 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_pic(BzImage, MinnowRom, true, true, false, 2),
         linux_case_pic(Pvh, Direct, true, true, false, 1),
         linux_case_pic(BzImage, Qboot, true, true, false, 1),
+        // With ACPI only: Debian's virtio_mmio is built without CMDLINE_DEVICES, so it cannot
+        // take the devices auto-kernel-cmdline names without ACPI (a unit test checks that line).
+        linux_case_rng(BzImage, MinnowRom, true),
+        linux_case_rng(Pvh, Direct, true),
     ]);
     cases
 }
@@ -292,8 +317,21 @@ pub fn check(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             smp,
             acpi,
             rtc,
+            rng,
             append,
-        } => check_linux(out, *smp, *acpi, *rtc, append, now),
+        } => {
+            let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
+            let want = if *rng {
+                "virtio_rng.0 bytes=16"
+            } else {
+                "none bytes=0"
+            };
+            match field(out, "MINNOW-INIT hwrng=") {
+                Some(got) if got == want => {}
+                got => bad.push(format!("hwrng={got:?}, expected {want:?}")),
+            }
+            bad
+        }
         Expect::Payload {
             loader,
             route,
@@ -424,6 +462,7 @@ mod tests {
             "MINNOW-INIT cpus=2",
             "MINNOW-INIT rtc=ok epoch=1000",
             "MINNOW-INIT done",
+            "MINNOW-INIT hwrng=none bytes=0",
         ];
         assert!(check(&case, &output(0, &good, &[]), 1010).is_empty());
         // A clock far from the host's, a stall line, a lost CPU, a bad exit: each is named.
@@ -439,7 +478,8 @@ mod tests {
         one_cpu[2] = "MINNOW-INIT cpus=1";
         assert!(check(&case, &output(0, &one_cpu, &[]), 1000)[0].starts_with("cpus="));
         assert_eq!(check(&case, &output(1, &good, &[]), 1000).len(), 1);
-        assert_eq!(check(&case, &output(0, &good[..4], &[]), 1000).len(), 1);
+        let no_done = [&good[..4], &good[5..]].concat();
+        assert_eq!(check(&case, &output(0, &no_done, &[]), 1000).len(), 1);
         let mut warned = good.to_vec();
         warned.push("[    0.4] WARNING: CPU: 0 PID: 0 at arch/x86/kernel/fpu/xstate.c:606 x+0x1");
         assert!(check(&case, &output(0, &warned, &[]), 1000).is_empty());
@@ -460,10 +500,33 @@ mod tests {
             "MINNOW-INIT cpus=1",
             "MINNOW-INIT rtc=none epoch=0",
             "MINNOW-INIT done",
+            "MINNOW-INIT hwrng=none bytes=0",
         ];
         let warning = "minnow: warning: rtc=off without ACPI: Linux will probe the missing RTC";
         assert!(check(&case, &output(0, &serial, &[warning]), 0).is_empty());
         assert_eq!(check(&case, &output(0, &serial, &[]), 0).len(), 1);
+    }
+
+    #[test]
+    fn an_rng_case_needs_the_virtio_rng_driver_and_its_bytes() {
+        let case = linux_case_rng(LinuxImage::Pvh, Loader::Direct, true);
+        assert!(case.args.join(" ").contains("-device virtio-rng-device"));
+        let Expect::Linux { append, .. } = &case.expect else {
+            unreachable!()
+        };
+        assert!(case.args.contains(append) && append.ends_with(&case.name));
+        let cmdline = format!("MINNOW-INIT cmdline={append}");
+        let mut serial = vec![
+            cmdline.as_str(),
+            "MINNOW-INIT mem_total_kb=222504",
+            "MINNOW-INIT cpus=1",
+            "MINNOW-INIT rtc=ok epoch=1000",
+            "MINNOW-INIT done",
+            "MINNOW-INIT hwrng=virtio_rng.0 bytes=16",
+        ];
+        assert!(check(&case, &output(0, &serial, &[]), 1000).is_empty());
+        serial[5] = "MINNOW-INIT hwrng=none bytes=0";
+        assert_eq!(check(&case, &output(0, &serial, &[]), 1000).len(), 1);
     }
 
     #[test]

@@ -1,0 +1,343 @@
+//! The virtio-mmio transport, version 2 (virtio 1.x, section 4.2.2), one per device, at QEMU
+//! microvm's addresses (0xFEB00000 + i * 0x200). The driver's queue notification runs the device
+//! on the vCPU that wrote it; the used-buffer interrupt goes out through the device's irqfd.
+//!
+//! A guest gets the spec's behaviour and nothing more: unknown registers read zero, writes to
+//! them are dropped, a queue that is not set up is not processed, and a request the device
+//! cannot parse marks the device DEVICE_NEEDS_RESET instead of touching anything else.
+use super::{VirtioDevice, VIRTIO_F_VERSION_1};
+use crate::bus::BusDevice;
+use crate::irq::IrqLine;
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestMemoryMmap;
+
+/// Bytes of MMIO each transport decodes.
+pub const MMIO_LEN: u64 = 0x200;
+const MAGIC: u32 = 0x7472_6976; // "virt"
+const VERSION: u32 = 2;
+/// QEMU's vendor ID, "QEMU", as its microvm reports it.
+const VENDOR: u32 = 0x554D_4551;
+
+const MAGIC_VALUE: u64 = 0x000;
+const VERSION_REG: u64 = 0x004;
+const DEVICE_ID: u64 = 0x008;
+const VENDOR_ID: u64 = 0x00C;
+const DEVICE_FEATURES: u64 = 0x010;
+const DEVICE_FEATURES_SEL: u64 = 0x014;
+const DRIVER_FEATURES: u64 = 0x020;
+const DRIVER_FEATURES_SEL: u64 = 0x024;
+const QUEUE_SEL: u64 = 0x030;
+const QUEUE_NUM_MAX: u64 = 0x034;
+const QUEUE_NUM: u64 = 0x038;
+const QUEUE_READY: u64 = 0x044;
+const QUEUE_NOTIFY: u64 = 0x050;
+const INTERRUPT_STATUS: u64 = 0x060;
+const INTERRUPT_ACK: u64 = 0x064;
+const STATUS: u64 = 0x070;
+const QUEUE_DESC_LOW: u64 = 0x080;
+const QUEUE_DESC_HIGH: u64 = 0x084;
+const QUEUE_AVAIL_LOW: u64 = 0x090;
+const QUEUE_AVAIL_HIGH: u64 = 0x094;
+const QUEUE_USED_LOW: u64 = 0x0A0;
+const QUEUE_USED_HIGH: u64 = 0x0A4;
+const CONFIG_GENERATION: u64 = 0x0FC;
+const CONFIG: u64 = 0x100;
+
+/// Device status bits (virtio 1.x, 2.1).
+const STATUS_FEATURES_OK: u32 = 8;
+const STATUS_DRIVER_OK: u32 = 4;
+const STATUS_NEEDS_RESET: u32 = 0x40;
+/// Interrupt status bits: a used buffer, a configuration change.
+const INT_VRING: u32 = 1;
+const INT_CONFIG: u32 = 2;
+
+pub struct MmioTransport {
+    device: Box<dyn VirtioDevice>,
+    mem: GuestMemoryMmap,
+    irq: IrqLine,
+    queues: Vec<Queue>,
+    queue_sel: u32,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    status: u32,
+    interrupt_status: u32,
+    config_generation: u32,
+}
+
+impl MmioTransport {
+    pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: IrqLine) -> Self {
+        let queues = device
+            .queue_max_sizes()
+            .iter()
+            .filter_map(|&max| Queue::new(max).ok())
+            .collect();
+        MmioTransport {
+            device,
+            mem,
+            irq,
+            queues,
+            queue_sel: 0,
+            device_features_sel: 0,
+            driver_features_sel: 0,
+            driver_features: 0,
+            status: 0,
+            interrupt_status: 0,
+            config_generation: 0,
+        }
+    }
+
+    fn device_features(&self) -> u64 {
+        self.device.features() | VIRTIO_F_VERSION_1
+    }
+
+    fn queue(&mut self) -> Option<&mut Queue> {
+        self.queues.get_mut(self.queue_sel as usize)
+    }
+
+    fn reset(&mut self) {
+        for q in &mut self.queues {
+            q.reset();
+        }
+        self.device.reset();
+        self.driver_features = 0;
+        self.status = 0;
+        self.interrupt_status = 0;
+    }
+
+    fn set_status(&mut self, value: u32) {
+        if value == 0 {
+            self.reset();
+            return;
+        }
+        let mut value = value;
+        // Only a driver that speaks virtio 1.x and takes no feature we did not offer gets
+        // FEATURES_OK: the driver reads it back to learn that.
+        let offered = self.device_features();
+        if value & STATUS_FEATURES_OK != 0
+            && (self.driver_features & VIRTIO_F_VERSION_1 == 0 || self.driver_features & !offered != 0)
+        {
+            value &= !STATUS_FEATURES_OK;
+        }
+        self.status = value | (self.status & STATUS_NEEDS_RESET);
+    }
+
+    fn notify(&mut self, index: u32) {
+        if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_NEEDS_RESET != 0 {
+            return;
+        }
+        let Some(queue) = self.queues.get_mut(index as usize) else {
+            return;
+        };
+        if !queue.ready() {
+            return;
+        }
+        match self.device.process(index as usize, queue, &self.mem) {
+            Ok(true) => {
+                if queue.needs_notification(&self.mem).unwrap_or(true) {
+                    self.interrupt_status |= INT_VRING;
+                    self.irq.trigger();
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!(
+                    "minnow: virtio device {}: {e}; it needs a reset",
+                    self.device.device_type()
+                );
+                self.status |= STATUS_NEEDS_RESET;
+                self.interrupt_status |= INT_CONFIG;
+                self.irq.trigger();
+            }
+        }
+    }
+
+    fn read_reg(&self, offset: u64) -> u32 {
+        let sel = self.queues.get(self.queue_sel as usize);
+        match offset {
+            MAGIC_VALUE => MAGIC,
+            VERSION_REG => VERSION,
+            DEVICE_ID => self.device.device_type(),
+            VENDOR_ID => VENDOR,
+            DEVICE_FEATURES => match self.device_features_sel {
+                0 => self.device_features() as u32,
+                1 => (self.device_features() >> 32) as u32,
+                _ => 0,
+            },
+            QUEUE_NUM_MAX => sel.map_or(0, |q| u32::from(q.max_size())),
+            QUEUE_READY => sel.map_or(0, |q| u32::from(q.ready())),
+            INTERRUPT_STATUS => self.interrupt_status,
+            STATUS => self.status,
+            CONFIG_GENERATION => self.config_generation,
+            _ => 0,
+        }
+    }
+
+    fn write_reg(&mut self, offset: u64, v: u32) {
+        let split = |q: &mut Queue, low: bool, f: fn(&mut Queue, Option<u32>, Option<u32>)| {
+            if low {
+                f(q, Some(v), None)
+            } else {
+                f(q, None, Some(v))
+            }
+        };
+        match offset {
+            DEVICE_FEATURES_SEL => self.device_features_sel = v,
+            DRIVER_FEATURES_SEL => self.driver_features_sel = v,
+            DRIVER_FEATURES => match self.driver_features_sel {
+                0 => self.driver_features = (self.driver_features & !0xFFFF_FFFF) | u64::from(v),
+                1 => self.driver_features = (self.driver_features & 0xFFFF_FFFF) | (u64::from(v) << 32),
+                _ => {}
+            },
+            QUEUE_SEL => self.queue_sel = v,
+            QUEUE_NUM => {
+                if let Some(q) = self.queue() {
+                    // An invalid size (not a power of two, too large) leaves the queue unusable.
+                    q.set_size(v.min(u32::from(u16::MAX)) as u16);
+                }
+            }
+            QUEUE_READY => {
+                if let Some(q) = self.queue() {
+                    q.set_ready(v == 1);
+                }
+            }
+            QUEUE_NOTIFY => self.notify(v & 0xFFFF),
+            INTERRUPT_ACK => self.interrupt_status &= !v,
+            STATUS => self.set_status(v),
+            QUEUE_DESC_LOW | QUEUE_DESC_HIGH => {
+                if let Some(q) = self.queue() {
+                    split(q, offset == QUEUE_DESC_LOW, Queue::set_desc_table_address);
+                }
+            }
+            QUEUE_AVAIL_LOW | QUEUE_AVAIL_HIGH => {
+                if let Some(q) = self.queue() {
+                    split(q, offset == QUEUE_AVAIL_LOW, Queue::set_avail_ring_address);
+                }
+            }
+            QUEUE_USED_LOW | QUEUE_USED_HIGH => {
+                if let Some(q) = self.queue() {
+                    split(q, offset == QUEUE_USED_LOW, Queue::set_used_ring_address);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl BusDevice for MmioTransport {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        if offset >= CONFIG {
+            self.device.read_config(offset - CONFIG, data);
+            return;
+        }
+        // Registers are 32-bit; narrower or misaligned reads get zeros, as on QEMU.
+        let value = if data.len() == 4 && offset.is_multiple_of(4) {
+            self.read_reg(offset)
+        } else {
+            0
+        };
+        let bytes = value.to_le_bytes();
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = bytes.get(i).copied().unwrap_or(0);
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        if offset >= CONFIG {
+            self.device.write_config(offset - CONFIG, data);
+            self.config_generation = self.config_generation.wrapping_add(1);
+            return;
+        }
+        if let (Ok(bytes), true) = (<[u8; 4]>::try_from(data), offset.is_multiple_of(4)) {
+            self.write_reg(offset, u32::from_le_bytes(bytes));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rng::Rng;
+    use super::*;
+    use virtio_queue::desc::{split::Descriptor, RawDescriptor};
+    use virtio_queue::mock::MockSplitQueue;
+    use vm_memory::GuestAddress;
+
+    fn read(t: &mut MmioTransport, offset: u64) -> u32 {
+        let mut b = [0u8; 4];
+        t.read(offset, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    fn write(t: &mut MmioTransport, offset: u64, v: u32) {
+        t.write(offset, &v.to_le_bytes());
+    }
+
+    fn transport(mem: &GuestMemoryMmap) -> MmioTransport {
+        MmioTransport::new(Box::new(Rng), mem.clone(), IrqLine::new(5).unwrap())
+    }
+
+    /// The Linux driver's sequence: identify, negotiate, set up queue 0, DRIVER_OK, notify.
+    #[test]
+    fn a_driver_sets_up_a_queue_and_gets_a_used_buffer_and_an_interrupt() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let mut t = transport(&mem);
+        assert_eq!((read(&mut t, MAGIC_VALUE), read(&mut t, VERSION_REG)), (MAGIC, 2));
+        assert_eq!(read(&mut t, DEVICE_ID), 4);
+        write(&mut t, DEVICE_FEATURES_SEL, 1);
+        assert_eq!(read(&mut t, DEVICE_FEATURES), 1, "VERSION_1 is offered");
+        write(&mut t, STATUS, 1 | 2);
+        write(&mut t, DRIVER_FEATURES_SEL, 1);
+        write(&mut t, DRIVER_FEATURES, 1);
+        write(&mut t, STATUS, 1 | 2 | STATUS_FEATURES_OK);
+        assert_ne!(read(&mut t, STATUS) & STATUS_FEATURES_OK, 0);
+
+        let vq = MockSplitQueue::new(&mem, 16);
+        vq.add_desc_chains(&[RawDescriptor::from(Descriptor::new(0x8000, 32, 2, 0))], 0)
+            .unwrap();
+        write(&mut t, QUEUE_SEL, 0);
+        assert_eq!(read(&mut t, QUEUE_NUM_MAX), 256);
+        write(&mut t, QUEUE_NUM, 16);
+        write(&mut t, QUEUE_DESC_LOW, vq.desc_table_addr().0 as u32);
+        write(&mut t, QUEUE_AVAIL_LOW, vq.avail_addr().0 as u32);
+        write(&mut t, QUEUE_USED_LOW, vq.used_addr().0 as u32);
+        write(&mut t, QUEUE_READY, 1);
+        // Before DRIVER_OK a notification does nothing.
+        write(&mut t, QUEUE_NOTIFY, 0);
+        assert_eq!(vq.used().idx().load(), 0);
+        write(&mut t, STATUS, 1 | 2 | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+        write(&mut t, QUEUE_NOTIFY, 0);
+        assert_eq!(vq.used().idx().load(), 1);
+        assert_eq!(read(&mut t, INTERRUPT_STATUS), INT_VRING);
+        assert_eq!(t.irq.event().read().unwrap(), 1);
+        write(&mut t, INTERRUPT_ACK, INT_VRING);
+        assert_eq!(read(&mut t, INTERRUPT_STATUS), 0);
+        write(&mut t, STATUS, 0);
+        assert_eq!((read(&mut t, STATUS), read(&mut t, QUEUE_READY)), (0, 0));
+    }
+
+    #[test]
+    fn a_legacy_driver_is_refused_and_garbage_is_harmless() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10000)]).unwrap();
+        let mut t = transport(&mem);
+        // No VERSION_1: FEATURES_OK does not stick.
+        write(&mut t, STATUS, 1 | 2 | STATUS_FEATURES_OK);
+        assert_eq!(read(&mut t, STATUS) & STATUS_FEATURES_OK, 0);
+        // A queue that does not exist, a queue never set up, odd widths, the config space.
+        write(&mut t, QUEUE_SEL, 7);
+        assert_eq!(read(&mut t, QUEUE_NUM_MAX), 0);
+        write(&mut t, QUEUE_NUM, 99);
+        write(&mut t, QUEUE_NOTIFY, 7);
+        write(&mut t, STATUS, STATUS_DRIVER_OK);
+        write(&mut t, QUEUE_SEL, 0);
+        write(&mut t, QUEUE_NUM, 3);
+        write(&mut t, QUEUE_DESC_LOW, 0xFFFF_FFF0);
+        write(&mut t, QUEUE_READY, 1);
+        write(&mut t, QUEUE_NOTIFY, 0);
+        t.write(QUEUE_NOTIFY + 1, &[1, 2]);
+        let mut odd = [0xAAu8; 2];
+        t.read(MAGIC_VALUE, &mut odd);
+        assert_eq!(odd, [0, 0]);
+        t.write(CONFIG + 4, &[1; 8]);
+        assert_eq!(read(&mut t, CONFIG_GENERATION), 1);
+    }
+}

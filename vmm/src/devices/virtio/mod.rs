@@ -1,0 +1,45 @@
+//! virtio devices on QEMU microvm's virtio-mmio transports: the transport (`mmio.rs`, one
+//! register block per device) and the devices behind it, one file each. Queues are
+//! rust-vmm's `virtio-queue`, which bounds-checks every descriptor against guest memory.
+pub mod mmio;
+pub mod placement;
+pub mod rng;
+
+use virtio_queue::Queue;
+use vm_memory::GuestMemoryMmap;
+
+/// The feature every device offers: virtio 1.x (the transport adds it).
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+
+/// Why a device could not complete a request: the guest's fault, never the VMM's crash.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("bad descriptor chain: {0}")]
+    Chain(#[from] virtio_queue::Error),
+    #[error("guest memory: {0}")]
+    Memory(String),
+}
+
+/// A device behind a virtio-mmio transport.
+pub trait VirtioDevice: Send {
+    /// The virtio device ID (4: entropy source, 2: block, ...).
+    fn device_type(&self) -> u32;
+    /// Its feature bits, without VIRTIO_F_VERSION_1 (the transport offers that).
+    fn features(&self) -> u64;
+    /// The largest size of each of its queues.
+    fn queue_max_sizes(&self) -> &[u16];
+    /// Reads its configuration space at `offset` (bytes past its end read as zero).
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// Writes its configuration space; most devices' is read-only.
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+    /// Serves what the driver made available on queue `index`. Returns whether buffers were
+    /// used, so the driver may need an interrupt.
+    fn process(
+        &mut self,
+        index: usize,
+        queue: &mut Queue,
+        mem: &GuestMemoryMmap,
+    ) -> Result<bool, DeviceError>;
+    /// The driver reset the device.
+    fn reset(&mut self) {}
+}
