@@ -1,7 +1,7 @@
 //! From a `Config` to a running VM, in order: validate, map memory, create the VM and vCPUs,
 //! attach the devices, fill fw_cfg; then run the vCPUs to the end.
 use crate::bus::{Bus, BusError, SharedDevice};
-use crate::config::{Bios, Config, OnOffAuto, Serial, VirtioDeviceConfig};
+use crate::config::{Bios, Config, DiskFormat, Drive, OnOffAuto, Serial, VirtioDeviceConfig};
 use crate::devices::cmos::Cmos;
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::ged::{self, Ged};
@@ -9,6 +9,7 @@ use crate::devices::i8042::I8042;
 use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
+use crate::devices::virtio::block::{disk::Disk, disk::RawFile, Block};
 use crate::devices::virtio::{self, mmio::MmioTransport, placement, rng::Rng, VirtioDevice};
 use crate::direct_boot::{self, DirectBootError};
 use crate::exit::{ExitReason, ExitSignal};
@@ -225,11 +226,37 @@ fn attach_virtio(mmio: &mut Bus, vm: &VmFd, c: &Config, ram: &GuestMemoryMmap) -
     for (device, t) in c.virtio.iter().zip(transports) {
         let device: Box<dyn VirtioDevice> = match device {
             VirtioDeviceConfig::Rng => Box::new(Rng),
+            VirtioDeviceConfig::Block { drive } => block_device(c.drives.get(*drive))?,
         };
         let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?);
         mmio.insert(t.base, virtio::mmio::MMIO_LEN, Arc::new(Mutex::new(transport)))?;
     }
     Ok(())
+}
+
+/// A virtio-blk device over `drive`'s image.
+fn block_device(drive: Option<&Drive>) -> Result<Box<dyn VirtioDevice>, MachineError> {
+    let drive =
+        drive.ok_or_else(|| MachineError::Unsupported("a virtio-blk device without a -drive".into()))?;
+    let disk: Box<dyn Disk> = match drive.format {
+        DiskFormat::Raw => Box::new(RawFile::open(drive).map_err(io(format!(
+            "opening the drive {} ({}; check the path and its permissions)",
+            drive.file.display(),
+            if drive.read_only {
+                "read-only"
+            } else {
+                "read-write"
+            }
+        )))?),
+        DiskFormat::Qcow2 => {
+            return Err(MachineError::Unsupported(format!(
+            "-drive {}: format=qcow2 is not built yet; convert it with `qemu-img convert -O raw {} disk.raw`",
+            drive.id,
+            drive.file.display()
+        )))
+        }
+    };
+    Ok(Box::new(Block::new(disk, drive.read_only, &drive.id)))
 }
 
 /// The VMM's I/O APICs (split irqchip): GSIs 0..23 and, with `ioapic2`, 24..47.

@@ -1,6 +1,7 @@
 //! virtio devices on QEMU microvm's virtio-mmio transports: the transport (`mmio.rs`, one
 //! register block per device) and the devices behind it, one file each. Queues are
 //! rust-vmm's `virtio-queue`, which bounds-checks every descriptor against guest memory.
+pub mod block;
 pub mod mmio;
 pub mod placement;
 pub mod rng;

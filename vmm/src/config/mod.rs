@@ -85,10 +85,15 @@ pub enum FwCfgSource {
 
 /// A virtio device (`-device virtio-*-device`), in command-line order: it gets the next free
 /// virtio-mmio transport.
+mod drive;
+pub use drive::{CacheMode, DiskFormat, Drive};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VirtioDeviceConfig {
     /// `-device virtio-rng-device`: entropy from the host's getrandom.
     Rng,
+    /// `-device virtio-blk-device,drive=ID`: `drives[index]`.
+    Block { drive: usize },
 }
 
 /// Where `-boot-timeline` goes.
@@ -127,6 +132,8 @@ pub struct Config {
     pub boot_timeline: Option<TimelineOutput>,
     /// The virtio devices, in order.
     pub virtio: Vec<VirtioDeviceConfig>,
+    /// `-drive`s, which virtio-blk devices name.
+    pub drives: Vec<Drive>,
     /// `-L DIR`: where to look for firmware and option ROMs named without a path, before QEMU's
     /// data directory.
     pub data_dirs: Vec<PathBuf>,
@@ -181,6 +188,7 @@ impl Default for Config {
             data_dirs: Vec::new(),
             boot_timeline: None,
             virtio: Vec::new(),
+            drives: Vec::new(),
         }
     }
 }
@@ -374,7 +382,13 @@ fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
     parsed.map_err(|_| bad(option, v, ": give a number, e.g. 0xf4"))
 }
 
-fn parse_device(c: &mut Config, s: &str) -> Result<(), ConfigError> {
+/// `pending_drives`: (virtio device index, drive id) for each virtio-blk device, resolved once
+/// every -drive is read.
+fn parse_device(
+    c: &mut Config,
+    s: &str,
+    pending_drives: &mut Vec<(usize, String)>,
+) -> Result<(), ConfigError> {
     let mut parts = key_values(s).into_iter();
     let (driver, _) = parts.next().unwrap_or_default();
     match driver.as_str() {
@@ -394,6 +408,22 @@ fn parse_device(c: &mut Config, s: &str) -> Result<(), ConfigError> {
             c.debug_exit = Some(d);
             Ok(())
         }
+        "virtio-blk-device" => {
+            let mut drive = None;
+            for (k, v) in parts {
+                match k.as_str() {
+                    "drive" => drive = Some(v),
+                    // Accepted for QEMU compatibility.
+                    "id" | "serial" | "bootindex" => {}
+                    _ => return Err(bad("-device virtio-blk-device", &k, ": use drive=ID")),
+                }
+            }
+            let id = drive.ok_or_else(|| bad("-device virtio-blk-device", s, ": it needs drive=ID"))?;
+            // The drive may come later on the command line: resolved after parsing.
+            pending_drives.push((c.virtio.len(), id));
+            c.virtio.push(VirtioDeviceConfig::Block { drive: usize::MAX });
+            Ok(())
+        }
         "virtio-rng-device" => {
             for (k, _) in parts {
                 // rng=ID names an -object rng-random/rng-builtin: minnow's source is getrandom.
@@ -407,7 +437,7 @@ fn parse_device(c: &mut Config, s: &str) -> Result<(), ConfigError> {
         _ => Err(bad(
             "-device",
             &driver,
-            ": supported: isa-debug-exit, virtio-rng-device (block, net, console and vsock are not built yet)",
+            ": supported: isa-debug-exit, virtio-blk-device, virtio-rng-device (net, console and vsock are not built yet)",
         )),
     }
 }
@@ -429,6 +459,7 @@ fn parse_object(s: &str) -> Result<(), ConfigError> {
 /// Parses the arguments after the program name. `Ok(None)` means `--help` was asked for.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, ConfigError> {
     let mut c = Config::default();
+    let mut pending_drives = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // QEMU accepts --option as well as -option.
@@ -476,8 +507,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             }
             "serial" => c.serial = parse_serial(&value()?)?,
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
-            "device" => parse_device(&mut c, &value()?)?,
+            "device" => parse_device(&mut c, &value()?, &mut pending_drives)?,
             "object" => parse_object(&value()?)?,
+            "drive" => c.drives.push(drive::parse_drive(&value()?)?),
             "name" => c.name = Some(value()?),
             "pidfile" => c.pidfile = Some(value()?.into()),
             "L" => c.data_dirs.push(value()?.into()),
@@ -489,6 +521,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             "no-reboot" => c.no_reboot = true,
             _ => return Err(ConfigError::UnknownOption(arg)),
         }
+    }
+    for (device, id) in pending_drives {
+        let index = c
+            .drives
+            .iter()
+            .position(|d| d.id == id)
+            .ok_or_else(|| bad("-device virtio-blk-device,drive", &id, ": no -drive has that id"))?;
+        c.virtio[device] = VirtioDeviceConfig::Block { drive: index };
     }
     if c.kernel.is_none() && (c.initrd.is_some() || c.append.is_some()) {
         return Err(ConfigError::NeedsKernel);
@@ -520,6 +560,8 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
+  -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE]
+  -device virtio-blk-device,drive=ID  virtio disk (flush, discard, write-zeroes)
   -device virtio-rng-device[,rng=ID]  virtio entropy device, fed from getrandom(2)
                                       (-object rng-random|rng-builtin,id=ID accepted)
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
@@ -571,6 +613,18 @@ mod tests {
             (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
         );
         assert!(!c.machine.isa_serial && !c.machine.option_roms);
+    }
+
+    #[test]
+    fn a_blk_device_finds_its_drive_in_either_order() {
+        let c = parse_str("-device virtio-blk-device,drive=d1 -drive file=x.img,format=raw,if=none,id=d1")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.virtio, [VirtioDeviceConfig::Block { drive: 0 }]);
+        let e = parse_str("-device virtio-blk-device,drive=nope")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope") && e.contains("no -drive"), "{e}");
     }
 
     #[test]
@@ -657,6 +711,7 @@ mod tests {
         assert!(err("-kernel").contains("needs a value"));
         assert!(err("-initrd x").contains("need -kernel"));
         assert!(err("-bios none").contains("pass -kernel"));
-        assert!(err("-device virtio-blk-device").contains("isa-debug-exit"));
+        assert!(err("-device virtio-blk-device").contains("needs drive=ID"));
+        assert!(err("-device virtio-net-device,netdev=n").contains("virtio-blk-device"));
     }
 }

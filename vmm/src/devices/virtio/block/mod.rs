@@ -1,0 +1,218 @@
+//! virtio-blk (`-drive ...,id=D -device virtio-blk-device,drive=D`): reads, writes, flush,
+//! discard, write-zeroes and the device ID, served on the vCPU that notified.
+//!
+//! Every request is checked before the disk is touched: a header that is not there, a sector
+//! range past the end, a write to a read-only drive, or a chain outside guest memory completes
+//! with VIRTIO_BLK_S_IOERR (or, when there is no status byte to write, with nothing), never with
+//! a panic or an access outside the guest's buffers.
+pub mod disk;
+
+use super::{DeviceError, VirtioDevice};
+use disk::Disk;
+use std::io::{Read, Write};
+use virtio_queue::{Queue, QueueT, Reader, Writer};
+use vm_memory::GuestMemoryMmap;
+
+const DEVICE_TYPE: u32 = 2;
+const QUEUE_SIZES: [u16; 1] = [256];
+const SECTOR: u64 = 512;
+
+/// Request types (virtio 1.x, 5.2.6).
+const T_IN: u32 = 0;
+const T_OUT: u32 = 1;
+const T_FLUSH: u32 = 4;
+const T_GET_ID: u32 = 8;
+const T_DISCARD: u32 = 11;
+const T_WRITE_ZEROES: u32 = 13;
+/// Request status.
+const S_OK: u8 = 0;
+const S_IOERR: u8 = 1;
+const S_UNSUPP: u8 = 2;
+
+/// Feature bits.
+const F_SEG_MAX: u64 = 1 << 2;
+const F_RO: u64 = 1 << 5;
+const F_BLK_SIZE: u64 = 1 << 6;
+const F_FLUSH: u64 = 1 << 9;
+const F_DISCARD: u64 = 1 << 13;
+const F_WRITE_ZEROES: u64 = 1 << 14;
+
+/// Segments per request the driver may use: the queue size, less the header and status.
+const SEG_MAX: u32 = 254;
+/// Sectors per discard or write-zeroes request, and segments per such request.
+const MAX_DISCARD_SECTORS: u32 = u32::MAX / SECTOR as u32;
+const MAX_DISCARD_SEG: u32 = 1;
+/// Bytes the device reads or writes per request at most (the driver's segments bound it too).
+const MAX_TRANSFER: usize = 16 << 20;
+/// The device ID (serial) reply length.
+const ID_LEN: usize = 20;
+
+pub struct Block {
+    disk: Box<dyn Disk>,
+    read_only: bool,
+    id: [u8; ID_LEN],
+}
+
+impl Block {
+    /// `id`: what VIRTIO_BLK_T_GET_ID returns (QEMU's `serial=`), cut to 20 bytes.
+    pub fn new(disk: Box<dyn Disk>, read_only: bool, id: &str) -> Self {
+        let mut serial = [0u8; ID_LEN];
+        let n = id.len().min(ID_LEN);
+        serial[..n].copy_from_slice(&id.as_bytes()[..n]);
+        Block {
+            disk,
+            read_only,
+            id: serial,
+        }
+    }
+
+    fn capacity_sectors(&self) -> u64 {
+        self.disk.size() / SECTOR
+    }
+
+    /// struct virtio_blk_config, little-endian.
+    fn config(&self) -> [u8; 60] {
+        let mut c = [0u8; 60];
+        c[0..8].copy_from_slice(&self.capacity_sectors().to_le_bytes());
+        c[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
+        c[20..24].copy_from_slice(&(SECTOR as u32).to_le_bytes());
+        c[34..36].copy_from_slice(&1u16.to_le_bytes()); // num_queues
+        c[36..40].copy_from_slice(&MAX_DISCARD_SECTORS.to_le_bytes());
+        c[40..44].copy_from_slice(&MAX_DISCARD_SEG.to_le_bytes());
+        c[44..48].copy_from_slice(&1u32.to_le_bytes()); // discard_sector_alignment
+        c[48..52].copy_from_slice(&MAX_DISCARD_SECTORS.to_le_bytes());
+        c[52..56].copy_from_slice(&MAX_DISCARD_SEG.to_le_bytes());
+        c[56] = 1; // write_zeroes_may_unmap
+        c
+    }
+
+    /// Whether `len` bytes from `sector` are on the disk.
+    fn in_range(&self, sector: u64, len: u64) -> bool {
+        sector
+            .checked_mul(SECTOR)
+            .and_then(|start| start.checked_add(len))
+            .is_some_and(|end| end <= self.disk.size())
+    }
+
+    /// Serves one request; returns its status. `data` is the writable part before the status
+    /// byte (for reads and GET_ID), `req` the readable part after the header.
+    fn serve(&mut self, kind: u32, sector: u64, req: &mut Reader, data: &mut Writer) -> u8 {
+        let ok = |r: std::io::Result<()>| if r.is_ok() { S_OK } else { S_IOERR };
+        match kind {
+            T_IN => {
+                let len = data.available_bytes().min(MAX_TRANSFER);
+                if !self.in_range(sector, len as u64) {
+                    return S_IOERR;
+                }
+                let mut buf = vec![0u8; len];
+                ok(self
+                    .disk
+                    .read_at(&mut buf, sector * SECTOR)
+                    .and_then(|()| data.write_all(&buf)))
+            }
+            T_OUT => {
+                let len = req.available_bytes().min(MAX_TRANSFER);
+                if self.read_only || !self.in_range(sector, len as u64) {
+                    return S_IOERR;
+                }
+                let mut buf = vec![0u8; len];
+                ok(req
+                    .read_exact(&mut buf)
+                    .and_then(|()| self.disk.write_at(&buf, sector * SECTOR)))
+            }
+            T_FLUSH => ok(self.disk.flush()),
+            T_GET_ID => ok(data.write_all(&self.id[..data.available_bytes().min(ID_LEN)])),
+            T_DISCARD | T_WRITE_ZEROES => {
+                if self.read_only {
+                    return S_IOERR;
+                }
+                // One segment: le64 sector, le32 num_sectors, le32 flags.
+                let mut seg = [0u8; 16];
+                if req.read_exact(&mut seg).is_err() {
+                    return S_IOERR;
+                }
+                let start = u64::from_le_bytes(seg[0..8].try_into().unwrap_or_default());
+                let count = u64::from(u32::from_le_bytes(seg[8..12].try_into().unwrap_or_default()));
+                let len = count * SECTOR;
+                if !self.in_range(start, len) {
+                    return S_IOERR;
+                }
+                match kind {
+                    T_DISCARD => ok(self.disk.discard(start * SECTOR, len)),
+                    _ => ok(self.disk.write_zeroes(start * SECTOR, len)),
+                }
+            }
+            _ => S_UNSUPP,
+        }
+    }
+}
+
+impl VirtioDevice for Block {
+    fn device_type(&self) -> u32 {
+        DEVICE_TYPE
+    }
+
+    fn features(&self) -> u64 {
+        let base = F_SEG_MAX | F_BLK_SIZE | F_FLUSH;
+        if self.read_only {
+            base | F_RO
+        } else {
+            base | F_DISCARD | F_WRITE_ZEROES
+        }
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &QUEUE_SIZES
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        let config = self.config();
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = usize::try_from(offset)
+                .ok()
+                .and_then(|o| config.get(o + i))
+                .copied()
+                .unwrap_or(0);
+        }
+    }
+
+    fn process(
+        &mut self,
+        _index: usize,
+        queue: &mut Queue,
+        mem: &GuestMemoryMmap,
+    ) -> Result<bool, DeviceError> {
+        let mut used = false;
+        while let Some(chain) = queue.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            let written = match (chain.clone().reader(mem), chain.writer(mem)) {
+                (Ok(mut req), Ok(mut resp)) if resp.available_bytes() >= 1 => {
+                    // The status byte is the last writable byte; what precedes it is data.
+                    let mut status_w = resp
+                        .split_at(resp.available_bytes() - 1)
+                        .map_err(DeviceError::Chain)?;
+                    let status = match (
+                        req.read_obj::<u32>(),
+                        req.read_obj::<u32>(),
+                        req.read_obj::<u64>(),
+                    ) {
+                        (Ok(kind), Ok(_reserved), Ok(sector)) => {
+                            self.serve(kind, sector, &mut req, &mut resp)
+                        }
+                        _ => S_IOERR,
+                    };
+                    let data = resp.bytes_written();
+                    status_w.write_all(&[status]).map(|()| data + 1).unwrap_or(data)
+                }
+                // No status byte to write, or buffers outside guest memory: nothing to say.
+                _ => 0,
+            };
+            queue.add_used(mem, head, written as u32)?;
+            used = true;
+        }
+        Ok(used)
+    }
+}
+
+#[cfg(test)]
+mod tests;

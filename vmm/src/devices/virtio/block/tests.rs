@@ -1,0 +1,141 @@
+use super::disk::RawFile;
+use super::*;
+use crate::config::Drive;
+use virtio_queue::desc::{split::Descriptor, RawDescriptor};
+use virtio_queue::mock::MockSplitQueue;
+use vm_memory::{Bytes, GuestAddress};
+
+const WRITE: u16 = 2;
+const NEXT: u16 = 1;
+const HEADER: u64 = 0x1_0000;
+const DATA: u64 = 0x2_0000;
+const STATUS: u64 = 0x3_0000;
+
+struct Fixture {
+    mem: GuestMemoryMmap,
+    path: std::path::PathBuf,
+}
+
+impl Fixture {
+    fn new(name: &str, image: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!("minnow-blk-{name}-{}", std::process::id()));
+        std::fs::write(&path, image).unwrap();
+        Fixture {
+            mem: GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap(),
+            path,
+        }
+    }
+
+    fn device(&self, read_only: bool) -> Block {
+        let drive = Drive {
+            file: self.path.clone(),
+            read_only,
+            ..Drive::default()
+        };
+        Block::new(
+            Box::new(RawFile::open(&drive).unwrap()),
+            read_only,
+            "minnow-disk-0",
+        )
+    }
+
+    /// Runs one request (header, then `data` of `len` bytes, readable or writable, then the
+    /// status byte) and returns (status, used length).
+    fn request(&self, dev: &mut Block, kind: u32, sector: u64, len: u32, data_writable: bool) -> (u8, u32) {
+        let mut header = [0u8; 16];
+        header[0..4].copy_from_slice(&kind.to_le_bytes());
+        header[8..16].copy_from_slice(&sector.to_le_bytes());
+        self.mem.write_slice(&header, GuestAddress(HEADER)).unwrap();
+        self.mem.write_obj(0xFFu8, GuestAddress(STATUS)).unwrap();
+        let vq = MockSplitQueue::new(&self.mem, 16);
+        let mut descs = vec![RawDescriptor::from(Descriptor::new(HEADER, 16, NEXT, 1))];
+        if len > 0 {
+            let flags = if data_writable { WRITE | NEXT } else { NEXT };
+            descs.push(RawDescriptor::from(Descriptor::new(DATA, len, flags, 2)));
+        }
+        let next = descs.len() as u16;
+        descs.push(RawDescriptor::from(Descriptor::new(STATUS, 1, WRITE, next)));
+        vq.build_desc_chain(&descs).unwrap();
+        let mut queue: Queue = vq.create_queue().unwrap();
+        assert!(dev.process(0, &mut queue, &self.mem).unwrap());
+        let used = vq.used().ring().ref_at(0).unwrap().load().len();
+        (self.mem.read_obj(GuestAddress(STATUS)).unwrap(), used)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[test]
+fn writes_reach_the_file_and_read_back() {
+    let f = Fixture::new("rw", &[0u8; 4096]);
+    let mut dev = f.device(false);
+    f.mem.write_slice(&[0x5A; 512], GuestAddress(DATA)).unwrap();
+    assert_eq!(f.request(&mut dev, T_OUT, 2, 512, false), (S_OK, 1));
+    assert_eq!(f.request(&mut dev, T_FLUSH, 0, 0, false), (S_OK, 1));
+    assert_eq!(&std::fs::read(&f.path).unwrap()[1024..1536], &[0x5A; 512][..]);
+    f.mem.write_slice(&[0u8; 512], GuestAddress(DATA)).unwrap();
+    assert_eq!(f.request(&mut dev, T_IN, 2, 512, true), (S_OK, 513));
+    let mut back = [0u8; 512];
+    f.mem.read_slice(&mut back, GuestAddress(DATA)).unwrap();
+    assert_eq!(back, [0x5A; 512]);
+}
+
+#[test]
+fn requests_past_the_end_read_only_writes_and_unknown_types_fail_cleanly() {
+    let f = Fixture::new("bad", &[0u8; 4096]);
+    let mut dev = f.device(false);
+    assert_eq!(f.request(&mut dev, T_IN, 8, 512, true).0, S_IOERR);
+    assert_eq!(f.request(&mut dev, T_OUT, u64::MAX / 2, 512, false).0, S_IOERR);
+    assert_eq!(f.request(&mut dev, 99, 0, 0, false).0, S_UNSUPP);
+    let mut ro = f.device(true);
+    assert_ne!(ro.features() & F_RO, 0);
+    assert_eq!(f.request(&mut ro, T_OUT, 0, 512, false).0, S_IOERR);
+    assert_eq!(f.request(&mut ro, T_DISCARD, 0, 16, false).0, S_IOERR);
+}
+
+#[test]
+fn the_id_capacity_and_discard_are_served() {
+    let f = Fixture::new("id", &[0xEE; 8192]);
+    let mut dev = f.device(false);
+    assert_eq!(f.request(&mut dev, T_GET_ID, 0, 20, true), (S_OK, 21));
+    let mut id = [0u8; 13];
+    f.mem.read_slice(&mut id, GuestAddress(DATA)).unwrap();
+    assert_eq!(&id, b"minnow-disk-0");
+    let mut cap = [0u8; 8];
+    dev.read_config(0, &mut cap);
+    assert_eq!(u64::from_le_bytes(cap), 16);
+    // Zero sectors 1..3 of the 0xEE image.
+    let mut seg = [0u8; 16];
+    seg[0..8].copy_from_slice(&1u64.to_le_bytes());
+    seg[8..12].copy_from_slice(&2u32.to_le_bytes());
+    f.mem.write_slice(&seg, GuestAddress(DATA)).unwrap();
+    assert_eq!(f.request(&mut dev, T_WRITE_ZEROES, 0, 16, false).0, S_OK);
+    let image = std::fs::read(&f.path).unwrap();
+    assert!(image[512..1536].iter().all(|&b| b == 0));
+    assert!(image[..512].iter().chain(&image[1536..]).all(|&b| b == 0xEE));
+}
+
+#[test]
+fn a_chain_without_a_status_byte_or_outside_memory_is_used_empty() {
+    let f = Fixture::new("chain", &[0u8; 4096]);
+    let mut dev = f.device(false);
+    let vq = MockSplitQueue::new(&f.mem, 16);
+    vq.build_desc_chain(&[RawDescriptor::from(Descriptor::new(HEADER, 16, 0, 0))])
+        .unwrap();
+    let mut queue: Queue = vq.create_queue().unwrap();
+    assert!(dev.process(0, &mut queue, &f.mem).unwrap());
+    assert_eq!(vq.used().ring().ref_at(0).unwrap().load().len(), 0);
+    let vq = MockSplitQueue::new(&f.mem, 16);
+    vq.build_desc_chain(&[
+        RawDescriptor::from(Descriptor::new(0x1_0000_0000, 16, NEXT, 1)),
+        RawDescriptor::from(Descriptor::new(STATUS, 1, WRITE, 2)),
+    ])
+    .unwrap();
+    let mut queue: Queue = vq.create_queue().unwrap();
+    assert!(dev.process(0, &mut queue, &f.mem).unwrap());
+    assert_eq!(vq.used().ring().ref_at(0).unwrap().load().len(), 0);
+}
