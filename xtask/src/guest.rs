@@ -40,8 +40,17 @@ echo "MINNOW-INIT cpus=$($B grep -c '^processor' /proc/cpuinfo)"
 for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
 $B insmod /lib/modules/virtio_mmio.ko $($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^virtio_mmio\.//p') 2>/dev/null
 $B insmod /lib/modules/virtio-rng.ko 2>/dev/null
+$B insmod /lib/modules/virtio_blk.ko 2>/dev/null
 hwrng=$($B cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
 echo "MINNOW-INIT hwrng=${hwrng:-none} bytes=$($B dd if=/dev/hwrng bs=16 count=1 2>/dev/null | $B wc -c)"
+# minnow.blk: read /dev/vda at two offsets, then write a line at sector 100 and flush it.
+if $B grep -q minnow.blk /proc/cmdline; then
+    for skip in 0 3200; do
+        echo "MINNOW-INIT blk_read@$skip=$($B dd if=/dev/vda bs=16 skip=$skip count=1 2>/dev/null | $B od -An -tx1 | $B tr -d ' \n')"
+    done
+    echo MINNOW-GUEST-WROTE-THIS | $B dd of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null
+    echo "MINNOW-INIT blk_write=$?"
+fi
 # rtc=ok when the RTC driver found the clock; epoch is the system time it set at boot.
 if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
 echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"

@@ -13,7 +13,7 @@ use std::process::Command;
 /// order they must be loaded.
 pub const KVM_HOST: &[&str] = &["irqbypass", "kvm", "kvm-amd"];
 /// The virtio drivers the test guest loads (Debian builds them as modules), in load order.
-pub const VIRTIO_GUEST: &[&str] = &["virtio_ring", "virtio", "virtio_mmio", "virtio-rng"];
+pub const VIRTIO_GUEST: &[&str] = &["virtio_ring", "virtio", "virtio_mmio", "virtio-rng", "virtio_blk"];
 
 /// Returns the paths of `names` (module names without `.ko`), in the same order, extracting them
 /// from the kernel package when they are not cached yet.

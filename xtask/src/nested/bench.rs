@@ -56,6 +56,8 @@ fn qemu(label: &'static str, machine: &str) -> Config {
             name: String::new(),
             program: paths::QEMU,
             args: args.map(String::from).to_vec(),
+            setup: vec![],
+            after: vec![],
             expect: Expect::Timing,
         },
     }
@@ -128,6 +130,8 @@ pub fn run() -> Result<()> {
                 name: format!("bench-{i}-round{round}"),
                 program: c.case.program,
                 args: c.case.args.clone(),
+                setup: vec![],
+                after: vec![],
                 expect: Expect::Timing,
             });
         }

@@ -56,6 +56,9 @@ pub enum Expect {
         rtc: bool,
         /// A virtio-rng device: the guest's hw_random must be it, and give bytes.
         rng: bool,
+        /// A virtio-blk disk holding the payload initrd's bytes: the guest reads them and
+        /// writes a line that L2 then finds in the image.
+        blk: bool,
         append: String,
     },
     Payload {
@@ -75,6 +78,10 @@ pub struct Case {
     pub program: &'static str,
     /// Its arguments, except `-serial`, which the L2 script adds.
     pub args: Vec<String>,
+    /// Shell lines L2 runs before the case (e.g. to make a disk image).
+    pub setup: Vec<String>,
+    /// Shell lines L2 runs after it, their output relayed (e.g. to read the image back).
+    pub after: Vec<String>,
     pub expect: Expect,
 }
 
@@ -150,11 +157,14 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
         name,
         program: paths::MINNOW,
         args,
+        setup: vec![],
+        after: vec![],
         expect: Expect::Linux {
             smp,
             acpi,
             rtc,
             rng: false,
+            blk: false,
             append,
         },
     }
@@ -176,6 +186,70 @@ fn linux_case_rng(image: LinuxImage, loader: Loader, acpi: bool) -> Case {
         a.push_str("-rng");
     }
     case
+}
+
+/// The disk image the block cases give the guest: the payload initrd's known bytes.
+const DISK: &str = "/tmp/disk.raw";
+/// What the guest writes at sector 100.
+const GUEST_LINE: &str = "MINNOW-GUEST-WROTE-THIS";
+
+/// Linux with a raw virtio-blk disk (`-drive ... -device virtio-blk-device`): the guest reads
+/// known bytes at two offsets, writes a line with fsync, and L2 reads it back from the image
+/// after minnow has exited.
+fn linux_case_blk(image: LinuxImage, loader: Loader) -> Case {
+    let mut case = linux_case(image, loader, true, true, 1);
+    case.name.push_str("-blk");
+    if let Expect::Linux { blk, append, .. } = &mut case.expect {
+        *blk = true;
+        append.push_str("-blk minnow.blk=1");
+    }
+    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
+        a.push_str("-blk minnow.blk=1");
+    }
+    case.args.extend(
+        [
+            "-drive",
+            &format!("file={DISK},format=raw,if=none,id=disk0"),
+            "-device",
+            "virtio-blk-device,drive=disk0",
+        ]
+        .map(String::from),
+    );
+    case.setup = vec![format!("cp {} {DISK}", paths::PAYLOAD_INITRD)];
+    case.after = vec![format!(
+        "dd if={DISK} bs=512 skip=100 count=1 2>/dev/null | head -c {}",
+        GUEST_LINE.len()
+    )];
+    case
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn check_blk(bad: &mut Vec<String>, out: &CaseOutput) {
+    let disk = minnow_tests::payload_check::initrd_bytes();
+    for at in [0usize, 51200] {
+        let want = hex(&disk[at..at + 16]);
+        let got = field(out, &format!("MINNOW-INIT blk_read@{}=", at / 16));
+        if got != Some(want.as_str()) {
+            bad.push(format!(
+                "the guest read {got:?} at byte {at} of its disk, expected {want}"
+            ));
+        }
+    }
+    if field(out, "MINNOW-INIT blk_write=") != Some("0") {
+        bad.push(format!(
+            "the guest's write failed: {:?}",
+            field(out, "MINNOW-INIT blk_write=")
+        ));
+    }
+    if !out.after.iter().any(|l| l.trim() == GUEST_LINE) {
+        bad.push(format!(
+            "the disk image does not hold the guest's {GUEST_LINE:?} after minnow exited: {:?}",
+            out.after
+        ));
+    }
 }
 
 /// Real Linux: both images through every loader; then ACPI off, the RTC off, and one CPU.
@@ -207,6 +281,8 @@ pub fn linux_cases() -> Vec<Case> {
         // take the devices auto-kernel-cmdline names without ACPI (a unit test checks that line).
         linux_case_rng(BzImage, MinnowRom, true),
         linux_case_rng(Pvh, Direct, true),
+        linux_case_blk(BzImage, MinnowRom),
+        linux_case_blk(Pvh, Direct),
     ]);
     cases
 }
@@ -254,6 +330,8 @@ fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp:
         name,
         program: paths::MINNOW,
         args,
+        setup: vec![],
+        after: vec![],
         expect: Expect::Payload {
             loader,
             route,
@@ -318,9 +396,13 @@ pub fn check(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             acpi,
             rtc,
             rng,
+            blk,
             append,
         } => {
             let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
+            if *blk {
+                check_blk(&mut bad, out);
+            }
             let want = if *rng {
                 "virtio_rng.0 bytes=16"
             } else {
@@ -446,6 +528,7 @@ mod tests {
             serial: serial.iter().map(|s| s.to_string()).collect(),
             tail: vec![],
             stderr: stderr.iter().map(|s| s.to_string()).collect(),
+            after: vec![],
         }
     }
 

@@ -9,6 +9,8 @@ pub const BEGIN: &str = "NESTED-CASE-BEGIN ";
 pub const SERIAL: &str = "NESTED-SERIAL ";
 pub const TAIL: &str = "NESTED-TAIL ";
 pub const STDERR: &str = "NESTED-STDERR ";
+/// What the case's after-commands printed in L2 (e.g. a disk image read back).
+pub const AFTER: &str = "NESTED-AFTER ";
 pub const END: &str = "NESTED-CASE-END ";
 /// L2's own progress lines (module loading, /dev/kvm, done).
 pub const L2: &str = "NESTED-L2 ";
@@ -22,6 +24,7 @@ pub struct CaseOutput {
     pub serial: Vec<String>,
     pub tail: Vec<String>,
     pub stderr: Vec<String>,
+    pub after: Vec<String>,
 }
 
 /// An END line: (name, rc, seconds).
@@ -71,6 +74,8 @@ pub fn split(console: &str) -> HashMap<String, CaseOutput> {
                 out.tail.push(l.to_string());
             } else if let Some(l) = line.strip_prefix(STDERR) {
                 out.stderr.push(l.to_string());
+            } else if let Some(l) = line.strip_prefix(AFTER) {
+                out.after.push(l.to_string());
             }
         }
     }

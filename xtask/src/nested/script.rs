@@ -1,7 +1,7 @@
 //! The L2 host's `/init`: load KVM, run every case (the static minnow, or QEMU), relay what each
 //! printed on L2's console (see console.rs for the format), power off.
 use super::cases::Case;
-use super::console::{BEGIN, END, L2, SERIAL, STDERR, TAIL};
+use super::console::{AFTER, BEGIN, END, L2, SERIAL, STDERR, TAIL};
 
 /// Seconds one minnow run may take in L2 before the script kills it.
 pub const CASE_TIMEOUT_SECS: u32 = 60;
@@ -44,19 +44,29 @@ run_case() {{
     tr -d '\r' </tmp/serial.log | grep -E 'MINNOW-|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP' | sed 's/^/{SERIAL}/'
     tr -d '\r' </tmp/serial.log | tail -n {TAIL_LINES} | sed 's/^/{TAIL}/'
     sed 's/^/{STDERR}/' /tmp/stderr.log
-    echo "{END}$name rc=$rc start=$t0 end=$t1"
     rm -f /tmp/serial.log /tmp/stderr.log
+}}
+end_case() {{
+    echo "{END}$name rc=$rc start=$t0 end=$t1"
 }}
 "#,
         modules = modules.join(" "),
     );
     for case in cases {
+        for line in &case.setup {
+            s.push_str(&format!("{line}\n"));
+        }
         let words: Vec<String> = [case.name.as_str(), case.program]
             .into_iter()
             .chain(case.args.iter().map(String::as_str))
             .map(sh_quote)
             .collect();
         s.push_str(&format!("run_case {}\n", words.join(" ")));
+        // After-commands run before the END line, so their output belongs to the case.
+        for line in &case.after {
+            s.push_str(&format!("{{ {line} ; echo ; }} 2>&1 | sed 's/^/{AFTER}/'\n"));
+        }
+        s.push_str("end_case\n");
     }
     s.push_str(&format!("echo \"{L2}done at $(up) s\"\npoweroff -f\n"));
     s
@@ -88,5 +98,17 @@ mod tests {
             assert!(script.contains(&format!("run_case '{}' ", c.name)), "{}", c.name);
         }
         assert!(script.trim_end().ends_with("poweroff -f"));
+        assert_eq!(script.matches("\nend_case\n").count(), cases.len());
+    }
+
+    #[test]
+    fn setup_and_after_commands_wrap_their_case() {
+        let mut case = super::super::cases::payload_cases().remove(0);
+        case.setup = vec!["cp a b".into()];
+        case.after = vec!["cat b".into()];
+        let script = l2_init(&[], &[case]);
+        let at = |s: &str| script.find(s).unwrap_or_else(|| panic!("{s} missing"));
+        assert!(at("cp a b\nrun_case") < at("{ cat b ; echo ; }"));
+        assert!(at("{ cat b ; echo ; }") < at("\nend_case\n"));
     }
 }
