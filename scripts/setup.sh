@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Minnow needs on a fresh Debian machine: QEMU (the reference machine, and qboot.rom
-# and SeaBIOS as reference firmware), busybox-static for guest initramfs images, and the pinned
-# Rust toolchain with its bare-metal and musl targets. Safe to run again.
+# and SeaBIOS as reference firmware; qemu-img to check qcow2 images), busybox-static for guest
+# initramfs images, and the pinned Rust toolchain with its bare-metal and musl targets. Safe to
+# run again.
 set -euo pipefail
 
-packages=(qemu-system-x86 qemu-system-data seabios busybox-static acpica-tools gdb)
+packages=(qemu-system-x86 qemu-system-data qemu-utils seabios busybox-static acpica-tools gdb)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

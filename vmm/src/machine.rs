@@ -9,7 +9,7 @@ use crate::devices::i8042::I8042;
 use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
-use crate::devices::virtio::block::{disk::Disk, disk::RawFile, Block};
+use crate::devices::virtio::block::{self, Block};
 use crate::devices::virtio::{self, mmio::MmioTransport, placement, rng::Rng, VirtioDevice};
 use crate::direct_boot::{self, DirectBootError};
 use crate::exit::{ExitReason, ExitSignal};
@@ -238,24 +238,20 @@ fn attach_virtio(mmio: &mut Bus, vm: &VmFd, c: &Config, ram: &GuestMemoryMmap) -
 fn block_device(drive: Option<&Drive>) -> Result<Box<dyn VirtioDevice>, MachineError> {
     let drive =
         drive.ok_or_else(|| MachineError::Unsupported("a virtio-blk device without a -drive".into()))?;
-    let disk: Box<dyn Disk> = match drive.format {
-        DiskFormat::Raw => Box::new(RawFile::open(drive).map_err(io(format!(
-            "opening the drive {} ({}; check the path and its permissions)",
-            drive.file.display(),
-            if drive.read_only {
-                "read-only"
-            } else {
-                "read-write"
-            }
-        )))?),
-        DiskFormat::Qcow2 => {
-            return Err(MachineError::Unsupported(format!(
-            "-drive {}: format=qcow2 is not built yet; convert it with `qemu-img convert -O raw {} disk.raw`",
-            drive.id,
-            drive.file.display()
-        )))
+    let disk = block::disk::open(drive).map_err(io(format!(
+        "opening the drive {} ({}, {}; check the path, its permissions and its format)",
+        drive.file.display(),
+        if drive.format == DiskFormat::Qcow2 {
+            "qcow2"
+        } else {
+            "raw"
+        },
+        if drive.read_only {
+            "read-only"
+        } else {
+            "read-write"
         }
-    };
+    )))?;
     Ok(Box::new(Block::new(disk, drive.read_only, &drive.id)))
 }
 
