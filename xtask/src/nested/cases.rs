@@ -23,6 +23,9 @@ pub mod paths {
     pub const INITRAMFS: &str = "/linux/initramfs.cpio";
     pub const PAYLOAD_DIR: &str = "/payload";
     pub const PAYLOAD_INITRD: &str = "/payload/initrd.bin";
+    /// The same bytes as a qcow2 image (made with qemu-img on the host).
+    pub const PAYLOAD_QCOW2: &str = "/payload/initrd.qcow2";
+    pub const QEMU_IMG: &str = "/usr/bin/qemu-img";
 }
 
 /// The tables Minnow's microvm has with ACPI on (the payload may find more).
@@ -189,35 +192,48 @@ fn linux_case_rng(image: LinuxImage, loader: Loader, acpi: bool) -> Case {
 }
 
 /// The disk image the block cases give the guest: the payload initrd's known bytes.
-const DISK: &str = "/tmp/disk.raw";
+const DISK: &str = "/tmp/disk.img";
 /// What the guest writes at sector 100.
 const GUEST_LINE: &str = "MINNOW-GUEST-WROTE-THIS";
 
 /// Linux with a raw virtio-blk disk (`-drive ... -device virtio-blk-device`): the guest reads
 /// known bytes at two offsets, writes a line with fsync, and L2 reads it back from the image
 /// after minnow has exited.
-fn linux_case_blk(image: LinuxImage, loader: Loader) -> Case {
+fn linux_case_blk(image: LinuxImage, loader: Loader, qcow2: bool) -> Case {
+    let format = if qcow2 { "qcow2" } else { "raw" };
     let mut case = linux_case(image, loader, true, true, 1);
-    case.name.push_str("-blk");
+    case.name.push_str(&format!("-blk{format}"));
     if let Expect::Linux { blk, append, .. } = &mut case.expect {
         *blk = true;
-        append.push_str("-blk minnow.blk=1");
+        append.push_str(&format!("-blk{format} minnow.blk=1"));
     }
     if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
-        a.push_str("-blk minnow.blk=1");
+        a.push_str(&format!("-blk{format} minnow.blk=1"));
     }
     case.args.extend(
         [
             "-drive",
-            &format!("file={DISK},format=raw,if=none,id=disk0"),
+            &format!("file={DISK},format={format},if=none,id=disk0"),
             "-device",
             "virtio-blk-device,drive=disk0",
         ]
         .map(String::from),
     );
-    case.setup = vec![format!("cp {} {DISK}", paths::PAYLOAD_INITRD)];
+    let source = if qcow2 {
+        paths::PAYLOAD_QCOW2
+    } else {
+        paths::PAYLOAD_INITRD
+    };
+    case.setup = vec![format!("cp {source} {DISK}")];
+    // A qcow2 image is read back through QEMU's own qemu-img.
+    let raw = if qcow2 {
+        format!("{} convert -O raw {DISK} /tmp/back.raw && ", paths::QEMU_IMG)
+    } else {
+        String::new()
+    };
+    let back = if qcow2 { "/tmp/back.raw" } else { DISK };
     case.after = vec![format!(
-        "dd if={DISK} bs=512 skip=100 count=1 2>/dev/null | head -c {}",
+        "{raw}dd if={back} bs=512 skip=100 count=1 2>/dev/null | head -c {}",
         GUEST_LINE.len()
     )];
     case
@@ -281,8 +297,9 @@ pub fn linux_cases() -> Vec<Case> {
         // take the devices auto-kernel-cmdline names without ACPI (a unit test checks that line).
         linux_case_rng(BzImage, MinnowRom, true),
         linux_case_rng(Pvh, Direct, true),
-        linux_case_blk(BzImage, MinnowRom),
-        linux_case_blk(Pvh, Direct),
+        linux_case_blk(BzImage, MinnowRom, false),
+        linux_case_blk(Pvh, Direct, false),
+        linux_case_blk(BzImage, Direct, true),
     ]);
     cases
 }

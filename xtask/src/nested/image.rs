@@ -33,6 +33,8 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 struct Image {
     cpio: Newc,
     dirs: BTreeSet<String>,
+    /// Host files already added (QEMU and qemu-img share libraries).
+    host_files: BTreeSet<String>,
 }
 
 impl Image {
@@ -40,6 +42,7 @@ impl Image {
         Image {
             cpio: Newc::new(),
             dirs: BTreeSet::new(),
+            host_files: BTreeSet::new(),
         }
     }
 
@@ -65,6 +68,9 @@ impl Image {
 
     /// A host file at the same path inside the image.
     fn host_file(&mut self, path: &str, mode: u32) -> Result<()> {
+        if !self.host_files.insert(path.to_string()) {
+            return Ok(());
+        }
         self.file(path, mode, &read(Path::new(path))?)
     }
 }
@@ -101,11 +107,36 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
         img.file(&dest, 0o755, &read(&inputs.payload_dir.join(p.file()))?)?;
     }
     img.file(paths::PAYLOAD_INITRD, 0o644, &initrd_bytes())?;
+    img.file(paths::PAYLOAD_QCOW2, 0o644, &qcow2_of(&initrd_bytes())?)?;
+    // qemu-img, to read qcow2 images back after a guest wrote them.
+    img.host_file(paths::QEMU_IMG, 0o755)
+        .context("qemu-img comes with qemu-utils")?;
+    for lib in shared_libraries(paths::QEMU_IMG)? {
+        img.host_file(&lib, 0o755)?;
+    }
     if inputs.with_qemu {
         add_qemu(&mut img)?;
     }
     img.file("init", 0o755, init.as_bytes())?;
     Ok(img.cpio.finish())
+}
+
+/// `bytes` as a qcow2 image, made by qemu-img.
+fn qcow2_of(bytes: &[u8]) -> Result<Vec<u8>> {
+    let dir = crate::workspace_root().join("target/nested");
+    std::fs::create_dir_all(&dir)?;
+    let (raw, qcow2) = (dir.join("disk.raw"), dir.join("disk.qcow2"));
+    std::fs::write(&raw, bytes)?;
+    let status = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow2)
+        .status()
+        .context("running qemu-img (apt-get install qemu-utils)")?;
+    if !status.success() {
+        anyhow::bail!("qemu-img convert failed ({status})");
+    }
+    read(&qcow2)
 }
 
 /// QEMU, its shared libraries (with the dynamic loader) and its ROMs.
