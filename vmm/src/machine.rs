@@ -1,7 +1,7 @@
 //! From a `Config` to a running VM, in order: validate, map memory, create the VM and vCPUs,
 //! attach the devices, fill fw_cfg; then run the vCPUs to the end.
 use crate::bus::{Bus, BusError, SharedDevice};
-use crate::config::{Bios, Config, DiskFormat, Drive, OnOffAuto, Serial, VirtioDeviceConfig};
+use crate::config::{Bios, Config, DiskFormat, Drive, NetDev, OnOffAuto, Serial, VirtioDeviceConfig};
 use crate::devices::cmos::Cmos;
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::ged::{self, Ged};
@@ -10,7 +10,8 @@ use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
 use crate::devices::virtio::block::{self, Block};
-use crate::devices::virtio::{self, mmio::MmioTransport, placement, rng::Rng, VirtioDevice};
+use crate::devices::virtio::net::{tap::Tap, Net};
+use crate::devices::virtio::{self, io_thread, mmio::MmioTransport, placement, rng::Rng, VirtioDevice};
 use crate::direct_boot::{self, DirectBootError};
 use crate::exit::{ExitReason, ExitSignal};
 use crate::fw_cfg_setup::{self, FwCfgSetupError};
@@ -75,6 +76,8 @@ pub struct Machine {
     _ram: GuestMemoryMmap,
     milestones: Arc<Mutex<Vec<Milestone>>>,
     rtc: Option<Arc<Mutex<Cmos>>>,
+    /// virtio transports whose device polls a host fd, each served by an I/O thread.
+    virtio_io: Vec<Arc<Mutex<MmioTransport>>>,
     serial: Option<(Arc<Mutex<serial::Serial<Output>>>, bool)>,
     /// Last: guest memory's ROM windows point into this mapping.
     _rom: Option<Rom>,
@@ -192,7 +195,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     if matches!(irqchip, Irqchip::Split { .. }) {
         attach_ioapics(&mut mmio, &vm, c.ioapic2())?;
     }
-    attach_virtio(&mut mmio, &vm, c, &ram)?;
+    let virtio_io = attach_virtio(&mut mmio, &vm, c, &ram)?;
     if c.acpi() {
         let ged = Ged::new(exit.clone(), irq_line(&vm, gsi::GED)?);
         mmio.insert(
@@ -216,22 +219,49 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         handlers,
         milestones,
         rtc,
+        virtio_io,
         serial,
     })
 }
 
-/// The virtio devices, each on its transport (see `devices/virtio/placement.rs`).
-fn attach_virtio(mmio: &mut Bus, vm: &VmFd, c: &Config, ram: &GuestMemoryMmap) -> Result<(), MachineError> {
+/// The virtio devices, each on its transport (see `devices/virtio/placement.rs`). Returns the
+/// transports whose device needs an I/O thread.
+fn attach_virtio(
+    mmio: &mut Bus,
+    vm: &VmFd,
+    c: &Config,
+    ram: &GuestMemoryMmap,
+) -> Result<Vec<Arc<Mutex<MmioTransport>>>, MachineError> {
     let transports = placement::transports(c).unwrap_or_default();
+    let mut with_io = Vec::new();
     for (device, t) in c.virtio.iter().zip(transports) {
         let device: Box<dyn VirtioDevice> = match device {
             VirtioDeviceConfig::Rng => Box::new(Rng),
             VirtioDeviceConfig::Block { drive } => block_device(c.drives.get(*drive))?,
+            VirtioDeviceConfig::Net { netdev, mac } => net_device(c.netdevs.get(*netdev), *mac)?,
         };
-        let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?);
-        mmio.insert(t.base, virtio::mmio::MMIO_LEN, Arc::new(Mutex::new(transport)))?;
+        let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?)
+            .map_err(io("creating a virtio transport's eventfd"))?;
+        let has_io = transport.has_io();
+        let transport = Arc::new(Mutex::new(transport));
+        mmio.insert(t.base, virtio::mmio::MMIO_LEN, transport.clone())?;
+        if has_io {
+            with_io.push(transport);
+        }
     }
-    Ok(())
+    Ok(with_io)
+}
+
+/// A virtio-net device on the TAP `netdev` names.
+fn net_device(netdev: Option<&NetDev>, mac: [u8; 6]) -> Result<Box<dyn VirtioDevice>, MachineError> {
+    let n =
+        netdev.ok_or_else(|| MachineError::Unsupported("a virtio-net device without a -netdev".into()))?;
+    let tap = Tap::open(&n.ifname).map_err(io(format!(
+        "opening the TAP interface {} (minnow needs CAP_NET_ADMIN, or an existing TAP it may use: \
+         `ip tuntap add {} mode tap user $USER`)",
+        n.ifname, n.ifname
+    )))?;
+    Ok(Box::new(Net::new(Box::new(tap), mac)))
 }
 
 /// A virtio-blk device over `drive`'s image.
@@ -373,19 +403,27 @@ impl Machine {
             handlers,
             rtc,
             serial,
+            virtio_io,
             ..
         } = self;
         if let Some((serial, true)) = serial {
             forward_stdin(serial);
         }
-        let stop_rtc = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating an eventfd"))?;
+        let stop_helpers = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating an eventfd"))?;
         let rtc_thread = match rtc {
             Some(rtc) => Some(
-                crate::rtc_timer::spawn(rtc, stop_rtc.try_clone().map_err(io("eventfd"))?)
+                crate::rtc_timer::spawn(rtc, stop_helpers.try_clone().map_err(io("eventfd"))?)
                     .map_err(io("starting the RTC timer"))?,
             ),
             None => None,
         };
+        let io_threads = virtio_io
+            .into_iter()
+            .map(|t| {
+                let stop = stop_helpers.try_clone().map_err(io("eventfd"))?;
+                io_thread::spawn(t, stop).map_err(io("starting a virtio I/O thread"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let threads = vcpus
             .into_iter()
             .map(|mut vcpu| {
@@ -426,8 +464,12 @@ impl Machine {
             }
             let _ = t.join();
         }
+        // One stop eventfd for the helper threads: written once, it stays readable for all.
+        let _ = stop_helpers.write(1);
         if let Some(t) = rtc_thread {
-            let _ = stop_rtc.write(1);
+            let _ = t.join();
+        }
+        for t in io_threads {
             let _ = t.join();
         }
         Ok(reason)

@@ -94,6 +94,15 @@ pub enum VirtioDeviceConfig {
     Rng,
     /// `-device virtio-blk-device,drive=ID`: `drives[index]`.
     Block { drive: usize },
+    /// `-device virtio-net-device,netdev=ID[,mac=...]`: `netdevs[index]`.
+    Net { netdev: usize, mac: [u8; 6] },
+}
+
+/// `-netdev tap,id=ID,ifname=NAME[,script=no,downscript=no]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetDev {
+    pub id: String,
+    pub ifname: String,
 }
 
 /// Where `-boot-timeline` goes.
@@ -134,6 +143,8 @@ pub struct Config {
     pub virtio: Vec<VirtioDeviceConfig>,
     /// `-drive`s, which virtio-blk devices name.
     pub drives: Vec<Drive>,
+    /// `-netdev`s, which virtio-net devices name.
+    pub netdevs: Vec<NetDev>,
     /// `-L DIR`: where to look for firmware and option ROMs named without a path, before QEMU's
     /// data directory.
     pub data_dirs: Vec<PathBuf>,
@@ -189,6 +200,7 @@ impl Default for Config {
             boot_timeline: None,
             virtio: Vec::new(),
             drives: Vec::new(),
+            netdevs: Vec::new(),
         }
     }
 }
@@ -382,12 +394,67 @@ fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
     parsed.map_err(|_| bad(option, v, ": give a number, e.g. 0xf4"))
 }
 
-/// `pending_drives`: (virtio device index, drive id) for each virtio-blk device, resolved once
-/// every -drive is read.
+/// A MAC address, `52:54:00:12:34:56`.
+fn parse_mac(s: &str) -> Result<[u8; 6], ConfigError> {
+    let hint = ": use six hex bytes, 52:54:00:12:34:56";
+    let bytes: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad("-device virtio-net-device,mac", s, hint))?;
+    bytes
+        .try_into()
+        .map_err(|_| bad("-device virtio-net-device,mac", s, hint))
+}
+
+/// `-netdev tap,id=ID,ifname=NAME`: minnow opens the interface and runs no scripts.
+fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
+    let mut parts = key_values(s).into_iter();
+    let (kind, _) = parts.next().unwrap_or_default();
+    if kind != "tap" {
+        return Err(bad(
+            "-netdev",
+            &kind,
+            ": supported: tap (user networking is not built)",
+        ));
+    }
+    let mut n = NetDev::default();
+    for (k, v) in parts {
+        match (k.as_str(), v.as_str()) {
+            ("id", _) => n.id = v,
+            ("ifname", _) => n.ifname = v,
+            ("script" | "downscript", "no") | ("vhost", "off") => {}
+            ("script" | "downscript", _) => return Err(bad(
+                "-netdev tap",
+                &format!("{k}={v}"),
+                ": minnow runs no scripts: set the interface up yourself and pass script=no,downscript=no",
+            )),
+            _ => {
+                return Err(bad(
+                    "-netdev tap",
+                    &k,
+                    ": use id=ID,ifname=NAME[,script=no,downscript=no]",
+                ))
+            }
+        }
+    }
+    if n.id.is_empty() || n.ifname.is_empty() {
+        return Err(bad(
+            "-netdev",
+            s,
+            ": it needs id=ID and ifname=NAME (an existing or creatable TAP)",
+        ));
+    }
+    Ok(n)
+}
+
+/// `pending_drives`, `pending_netdevs`: (virtio device index, backend id) for each device,
+/// resolved once every -drive and -netdev is read.
 fn parse_device(
     c: &mut Config,
     s: &str,
     pending_drives: &mut Vec<(usize, String)>,
+    pending_netdevs: &mut Vec<(usize, String)>,
 ) -> Result<(), ConfigError> {
     let mut parts = key_values(s).into_iter();
     let (driver, _) = parts.next().unwrap_or_default();
@@ -424,6 +491,22 @@ fn parse_device(
             c.virtio.push(VirtioDeviceConfig::Block { drive: usize::MAX });
             Ok(())
         }
+        "virtio-net-device" => {
+            let mut netdev = None;
+            let mut mac = crate::devices::virtio::net::DEFAULT_MAC;
+            for (k, v) in parts {
+                match k.as_str() {
+                    "netdev" => netdev = Some(v),
+                    "mac" => mac = parse_mac(&v)?,
+                    "id" => {}
+                    _ => return Err(bad("-device virtio-net-device", &k, ": use netdev=ID[,mac=52:54:00:12:34:56]")),
+                }
+            }
+            let id = netdev.ok_or_else(|| bad("-device virtio-net-device", s, ": it needs netdev=ID"))?;
+            pending_netdevs.push((c.virtio.len(), id));
+            c.virtio.push(VirtioDeviceConfig::Net { netdev: usize::MAX, mac });
+            Ok(())
+        }
         "virtio-rng-device" => {
             for (k, _) in parts {
                 // rng=ID names an -object rng-random/rng-builtin: minnow's source is getrandom.
@@ -437,7 +520,7 @@ fn parse_device(
         _ => Err(bad(
             "-device",
             &driver,
-            ": supported: isa-debug-exit, virtio-blk-device, virtio-rng-device (net, console and vsock are not built yet)",
+            ": supported: isa-debug-exit, virtio-blk-device, virtio-net-device, virtio-rng-device (console and vsock are not built yet)",
         )),
     }
 }
@@ -460,6 +543,7 @@ fn parse_object(s: &str) -> Result<(), ConfigError> {
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, ConfigError> {
     let mut c = Config::default();
     let mut pending_drives = Vec::new();
+    let mut pending_netdevs = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // QEMU accepts --option as well as -option.
@@ -507,7 +591,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             }
             "serial" => c.serial = parse_serial(&value()?)?,
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
-            "device" => parse_device(&mut c, &value()?, &mut pending_drives)?,
+            "device" => parse_device(&mut c, &value()?, &mut pending_drives, &mut pending_netdevs)?,
+            "netdev" => c.netdevs.push(parse_netdev(&value()?)?),
             "object" => parse_object(&value()?)?,
             "drive" => c.drives.push(drive::parse_drive(&value()?)?),
             "name" => c.name = Some(value()?),
@@ -529,6 +614,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             .position(|d| d.id == id)
             .ok_or_else(|| bad("-device virtio-blk-device,drive", &id, ": no -drive has that id"))?;
         c.virtio[device] = VirtioDeviceConfig::Block { drive: index };
+    }
+    for (device, id) in pending_netdevs {
+        let index = c.netdevs.iter().position(|n| n.id == id).ok_or_else(|| {
+            bad(
+                "-device virtio-net-device,netdev",
+                &id,
+                ": no -netdev has that id",
+            )
+        })?;
+        if let VirtioDeviceConfig::Net { netdev, .. } = &mut c.virtio[device] {
+            *netdev = index;
+        }
     }
     if c.kernel.is_none() && (c.initrd.is_some() || c.append.is_some()) {
         return Err(ConfigError::NeedsKernel);
@@ -562,6 +659,9 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       a guest write of V exits with status (V << 1) | 1
   -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE]
   -device virtio-blk-device,drive=ID  virtio disk (flush, discard, write-zeroes)
+  -netdev tap,id=ID,ifname=TAP[,script=no,downscript=no]
+  -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56]
+                                      virtio NIC on a host TAP interface
   -device virtio-rng-device[,rng=ID]  virtio entropy device, fed from getrandom(2)
                                       (-object rng-random|rng-builtin,id=ID accepted)
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
@@ -613,6 +713,36 @@ mod tests {
             (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
         );
         assert!(!c.machine.isa_serial && !c.machine.option_roms);
+    }
+
+    #[test]
+    fn the_microvm_docs_tap_network_parses() {
+        let c = parse_str(
+            "-netdev tap,id=tap0,script=no,downscript=no,ifname=tap0 -device virtio-net-device,netdev=tap0,mac=02:00:00:00:00:01",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.virtio,
+            [VirtioDeviceConfig::Net {
+                netdev: 0,
+                mac: [2, 0, 0, 0, 0, 1]
+            }]
+        );
+        assert_eq!(c.netdevs[0].ifname, "tap0");
+        for (line, says) in [
+            ("-netdev user,id=n", "tap"),
+            (
+                "-netdev tap,id=n,ifname=t,script=/etc/qemu-ifup",
+                "runs no scripts",
+            ),
+            ("-netdev tap,id=n", "ifname=NAME"),
+            ("-device virtio-net-device,netdev=n,mac=zz", "six hex bytes"),
+            ("-device virtio-net-device,netdev=missing", "no -netdev"),
+        ] {
+            let e = parse_str(line).unwrap_err().to_string();
+            assert!(e.contains(says), "{line}: {e}");
+        }
     }
 
     #[test]
@@ -712,6 +842,6 @@ mod tests {
         assert!(err("-initrd x").contains("need -kernel"));
         assert!(err("-bios none").contains("pass -kernel"));
         assert!(err("-device virtio-blk-device").contains("needs drive=ID"));
-        assert!(err("-device virtio-net-device,netdev=n").contains("virtio-blk-device"));
+        assert!(err("-device virtio-gpu-device").contains("virtio-net-device"));
     }
 }

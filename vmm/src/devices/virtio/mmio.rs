@@ -8,8 +8,10 @@
 use super::{VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
 use crate::irq::IrqLine;
+use std::os::fd::RawFd;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 /// Bytes of MMIO each transport decodes.
 pub const MMIO_LEN: u64 = 0x200;
@@ -63,16 +65,19 @@ pub struct MmioTransport {
     status: u32,
     interrupt_status: u32,
     config_generation: u32,
+    /// Written on every notification and status change, so the device's I/O thread looks at
+    /// `io_fd` again.
+    wake: EventFd,
 }
 
 impl MmioTransport {
-    pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: IrqLine) -> Self {
+    pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: IrqLine) -> std::io::Result<Self> {
         let queues = device
             .queue_max_sizes()
             .iter()
             .filter_map(|&max| Queue::new(max).ok())
             .collect();
-        MmioTransport {
+        Ok(MmioTransport {
             device,
             mem,
             irq,
@@ -84,6 +89,51 @@ impl MmioTransport {
             status: 0,
             interrupt_status: 0,
             config_generation: 0,
+            wake: EventFd::new(libc::EFD_NONBLOCK)?,
+        })
+    }
+
+    /// Whether the device wants an I/O thread (it has a host fd to poll).
+    pub fn has_io(&self) -> bool {
+        self.device.io_fd().is_some()
+    }
+
+    pub fn wake(&self) -> &EventFd {
+        &self.wake
+    }
+
+    /// The fd the I/O thread should poll now: only for a running device.
+    pub fn io_fd(&self) -> Option<RawFd> {
+        let running = self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0;
+        running.then(|| self.device.io_fd()).flatten()
+    }
+
+    /// The device's fd is ready.
+    pub fn handle_io(&mut self) {
+        if self.io_fd().is_none() {
+            return;
+        }
+        let result = self.device.handle_io(&mut self.queues, &self.mem);
+        self.complete(result);
+    }
+
+    /// Interrupts the driver for used buffers, or marks the device broken.
+    fn complete(&mut self, result: Result<bool, super::DeviceError>) {
+        match result {
+            Ok(true) => {
+                self.interrupt_status |= INT_VRING;
+                self.irq.trigger();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                eprintln!(
+                    "minnow: virtio device {}: {e}; it needs a reset",
+                    self.device.device_type()
+                );
+                self.status |= STATUS_NEEDS_RESET;
+                self.interrupt_status |= INT_CONFIG;
+                self.irq.trigger();
+            }
         }
     }
 
@@ -120,9 +170,11 @@ impl MmioTransport {
             value &= !STATUS_FEATURES_OK;
         }
         self.status = value | (self.status & STATUS_NEEDS_RESET);
+        let _ = self.wake.write(1);
     }
 
     fn notify(&mut self, index: u32) {
+        let _ = self.wake.write(1);
         if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_NEEDS_RESET != 0 {
             return;
         }
@@ -273,7 +325,7 @@ mod tests {
     }
 
     fn transport(mem: &GuestMemoryMmap) -> MmioTransport {
-        MmioTransport::new(Box::new(Rng), mem.clone(), IrqLine::new(5).unwrap())
+        MmioTransport::new(Box::new(Rng), mem.clone(), IrqLine::new(5).unwrap()).unwrap()
     }
 
     /// The Linux driver's sequence: identify, negotiate, set up queue 0, DRIVER_OK, notify.

@@ -2,10 +2,13 @@
 //! register block per device) and the devices behind it, one file each. Queues are
 //! rust-vmm's `virtio-queue`, which bounds-checks every descriptor against guest memory.
 pub mod block;
+pub mod io_thread;
 pub mod mmio;
+pub mod net;
 pub mod placement;
 pub mod rng;
 
+use std::os::fd::RawFd;
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
@@ -43,4 +46,13 @@ pub trait VirtioDevice: Send {
     ) -> Result<bool, DeviceError>;
     /// The driver reset the device.
     fn reset(&mut self) {}
+    /// A host fd whose readiness means work for the device (a TAP's incoming frames), polled
+    /// by the device's I/O thread while it returns one.
+    fn io_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// The `io_fd` is ready: serves it. Returns whether buffers were used.
+    fn handle_io(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
+        Ok(false)
+    }
 }
