@@ -41,8 +41,15 @@ for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
 $B insmod /lib/modules/virtio_mmio.ko $($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^virtio_mmio\.//p') 2>/dev/null
 $B insmod /lib/modules/virtio-rng.ko 2>/dev/null
 $B insmod /lib/modules/virtio_blk.ko 2>/dev/null
+for m in failover net_failover virtio_net; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
 hwrng=$($B cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
 echo "MINNOW-INIT hwrng=${hwrng:-none} bytes=$($B dd if=/dev/hwrng bs=16 count=1 2>/dev/null | $B wc -c)"
+# minnow.net: bring eth0 up and ping the host's end of the TAP.
+if $B grep -q minnow.net /proc/cmdline; then
+    $B ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up 2>/dev/null
+    if $B ping -c 1 -W 5 10.0.2.1 >/dev/null 2>&1; then net=ok; else net=fail; fi
+    echo "MINNOW-INIT net_ping=$net"
+fi
 # minnow.blk: read /dev/vda at two offsets, then write a line at sector 100 and flush it.
 if $B grep -q minnow.blk /proc/cmdline; then
     for skip in 0 3200; do

@@ -9,11 +9,20 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The modules that make the cloud kernel a KVM host on AMD (QEMU TCG emulates SVM), in the
-/// order they must be loaded.
-pub const KVM_HOST: &[&str] = &["irqbypass", "kvm", "kvm-amd"];
 /// The virtio drivers the test guest loads (Debian builds them as modules), in load order.
-pub const VIRTIO_GUEST: &[&str] = &["virtio_ring", "virtio", "virtio_mmio", "virtio-rng", "virtio_blk"];
+pub const VIRTIO_GUEST: &[&str] = &[
+    "virtio_ring",
+    "virtio",
+    "virtio_mmio",
+    "virtio-rng",
+    "virtio_blk",
+    "failover",
+    "net_failover",
+    "virtio_net",
+];
+/// The nested KVM host's modules, in load order: KVM on AMD (QEMU TCG emulates SVM), and TUN
+/// for the guests' TAP interfaces.
+pub const NESTED_HOST: &[&str] = &["irqbypass", "kvm", "kvm-amd", "tun"];
 
 /// Returns the paths of `names` (module names without `.ko`), in the same order, extracting them
 /// from the kernel package when they are not cached yet.

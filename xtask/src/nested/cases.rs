@@ -62,6 +62,8 @@ pub enum Expect {
         /// A virtio-blk disk holding the payload initrd's bytes: the guest reads them and
         /// writes a line that L2 then finds in the image.
         blk: bool,
+        /// A virtio-net NIC on an L2 TAP: the guest pings L2's address.
+        net: bool,
         append: String,
     },
     Payload {
@@ -168,6 +170,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             rtc,
             rng: false,
             blk: false,
+            net: false,
             append,
         },
     }
@@ -239,6 +242,34 @@ fn linux_case_blk(image: LinuxImage, loader: Loader, qcow2: bool) -> Case {
     case
 }
 
+/// Linux with a virtio-net NIC on a TAP in L2 (10.0.2.1/24): the guest sets 10.0.2.15 and
+/// pings L2.
+fn linux_case_net(image: LinuxImage, loader: Loader) -> Case {
+    let mut case = linux_case(image, loader, true, true, 1);
+    case.name.push_str("-net");
+    if let Expect::Linux { net, append, .. } = &mut case.expect {
+        *net = true;
+        append.push_str("-net minnow.net=1");
+    }
+    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
+        a.push_str("-net minnow.net=1");
+    }
+    case.args.extend(
+        [
+            "-netdev",
+            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            "-device",
+            "virtio-net-device,netdev=n0",
+        ]
+        .map(String::from),
+    );
+    case.setup = vec![
+        "tunctl -t tap0 >/dev/null 2>&1".into(),
+        "ifconfig tap0 10.0.2.1 netmask 255.255.255.0 up".into(),
+    ];
+    case
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -300,6 +331,7 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_blk(BzImage, MinnowRom, false),
         linux_case_blk(Pvh, Direct, false),
         linux_case_blk(BzImage, Direct, true),
+        linux_case_net(BzImage, MinnowRom),
     ]);
     cases
 }
@@ -414,11 +446,18 @@ pub fn check(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             rtc,
             rng,
             blk,
+            net,
             append,
         } => {
             let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
             if *blk {
                 check_blk(&mut bad, out);
+            }
+            if *net && field(out, "MINNOW-INIT net_ping=") != Some("ok") {
+                bad.push(format!(
+                    "the guest could not ping the TAP's host end: net_ping={:?}",
+                    field(out, "MINNOW-INIT net_ping=")
+                ));
             }
             let want = if *rng {
                 "virtio_rng.0 bytes=16"

@@ -48,7 +48,7 @@ struct Outcome {
 fn prepare(with_qemu: bool) -> Result<Inputs> {
     crate::firmware::build()?;
     let guest_dir = guest::prepare()?;
-    let modules = guest::modules::prepare(&guest_dir, guest::modules::KVM_HOST)?;
+    let modules = guest::modules::prepare(&guest_dir, guest::modules::NESTED_HOST)?;
     let payload_dir = crate::payloads::build()?;
     let minnow = crate::minnow_bin::build_static()?;
     Ok(Inputs {
@@ -65,7 +65,7 @@ fn prepare(with_qemu: bool) -> Result<Inputs> {
 fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
     let out = crate::workspace_root().join("target/nested");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let init = script::l2_init(guest::modules::KVM_HOST, cases);
+    let init = script::l2_init(guest::modules::NESTED_HOST, cases);
     fs::write(out.join(format!("{tag}-init.sh")), &init)?;
     let image = out.join(format!("{tag}-l2.cpio"));
     let archive = image::build(inputs, &init)?;

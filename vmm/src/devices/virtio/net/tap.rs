@@ -51,7 +51,8 @@ impl Tap {
         };
         req.name[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: TUNSETIFF reads and writes one struct ifreq, which `req` is, on our own fd.
-        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut req) } < 0 {
+        // The request type differs between glibc (c_ulong) and musl (c_int).
+        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(Tap { file })
