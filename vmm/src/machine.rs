@@ -1,7 +1,9 @@
 //! From a `Config` to a running VM, in order: validate, map memory, create the VM and vCPUs,
 //! attach the devices, fill fw_cfg; then run the vCPUs to the end.
 use crate::bus::{Bus, BusError, SharedDevice};
-use crate::config::{Bios, Config, DiskFormat, Drive, NetDev, OnOffAuto, Serial, VirtioDeviceConfig};
+use crate::config::{
+    Bios, Chardev, Config, DiskFormat, Drive, NetDev, OnOffAuto, Serial, VirtioDeviceConfig,
+};
 use crate::devices::cmos::Cmos;
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::ged::{self, Ged};
@@ -10,6 +12,7 @@ use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
 use crate::devices::virtio::block::{self, Block};
+use crate::devices::virtio::console::Console;
 use crate::devices::virtio::net::{tap::Tap, Net};
 use crate::devices::virtio::{self, io_thread, mmio::MmioTransport, placement, rng::Rng, VirtioDevice};
 use crate::direct_boot::{self, DirectBootError};
@@ -239,6 +242,7 @@ fn attach_virtio(
             VirtioDeviceConfig::Rng => Box::new(Rng),
             VirtioDeviceConfig::Block { drive } => block_device(c.drives.get(*drive))?,
             VirtioDeviceConfig::Net { netdev, mac } => net_device(c.netdevs.get(*netdev), *mac)?,
+            VirtioDeviceConfig::Console { chardev } => console_device(c.chardevs.get(*chardev))?,
         };
         let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?)
             .map_err(io("creating a virtio transport's eventfd"))?;
@@ -250,6 +254,22 @@ fn attach_virtio(
         }
     }
     Ok(with_io)
+}
+
+/// A virtio console writing to the chardev `chardev` names.
+fn console_device(chardev: Option<&Chardev>) -> Result<Box<dyn VirtioDevice>, MachineError> {
+    let ch = chardev.ok_or_else(|| MachineError::Unsupported("a virtconsole without a -chardev".into()))?;
+    let out: Box<dyn Write + Send> = match &ch.path {
+        None => Box::new(std::io::stdout()),
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(io(format!("opening the console file {}", path.display())))?,
+        ),
+    };
+    Ok(Box::new(Console::new(out)))
 }
 
 /// A virtio-net device on the TAP `netdev` names.

@@ -41,7 +41,9 @@ for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
 $B insmod /lib/modules/virtio_mmio.ko $($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^virtio_mmio\.//p') 2>/dev/null
 $B insmod /lib/modules/virtio-rng.ko 2>/dev/null
 $B insmod /lib/modules/virtio_blk.ko 2>/dev/null
-for m in failover net_failover virtio_net; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
+for m in failover net_failover virtio_net virtio_console; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
+# minnow.hvc: a line on the virtio console, which minnow writes to its chardev.
+$B grep -q minnow.hvc /proc/cmdline && echo MINNOW-HVC0-SAYS-HELLO >/dev/hvc0
 hwrng=$($B cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
 echo "MINNOW-INIT hwrng=${hwrng:-none} bytes=$($B dd if=/dev/hwrng bs=16 count=1 2>/dev/null | $B wc -c)"
 # minnow.net: bring eth0 up and ping the host's end of the TAP.

@@ -19,6 +19,7 @@ pub const VIRTIO_GUEST: &[&str] = &[
     "failover",
     "net_failover",
     "virtio_net",
+    "virtio_console",
 ];
 /// The nested KVM host's modules, in load order: KVM on AMD (QEMU TCG emulates SVM), and TUN
 /// for the guests' TAP interfaces.

@@ -96,6 +96,17 @@ pub enum VirtioDeviceConfig {
     Block { drive: usize },
     /// `-device virtio-net-device,netdev=ID[,mac=...]`: `netdevs[index]`.
     Net { netdev: usize, mac: [u8; 6] },
+    /// `-device virtconsole,chardev=ID` (after `-device virtio-serial-device`):
+    /// `chardevs[index]`.
+    Console { chardev: usize },
+}
+
+/// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chardev {
+    pub id: String,
+    /// None: stdio.
+    pub path: Option<PathBuf>,
 }
 
 /// `-netdev tap,id=ID,ifname=NAME[,script=no,downscript=no]`.
@@ -145,6 +156,10 @@ pub struct Config {
     pub drives: Vec<Drive>,
     /// `-netdev`s, which virtio-net devices name.
     pub netdevs: Vec<NetDev>,
+    /// `-chardev`s, which virtconsole devices name.
+    pub chardevs: Vec<Chardev>,
+    /// `-device virtio-serial-device` was given: virtconsole may follow.
+    pub virtio_serial_bus: bool,
     /// `-L DIR`: where to look for firmware and option ROMs named without a path, before QEMU's
     /// data directory.
     pub data_dirs: Vec<PathBuf>,
@@ -201,6 +216,8 @@ impl Default for Config {
             virtio: Vec::new(),
             drives: Vec::new(),
             netdevs: Vec::new(),
+            chardevs: Vec::new(),
+            virtio_serial_bus: false,
         }
     }
 }
@@ -448,14 +465,49 @@ fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
     Ok(n)
 }
 
-/// `pending_drives`, `pending_netdevs`: (virtio device index, backend id) for each device,
-/// resolved once every -drive and -netdev is read.
-fn parse_device(
-    c: &mut Config,
-    s: &str,
-    pending_drives: &mut Vec<(usize, String)>,
-    pending_netdevs: &mut Vec<(usize, String)>,
-) -> Result<(), ConfigError> {
+/// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.
+fn parse_chardev(s: &str) -> Result<Chardev, ConfigError> {
+    let mut parts = key_values(s).into_iter();
+    let (kind, _) = parts.next().unwrap_or_default();
+    let mut c = Chardev {
+        id: String::new(),
+        path: None,
+    };
+    for (k, v) in parts {
+        match k.as_str() {
+            "id" => c.id = v,
+            "path" if kind == "file" => c.path = Some(v.into()),
+            "signal" | "mux" => {}
+            _ => {
+                return Err(bad(
+                    &format!("-chardev {kind}"),
+                    &k,
+                    ": use id=ID (and path=PATH for file)",
+                ))
+            }
+        }
+    }
+    match (kind.as_str(), &c.path) {
+        _ if c.id.is_empty() => Err(bad("-chardev", s, ": it needs id=ID")),
+        ("stdio", _) | ("file", Some(_)) => Ok(c),
+        ("file", None) => Err(bad("-chardev", s, ": file needs path=PATH")),
+        _ => Err(bad("-chardev", &kind, ": supported: stdio, file")),
+    }
+}
+
+/// The backends devices name, resolved once every -drive, -netdev and -chardev is read:
+/// (virtio device index, backend id) for each.
+#[derive(Default)]
+struct Pending {
+    drives: Vec<(usize, String)>,
+    netdevs: Vec<(usize, String)>,
+    chardevs: Vec<(usize, String)>,
+}
+
+fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Result<(), ConfigError> {
+    let pending_drives = &mut pending.drives;
+    let pending_netdevs = &mut pending.netdevs;
+    let pending_chardevs = &mut pending.chardevs;
     let mut parts = key_values(s).into_iter();
     let (driver, _) = parts.next().unwrap_or_default();
     match driver.as_str() {
@@ -499,12 +551,47 @@ fn parse_device(
                     "netdev" => netdev = Some(v),
                     "mac" => mac = parse_mac(&v)?,
                     "id" => {}
-                    _ => return Err(bad("-device virtio-net-device", &k, ": use netdev=ID[,mac=52:54:00:12:34:56]")),
+                    _ => {
+                        return Err(bad(
+                            "-device virtio-net-device",
+                            &k,
+                            ": use netdev=ID[,mac=52:54:00:12:34:56]",
+                        ))
+                    }
                 }
             }
             let id = netdev.ok_or_else(|| bad("-device virtio-net-device", s, ": it needs netdev=ID"))?;
             pending_netdevs.push((c.virtio.len(), id));
-            c.virtio.push(VirtioDeviceConfig::Net { netdev: usize::MAX, mac });
+            c.virtio.push(VirtioDeviceConfig::Net {
+                netdev: usize::MAX,
+                mac,
+            });
+            Ok(())
+        }
+        // The virtio-serial bus: its one console port is the virtconsole that follows.
+        "virtio-serial-device" => {
+            c.virtio_serial_bus = true;
+            Ok(())
+        }
+        "virtconsole" => {
+            if !c.virtio_serial_bus {
+                return Err(bad(
+                    "-device",
+                    "virtconsole",
+                    ": it needs -device virtio-serial-device before it",
+                ));
+            }
+            let mut chardev = None;
+            for (k, v) in parts {
+                match k.as_str() {
+                    "chardev" => chardev = Some(v),
+                    "id" | "name" => {}
+                    _ => return Err(bad("-device virtconsole", &k, ": use chardev=ID")),
+                }
+            }
+            let id = chardev.ok_or_else(|| bad("-device virtconsole", s, ": it needs chardev=ID"))?;
+            pending_chardevs.push((c.virtio.len(), id));
+            c.virtio.push(VirtioDeviceConfig::Console { chardev: usize::MAX });
             Ok(())
         }
         "virtio-rng-device" => {
@@ -520,7 +607,8 @@ fn parse_device(
         _ => Err(bad(
             "-device",
             &driver,
-            ": supported: isa-debug-exit, virtio-blk-device, virtio-net-device, virtio-rng-device (console and vsock are not built yet)",
+            ": supported: isa-debug-exit, virtio-blk-device, virtio-net-device, virtio-rng-device, \
+             virtio-serial-device with virtconsole (vsock is not built yet)",
         )),
     }
 }
@@ -542,8 +630,7 @@ fn parse_object(s: &str) -> Result<(), ConfigError> {
 /// Parses the arguments after the program name. `Ok(None)` means `--help` was asked for.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, ConfigError> {
     let mut c = Config::default();
-    let mut pending_drives = Vec::new();
-    let mut pending_netdevs = Vec::new();
+    let mut pending = Pending::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         // QEMU accepts --option as well as -option.
@@ -591,7 +678,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             }
             "serial" => c.serial = parse_serial(&value()?)?,
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
-            "device" => parse_device(&mut c, &value()?, &mut pending_drives, &mut pending_netdevs)?,
+            "device" => parse_device(&mut c, &value()?, &mut pending)?,
+            "chardev" => c.chardevs.push(parse_chardev(&value()?)?),
             "netdev" => c.netdevs.push(parse_netdev(&value()?)?),
             "object" => parse_object(&value()?)?,
             "drive" => c.drives.push(drive::parse_drive(&value()?)?),
@@ -607,7 +695,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             _ => return Err(ConfigError::UnknownOption(arg)),
         }
     }
-    for (device, id) in pending_drives {
+    for (device, id) in pending.drives {
         let index = c
             .drives
             .iter()
@@ -615,7 +703,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             .ok_or_else(|| bad("-device virtio-blk-device,drive", &id, ": no -drive has that id"))?;
         c.virtio[device] = VirtioDeviceConfig::Block { drive: index };
     }
-    for (device, id) in pending_netdevs {
+    for (device, id) in pending.chardevs {
+        let index = c
+            .chardevs
+            .iter()
+            .position(|d| d.id == id)
+            .ok_or_else(|| bad("-device virtconsole,chardev", &id, ": no -chardev has that id"))?;
+        c.virtio[device] = VirtioDeviceConfig::Console { chardev: index };
+    }
+    for (device, id) in pending.netdevs {
         let index = c.netdevs.iter().position(|n| n.id == id).ok_or_else(|| {
             bad(
                 "-device virtio-net-device,netdev",
@@ -662,6 +758,8 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -netdev tap,id=ID,ifname=TAP[,script=no,downscript=no]
   -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56]
                                       virtio NIC on a host TAP interface
+  -chardev stdio|file,id=ID[,path=P] -device virtio-serial-device -device virtconsole,chardev=ID
+                                      virtio console (hvc0), output to stdio or a file
   -device virtio-rng-device[,rng=ID]  virtio entropy device, fed from getrandom(2)
                                       (-object rng-random|rng-builtin,id=ID accepted)
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
@@ -713,6 +811,20 @@ mod tests {
             (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
         );
         assert!(!c.machine.isa_serial && !c.machine.option_roms);
+    }
+
+    #[test]
+    fn a_virtconsole_needs_its_bus_and_finds_its_chardev() {
+        let c = parse_str(
+            "-device virtio-serial-device -device virtconsole,chardev=c0 -chardev file,id=c0,path=/tmp/hvc0.log",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.virtio, [VirtioDeviceConfig::Console { chardev: 0 }]);
+        assert_eq!(c.chardevs[0].path, Some("/tmp/hvc0.log".into()));
+        assert!(parse_str("-device virtconsole,chardev=c0").is_err());
+        assert!(parse_str("-chardev pty,id=p").is_err());
+        assert!(parse_str("-chardev file,id=f").is_err());
     }
 
     #[test]

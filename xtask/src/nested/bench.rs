@@ -58,6 +58,7 @@ fn qemu(label: &'static str, machine: &str) -> Config {
             args: args.map(String::from).to_vec(),
             setup: vec![],
             after: vec![],
+            after_must_have: None,
             expect: Expect::Timing,
         },
     }
@@ -132,6 +133,7 @@ pub fn run() -> Result<()> {
                 args: c.case.args.clone(),
                 setup: vec![],
                 after: vec![],
+                after_must_have: None,
                 expect: Expect::Timing,
             });
         }

@@ -87,6 +87,8 @@ pub struct Case {
     pub setup: Vec<String>,
     /// Shell lines L2 runs after it, their output relayed (e.g. to read the image back).
     pub after: Vec<String>,
+    /// A line the after-commands' output must have.
+    pub after_must_have: Option<&'static str>,
     pub expect: Expect,
 }
 
@@ -164,6 +166,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
         args,
         setup: vec![],
         after: vec![],
+        after_must_have: None,
         expect: Expect::Linux {
             smp,
             acpi,
@@ -270,6 +273,35 @@ fn linux_case_net(image: LinuxImage, loader: Loader) -> Case {
     case
 }
 
+/// Linux with a virtio console on a file chardev: the guest writes a line to /dev/hvc0 and L2
+/// finds it in the file.
+fn linux_case_hvc(image: LinuxImage, loader: Loader) -> Case {
+    const LOG: &str = "/tmp/hvc0.log";
+    let mut case = linux_case(image, loader, true, true, 1);
+    case.name.push_str("-hvc");
+    if let Expect::Linux { append, .. } = &mut case.expect {
+        append.push_str("-hvc minnow.hvc=1");
+    }
+    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
+        a.push_str("-hvc minnow.hvc=1");
+    }
+    case.args.extend(
+        [
+            "-device",
+            "virtio-serial-device",
+            "-chardev",
+            &format!("file,id=c0,path={LOG}"),
+            "-device",
+            "virtconsole,chardev=c0",
+        ]
+        .map(String::from),
+    );
+    case.setup = vec![format!("rm -f {LOG}")];
+    case.after = vec![format!("cat {LOG}")];
+    case.after_must_have = Some("MINNOW-HVC0-SAYS-HELLO");
+    case
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -332,6 +364,7 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_blk(Pvh, Direct, false),
         linux_case_blk(BzImage, Direct, true),
         linux_case_net(BzImage, MinnowRom),
+        linux_case_hvc(Pvh, Direct),
     ]);
     cases
 }
@@ -381,6 +414,7 @@ fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp:
         args,
         setup: vec![],
         after: vec![],
+        after_must_have: None,
         expect: Expect::Payload {
             loader,
             route,
@@ -437,6 +471,16 @@ fn field<'a>(out: &'a CaseOutput, prefix: &str) -> Option<&'a str> {
 
 /// What is wrong with a case's output; empty when it passed. `now` is the host's Unix time.
 pub fn check(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
+    let mut bad = check_expect(case, out, now);
+    if let Some(line) = case.after_must_have {
+        if !out.after.iter().any(|l| l.trim() == line) {
+            bad.push(format!("L2 did not find {line:?} after the run: {:?}", out.after));
+        }
+    }
+    bad
+}
+
+fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
     match &case.expect {
         Expect::Timing if field(out, "MINNOW-INIT done").is_some() => vec![],
         Expect::Timing => vec!["the guest's /init never reported done".into()],

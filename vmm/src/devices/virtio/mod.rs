@@ -2,6 +2,7 @@
 //! register block per device) and the devices behind it, one file each. Queues are
 //! rust-vmm's `virtio-queue`, which bounds-checks every descriptor against guest memory.
 pub mod block;
+pub mod console;
 pub mod io_thread;
 pub mod mmio;
 pub mod net;
