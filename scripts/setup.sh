@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Minnow needs on a fresh Debian machine: QEMU (the reference machine, and qboot.rom
 # and SeaBIOS as reference firmware; qemu-img to check qcow2 images), busybox-static for guest
-# initramfs images, and the pinned Rust toolchain with its bare-metal and musl targets. Safe to
-# run again.
+# initramfs images, the pinned Rust toolchain with its bare-metal and musl targets, and nightly
+# with cargo-fuzz for the fuzz targets. Safe to run again.
 set -euo pipefail
 
 packages=(qemu-system-x86 qemu-system-data qemu-utils seabios busybox-static acpica-tools gdb)
@@ -30,4 +30,13 @@ rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clip
     --target x86_64-unknown-none,x86_64-unknown-linux-musl >/dev/null 2>&1 ||
     rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy \
         --target x86_64-unknown-none,x86_64-unknown-linux-musl
+# cargo fuzz (cargo xtask fuzz, part of cargo xtask test) needs a nightly toolchain.
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "[setup] rustup toolchain nightly (for cargo fuzz)"
+    rustup toolchain install nightly --profile minimal >/dev/null
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "[setup] cargo install cargo-fuzz"
+    cargo install --quiet --locked cargo-fuzz
+fi
 echo "[setup] done"

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 mod bench;
 mod demo;
 mod firmware;
+mod fuzz;
 mod guest;
 mod minnow_bin;
 mod nested;
@@ -43,6 +44,11 @@ enum Task {
     },
     /// Build the firmware ROM into target/firmware/minnow.rom.
     Firmware,
+    /// Run each cargo-fuzz target (virtqueues, the command line) for a while; needs nightly.
+    Fuzz {
+        #[arg(long, default_value_t = fuzz::CI_SECONDS)]
+        seconds: u64,
+    },
     /// Fetch and cache the Debian cloud kernel and build the busybox initramfs used by the tests.
     Guest,
     /// Boot real Linux and the payloads with a static minnow inside a nested KVM host (QEMU TCG
@@ -67,6 +73,7 @@ fn main() -> anyhow::Result<()> {
             _ => bench::firmware::run(),
         },
         Task::Demo { linux, linux_host } => demo::run(linux, linux_host),
+        Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
         Task::NestedTest { filter } => nested::run(filter.as_deref()),

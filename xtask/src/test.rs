@@ -1,5 +1,6 @@
 //! `cargo xtask test`: build the ROM and guest images, then run every test: the workspace's
-//! `cargo test`, then the nested real-KVM suite (`cargo xtask nested-test`).
+//! `cargo test`, then the nested real-KVM suite (`cargo xtask nested-test`), then a CI-sized
+//! fuzzing run (`cargo xtask fuzz`).
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 
@@ -31,6 +32,7 @@ pub fn run(args: &[String]) -> Result<()> {
     // Extra arguments select `cargo test` filters; the nested suite runs on a whole run only.
     if args.is_empty() {
         crate::nested::run(None)?;
+        crate::fuzz::run(crate::fuzz::CI_SECONDS)?;
     }
     Ok(())
 }
