@@ -276,11 +276,18 @@ fn console_device(chardev: Option<&Chardev>) -> Result<Box<dyn VirtioDevice>, Ma
 fn net_device(netdev: Option<&NetDev>, mac: [u8; 6]) -> Result<Box<dyn VirtioDevice>, MachineError> {
     let n =
         netdev.ok_or_else(|| MachineError::Unsupported("a virtio-net device without a -netdev".into()))?;
-    let tap = Tap::open(&n.ifname).map_err(io(format!(
-        "opening the TAP interface {} (minnow needs CAP_NET_ADMIN, or an existing TAP it may use: \
-         `ip tuntap add {} mode tap user $USER`)",
-        n.ifname, n.ifname
+    let name = if n.ifname.is_empty() {
+        "tapN"
+    } else {
+        n.ifname.as_str()
+    };
+    let (tap, opened) = Tap::open(&n.ifname).map_err(io(format!(
+        "opening the TAP interface {name} (minnow needs CAP_NET_ADMIN, or an existing TAP it may use: \
+         `ip tuntap add {name} mode tap user $USER`, then ifname={name})"
     )))?;
+    if n.ifname.is_empty() {
+        eprintln!("minnow: -netdev {}: using the TAP interface {opened}", n.id);
+    }
     Ok(Box::new(Net::new(Box::new(tap), mac)))
 }
 

@@ -455,12 +455,9 @@ fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
             }
         }
     }
-    if n.id.is_empty() || n.ifname.is_empty() {
-        return Err(bad(
-            "-netdev",
-            s,
-            ": it needs id=ID and ifname=NAME (an existing or creatable TAP)",
-        ));
+    // Without ifname= the kernel names a new TAP, as with QEMU.
+    if n.id.is_empty() {
+        return Err(bad("-netdev", s, ": it needs id=ID"));
     }
     Ok(n)
 }
@@ -799,6 +796,32 @@ mod tests {
         assert!(c.no_reboot);
     }
 
+    /// The two command lines of QEMU's docs/system/i386/microvm.rst, whole.
+    #[test]
+    fn the_qemu_microvm_docs_command_lines_parse() {
+        let c = parse_str(
+            "-M microvm -enable-kvm -cpu host -m 512m -smp 2 -kernel vmlinux \
+             -append earlyprintk=ttyS0 -nodefaults -no-user-config -nographic -serial stdio \
+             -drive id=test,file=test.img,format=raw,if=none -device virtio-blk-device,drive=test \
+             -netdev tap,id=tap0,script=no,downscript=no -device virtio-net-device,netdev=tap0",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.virtio.len(), 2);
+        assert_eq!(c.netdevs[0].ifname, "");
+        let c = parse_str(
+            "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off -enable-kvm -cpu host \
+             -m 512m -smp 2 -kernel vmlinux -append console=hvc0 -nodefaults -no-user-config -nographic \
+             -chardev stdio,id=virtiocon0 -device virtio-serial-device -device virtconsole,chardev=virtiocon0 \
+             -drive id=test,file=test.img,format=raw,if=none -device virtio-blk-device,drive=test \
+             -netdev tap,id=tap0,script=no,downscript=no -device virtio-net-device,netdev=tap0",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.virtio.len(), 3);
+        assert!(crate::machine::validate(&c).is_ok());
+    }
+
     #[test]
     fn qemu_microvm_doc_options_parse() {
         let c = parse_str(
@@ -848,7 +871,7 @@ mod tests {
                 "-netdev tap,id=n,ifname=t,script=/etc/qemu-ifup",
                 "runs no scripts",
             ),
-            ("-netdev tap,id=n", "ifname=NAME"),
+            ("-netdev tap,ifname=t", "id=ID"),
             ("-device virtio-net-device,netdev=n,mac=zz", "six hex bytes"),
             ("-device virtio-net-device,netdev=missing", "no -netdev"),
         ] {

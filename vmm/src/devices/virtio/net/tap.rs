@@ -31,12 +31,14 @@ pub struct Tap {
 }
 
 impl Tap {
-    /// Opens (creating it if it does not exist and we may) the TAP interface `name`.
-    pub fn open(name: &str) -> io::Result<Tap> {
-        if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+    /// Opens (creating it if it does not exist and we may) the TAP interface `name`; with no
+    /// name the kernel picks one (tapN), as QEMU's `-netdev tap` without `ifname=`. Returns the
+    /// interface's name too.
+    pub fn open(name: &str) -> io::Result<(Tap, String)> {
+        if name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "interface names are 1 to 15 bytes",
+                "interface names are at most 15 bytes",
             ));
         }
         let file = OpenOptions::new()
@@ -55,7 +57,9 @@ impl Tap {
         if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Tap { file })
+        let len = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+        Ok((Tap { file }, name))
     }
 }
 
