@@ -4,7 +4,9 @@ use crate::bus::Bus;
 use crate::direct_boot::CpuEntry;
 use crate::exit::{ExitReason, ExitSignal};
 use crate::timeline::{Event, ExitKind, Timeline};
-use kvm_bindings::{CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN};
+use kvm_bindings::{
+    kvm_msr_entry, CpuId, Msrs, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+};
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
 /// LAPIC register offsets and delivery modes for the two local interrupt pins.
@@ -13,8 +15,18 @@ const APIC_LVT1: usize = 0x360;
 const APIC_MODE_NMI: u32 = 0x4;
 const APIC_MODE_EXTINT: u32 = 0x7;
 
+/// IA32_MISC_ENABLE with fast strings on: the value QEMU gives a CPU at reset.
+const MSR_IA32_MISC_ENABLE: u32 = 0x1A0;
+const MISC_ENABLE_FAST_STRING: u64 = 1;
+/// IA32_MTRR_DEF_TYPE: MTRRs on, memory write-back by default, as firmware leaves them; direct
+/// boot has no firmware to do it.
+const MSR_MTRR_DEF_TYPE: u32 = 0x2FF;
+const MTRR_ENABLE_WRITE_BACK: u64 = (1 << 11) | 6;
+
 #[derive(Debug, thiserror::Error)]
 pub enum VcpuError {
+    #[error("setting up vCPU {id}: KVM refused MSR {index:#x}")]
+    Msr { id: u8, index: u32 },
     #[error("creating vCPU {id}: {source}")]
     Create { id: u8, source: kvm_ioctls::Error },
     #[error("setting up vCPU {id}'s {what}: {source}")]
@@ -54,7 +66,39 @@ impl Vcpu {
         set_lvt(&mut lapic.regs, APIC_LVT0, APIC_MODE_EXTINT);
         set_lvt(&mut lapic.regs, APIC_LVT1, APIC_MODE_NMI);
         fd.set_lapic(&lapic).map_err(setup("LAPIC"))?;
-        Ok(Self { fd, id })
+        let vcpu = Self { fd, id };
+        vcpu.set_msrs(&[(MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING)])?;
+        Ok(vcpu)
+    }
+
+    fn set_msrs(&self, msrs: &[(u32, u64)]) -> Result<(), VcpuError> {
+        let id = self.id;
+        let entries: Vec<kvm_msr_entry> = msrs
+            .iter()
+            .map(|&(index, data)| kvm_msr_entry {
+                index,
+                data,
+                ..Default::default()
+            })
+            .collect();
+        let msrs = Msrs::from_entries(&entries).map_err(|_| VcpuError::Setup {
+            id,
+            what: "MSRs",
+            source: kvm_ioctls::Error::new(libc::E2BIG),
+        })?;
+        match self.fd.set_msrs(&msrs) {
+            Ok(n) if n == entries.len() => Ok(()),
+            // KVM stops at the first MSR it refuses.
+            Ok(n) => Err(VcpuError::Msr {
+                id,
+                index: entries.get(n).map_or(0, |e| e.index),
+            }),
+            Err(source) => Err(VcpuError::Setup {
+                id,
+                what: "MSRs",
+                source,
+            }),
+        }
     }
 
     pub fn id(&self) -> u8 {
@@ -69,6 +113,7 @@ impl Vcpu {
         let mut sregs = self.fd.get_sregs().map_err(setup("special registers"))?;
         entry.apply(&mut sregs);
         self.fd.set_sregs(&sregs).map_err(setup("special registers"))?;
+        self.set_msrs(&[(MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WRITE_BACK)])?;
         self.fd.set_regs(&entry.regs()).map_err(setup("registers"))
     }
 
