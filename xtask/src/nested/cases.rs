@@ -179,20 +179,28 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
     }
 }
 
+/// Names a variant of `case`: `suffix` goes on its name and on the command line (which carries
+/// the name), followed by `cmdline` (what the guest's /init looks for).
+fn rename(case: &mut Case, suffix: &str, cmdline: &str) {
+    case.name.push_str(suffix);
+    let tail = format!("{suffix}{cmdline}");
+    if let Expect::Linux { append, .. } = &mut case.expect {
+        append.push_str(&tail);
+    }
+    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
+        a.push_str(&tail);
+    }
+}
+
 /// Linux with `-device virtio-rng-device`: its driver must find the device (in the DSDT with
 /// ACPI, on the command line without) and read entropy from it.
 fn linux_case_rng(image: LinuxImage, loader: Loader, acpi: bool) -> Case {
     let mut case = linux_case(image, loader, acpi, true, 1);
-    case.name.push_str("-rng");
+    rename(&mut case, "-rng", "");
     case.args
         .extend(["-device".to_string(), "virtio-rng-device".to_string()]);
-    if let Expect::Linux { rng, append, .. } = &mut case.expect {
+    if let Expect::Linux { rng, .. } = &mut case.expect {
         *rng = true;
-        // The case name is in the command line: keep the two in step.
-        append.push_str("-rng");
-    }
-    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
-        a.push_str("-rng");
     }
     case
 }
@@ -208,13 +216,9 @@ const GUEST_LINE: &str = "MINNOW-GUEST-WROTE-THIS";
 fn linux_case_blk(image: LinuxImage, loader: Loader, qcow2: bool) -> Case {
     let format = if qcow2 { "qcow2" } else { "raw" };
     let mut case = linux_case(image, loader, true, true, 1);
-    case.name.push_str(&format!("-blk{format}"));
-    if let Expect::Linux { blk, append, .. } = &mut case.expect {
+    rename(&mut case, &format!("-blk{format}"), " minnow.blk=1");
+    if let Expect::Linux { blk, .. } = &mut case.expect {
         *blk = true;
-        append.push_str(&format!("-blk{format} minnow.blk=1"));
-    }
-    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
-        a.push_str(&format!("-blk{format} minnow.blk=1"));
     }
     case.args.extend(
         [
@@ -249,13 +253,9 @@ fn linux_case_blk(image: LinuxImage, loader: Loader, qcow2: bool) -> Case {
 /// pings L2.
 fn linux_case_net(image: LinuxImage, loader: Loader) -> Case {
     let mut case = linux_case(image, loader, true, true, 1);
-    case.name.push_str("-net");
-    if let Expect::Linux { net, append, .. } = &mut case.expect {
+    rename(&mut case, "-net", " minnow.net=1");
+    if let Expect::Linux { net, .. } = &mut case.expect {
         *net = true;
-        append.push_str("-net minnow.net=1");
-    }
-    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
-        a.push_str("-net minnow.net=1");
     }
     case.args.extend(
         [
@@ -278,13 +278,7 @@ fn linux_case_net(image: LinuxImage, loader: Loader) -> Case {
 fn linux_case_hvc(image: LinuxImage, loader: Loader) -> Case {
     const LOG: &str = "/tmp/hvc0.log";
     let mut case = linux_case(image, loader, true, true, 1);
-    case.name.push_str("-hvc");
-    if let Expect::Linux { append, .. } = &mut case.expect {
-        append.push_str("-hvc minnow.hvc=1");
-    }
-    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
-        a.push_str("-hvc minnow.hvc=1");
-    }
+    rename(&mut case, "-hvc", " minnow.hvc=1");
     case.args.extend(
         [
             "-device",

@@ -184,24 +184,11 @@ impl MmioTransport {
         if !queue.ready() {
             return;
         }
-        match self.device.process(index as usize, queue, &self.mem) {
-            Ok(true) => {
-                if queue.needs_notification(&self.mem).unwrap_or(true) {
-                    self.interrupt_status |= INT_VRING;
-                    self.irq.trigger();
-                }
-            }
-            Ok(false) => {}
-            Err(e) => {
-                eprintln!(
-                    "minnow: virtio device {}: {e}; it needs a reset",
-                    self.device.device_type()
-                );
-                self.status |= STATUS_NEEDS_RESET;
-                self.interrupt_status |= INT_CONFIG;
-                self.irq.trigger();
-            }
-        }
+        let result = self
+            .device
+            .process(index as usize, queue, &self.mem)
+            .map(|used| used && queue.needs_notification(&self.mem).unwrap_or(true));
+        self.complete(result);
     }
 
     fn read_reg(&self, offset: u64) -> u32 {
