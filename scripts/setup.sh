@@ -17,9 +17,11 @@ if [ ${#missing[@]} -gt 0 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | gr
     echo "[setup] apt-get update"
     $sudo apt-get update -qq
 fi
+# Install the whole list, not only what is missing: apt may otherwise remove an installed package
+# (qemu-utils) whose version no longer matches a newly installed sibling (qemu-block-extra).
 if [ ${#missing[@]} -gt 0 ]; then
-    echo "[setup] apt-get install ${missing[*]}"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    echo "[setup] apt-get install ${packages[*]} (missing: ${missing[*]})"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 # RUSTUP_AUTO_INSTALL may be 0, so install the pinned toolchain and its targets explicitly.
