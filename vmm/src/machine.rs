@@ -14,7 +14,9 @@ use crate::devices::serial;
 use crate::devices::virtio::block::{self, Block};
 use crate::devices::virtio::console::Console;
 use crate::devices::virtio::net::{tap::Tap, Net};
-use crate::devices::virtio::{self, io_thread, mmio::MmioTransport, placement, rng::Rng, VirtioDevice};
+use crate::devices::virtio::{
+    self, io_thread, mmio::MmioTransport, placement, rng::Rng, vsock::Vsock, VirtioDevice,
+};
 use crate::direct_boot::{self, DirectBootError};
 use crate::exit::{ExitReason, ExitSignal};
 use crate::fw_cfg_setup::{self, FwCfgSetupError};
@@ -51,6 +53,8 @@ pub enum MachineError {
     Vcpu(#[from] VcpuError),
     #[error("placing devices: {0}")]
     Bus(#[from] BusError),
+    #[error("-device vhost-vsock-device: {0}")]
+    Vsock(#[from] crate::devices::virtio::vsock::VsockError),
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
     #[error("reading KVM's supported CPUID: {0}")]
@@ -243,6 +247,7 @@ fn attach_virtio(
             VirtioDeviceConfig::Block { drive } => block_device(c.drives.get(*drive))?,
             VirtioDeviceConfig::Net { netdev, mac } => net_device(c.netdevs.get(*netdev), *mac)?,
             VirtioDeviceConfig::Console { chardev } => console_device(c.chardevs.get(*chardev))?,
+            VirtioDeviceConfig::Vsock { cid } => Box::new(Vsock::new(*cid, ram)?),
         };
         let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?)
             .map_err(io("creating a virtio transport's eventfd"))?;

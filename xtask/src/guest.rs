@@ -41,7 +41,9 @@ for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
 $B insmod /lib/modules/virtio_mmio.ko $($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^virtio_mmio\.//p') 2>/dev/null
 $B insmod /lib/modules/virtio-rng.ko 2>/dev/null
 $B insmod /lib/modules/virtio_blk.ko 2>/dev/null
-for m in failover net_failover virtio_net virtio_console; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
+for m in failover net_failover virtio_net virtio_console vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+    $B insmod /lib/modules/$m.ko 2>/dev/null
+done
 # minnow.hvc: a line on the virtio console, which minnow writes to its chardev.
 $B grep -q minnow.hvc /proc/cmdline && echo MINNOW-HVC0-SAYS-HELLO >/dev/hvc0
 hwrng=$($B cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
@@ -51,6 +53,10 @@ if $B grep -q minnow.net /proc/cmdline; then
     $B ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up 2>/dev/null
     if $B ping -c 1 -W 5 10.0.2.1 >/dev/null 2>&1; then net=ok; else net=fail; fi
     echo "MINNOW-INIT net_ping=$net"
+fi
+# minnow.vsock: echo one connection from the host on vsock port 1234 (the host sends first).
+if $B grep -q minnow.vsock /proc/cmdline; then
+    echo "MINNOW-INIT vsock=$($B timeout 40 /bin/vsock-echo listen 1234 2>&1 | $B tail -n 1)"
 fi
 # minnow.blk: read /dev/vda at two offsets, then write a line at sector 100 and flush it.
 if $B grep -q minnow.blk /proc/cmdline; then
@@ -328,7 +334,12 @@ fn check_static(elf: &[u8]) -> Result<()> {
 }
 
 /// The initramfs contents, built in memory (the archive is deterministic).
-fn initramfs_archive(busybox: &[u8], boot_done: &[u8], modules: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+/// `tools` are guest-tools programs, (name, bytes), installed in /bin.
+fn initramfs_archive(
+    busybox: &[u8],
+    tools: &[(&str, &[u8])],
+    modules: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>> {
     let mut c = cpio::Newc::new();
     for d in ["bin", "dev", "proc", "sys"] {
         c.dir(d, 0o755)?;
@@ -337,7 +348,9 @@ fn initramfs_archive(busybox: &[u8], boot_done: &[u8], modules: &[(String, Vec<u
     // node init runs with no stdout and the MINNOW-INIT lines are lost.
     c.char_dev("dev/console", 0o600, 5, 1)?;
     c.file("bin/busybox", 0o755, busybox)?;
-    c.file("bin/boot-done", 0o755, boot_done)?;
+    for (name, bytes) in tools {
+        c.file(&format!("bin/{name}"), 0o755, bytes)?;
+    }
     c.dir("lib", 0o755)?;
     c.dir("lib/modules", 0o755)?;
     for (name, bytes) in modules {
@@ -347,8 +360,9 @@ fn initramfs_archive(busybox: &[u8], boot_done: &[u8], modules: &[(String, Vec<u
     Ok(c.finish())
 }
 
-/// Builds guest-tools' `boot-done` static (musl), for the initramfs; returns its path.
-fn build_boot_done() -> Result<PathBuf> {
+/// Builds guest-tools (`boot-done`, `vsock-echo`) static (musl), for the guest and the nested
+/// host; returns the directory that holds them.
+pub fn build_guest_tools() -> Result<PathBuf> {
     let target = crate::minnow_bin::STATIC_TARGET;
     let root = crate::workspace_root();
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -366,10 +380,10 @@ fn build_boot_done() -> Result<PathBuf> {
         .context("running cargo")?;
     if !status.success() {
         bail!(
-            "building boot-done for {target} failed (is the target installed? `rustup target add {target}`)"
+            "building guest-tools for {target} failed (is the target installed? `rustup target add {target}`)"
         );
     }
-    Ok(root.join("target").join(target).join("release/boot-done"))
+    Ok(root.join("target").join(target).join("release"))
 }
 
 fn build_initramfs(dir: &Path, module_paths: &[PathBuf]) -> Result<()> {
@@ -381,7 +395,9 @@ fn build_initramfs(dir: &Path, module_paths: &[PathBuf]) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {BUSYBOX}")),
     };
     check_static(&busybox).with_context(|| format!("checking {BUSYBOX}"))?;
-    let boot_done = fs::read(build_boot_done()?).context("reading boot-done")?;
+    let tools = build_guest_tools()?;
+    let boot_done = fs::read(tools.join("boot-done")).context("reading boot-done")?;
+    let vsock_echo = fs::read(tools.join("vsock-echo")).context("reading vsock-echo")?;
     let modules = module_paths
         .iter()
         .map(|p| {
@@ -394,7 +410,11 @@ fn build_initramfs(dir: &Path, module_paths: &[PathBuf]) -> Result<()> {
                 .with_context(|| format!("reading {}", p.display()))
         })
         .collect::<Result<Vec<_>>>()?;
-    let archive = initramfs_archive(&busybox, &boot_done, &modules)?;
+    let archive = initramfs_archive(
+        &busybox,
+        &[("boot-done", &boot_done), ("vsock-echo", &vsock_echo)],
+        &modules,
+    )?;
     let out = dir.join("initramfs.cpio");
     if fs::read(&out).is_ok_and(|old| old == archive) {
         eprintln!("[guest] initramfs.cpio: up to date ({})", mib(archive.len()));
@@ -445,7 +465,12 @@ mod tests {
     #[test]
     fn archive_layout() {
         let modules = [("virtio.ko".to_string(), b"\x7fELF-ko".to_vec())];
-        let a = initramfs_archive(b"\x7fELF-busybox", b"\x7fELF-boot-done", &modules).unwrap();
+        let a = initramfs_archive(
+            b"\x7fELF-busybox",
+            &[("boot-done", b"\x7fELF-boot-done")],
+            &modules,
+        )
+        .unwrap();
         let text = String::from_utf8_lossy(&a);
         let at = |name: &str| {
             text.find(&format!("{name}\0"))

@@ -20,10 +20,23 @@ pub const VIRTIO_GUEST: &[&str] = &[
     "net_failover",
     "virtio_net",
     "virtio_console",
+    "vsock",
+    "vmw_vsock_virtio_transport_common",
+    "vmw_vsock_virtio_transport",
 ];
-/// The nested KVM host's modules, in load order: KVM on AMD (QEMU TCG emulates SVM), and TUN
-/// for the guests' TAP interfaces.
-pub const NESTED_HOST: &[&str] = &["irqbypass", "kvm", "kvm-amd", "tun"];
+/// The nested KVM host's modules, in load order: KVM on AMD (QEMU TCG emulates SVM), TUN for the
+/// guests' TAP interfaces, and vhost-vsock for their sockets.
+pub const NESTED_HOST: &[&str] = &[
+    "irqbypass",
+    "kvm",
+    "kvm-amd",
+    "tun",
+    "vhost_iotlb",
+    "vhost",
+    "vsock",
+    "vmw_vsock_virtio_transport_common",
+    "vhost_vsock",
+];
 
 /// Returns the paths of `names` (module names without `.ko`), in the same order, extracting them
 /// from the kernel package when they are not cached yet.

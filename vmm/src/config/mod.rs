@@ -99,6 +99,8 @@ pub enum VirtioDeviceConfig {
     /// `-device virtconsole,chardev=ID` (after `-device virtio-serial-device`):
     /// `chardevs[index]`.
     Console { chardev: usize },
+    /// `-device vhost-vsock-device,guest-cid=N`: the host kernel's vhost-vsock.
+    Vsock { cid: u64 },
 }
 
 /// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.
@@ -411,6 +413,19 @@ fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
     parsed.map_err(|_| bad(option, v, ": give a number, e.g. 0xf4"))
 }
 
+/// A vsock guest CID: 0-2 name the hypervisor, loopback and host, and u32::MAX is "any".
+fn parse_cid(v: &str) -> Result<u64, ConfigError> {
+    use crate::devices::virtio::vsock::{MAX_GUEST_CID, MIN_GUEST_CID};
+    match v.parse::<u64>() {
+        Ok(cid) if (MIN_GUEST_CID..=MAX_GUEST_CID).contains(&cid) => Ok(cid),
+        _ => Err(bad(
+            "-device vhost-vsock-device,guest-cid",
+            v,
+            ": give a number from 3 to 4294967294 (0-2 are the hypervisor, loopback and host)",
+        )),
+    }
+}
+
 /// A MAC address, `52:54:00:12:34:56`.
 fn parse_mac(s: &str) -> Result<[u8; 6], ConfigError> {
     let hint = ": use six hex bytes, 52:54:00:12:34:56";
@@ -601,11 +616,35 @@ fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Result<(), Co
             c.virtio.push(VirtioDeviceConfig::Rng);
             Ok(())
         }
+        "vhost-vsock-device" => {
+            let hint = ": use guest-cid=N, 3 or more";
+            let mut cid = None;
+            for (k, v) in parts {
+                match k.as_str() {
+                    "guest-cid" => cid = Some(parse_cid(&v)?),
+                    "id" => {}
+                    _ => return Err(bad("-device vhost-vsock-device", &k, hint)),
+                }
+            }
+            let cid = cid.ok_or_else(|| bad("-device vhost-vsock-device", s, ": it needs guest-cid=N"))?;
+            if c.virtio
+                .iter()
+                .any(|d| matches!(d, VirtioDeviceConfig::Vsock { .. }))
+            {
+                return Err(bad(
+                    "-device",
+                    "vhost-vsock-device",
+                    ": a VM has one vsock device",
+                ));
+            }
+            c.virtio.push(VirtioDeviceConfig::Vsock { cid });
+            Ok(())
+        }
         _ => Err(bad(
             "-device",
             &driver,
             ": supported: isa-debug-exit, virtio-blk-device, virtio-net-device, virtio-rng-device, \
-             virtio-serial-device with virtconsole (vsock is not built yet)",
+             virtio-serial-device with virtconsole, vhost-vsock-device",
         )),
     }
 }
@@ -759,6 +798,8 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       virtio console (hvc0), output to stdio or a file
   -device virtio-rng-device[,rng=ID]  virtio entropy device, fed from getrandom(2)
                                       (-object rng-random|rng-builtin,id=ID accepted)
+  -device vhost-vsock-device,guest-cid=N
+                                      vsock through the host's vhost_vsock module
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks
@@ -901,6 +942,37 @@ mod tests {
         assert_eq!(c.virtio, [VirtioDeviceConfig::Rng]);
         assert!(parse_str("-device virtio-rng-device,max-bytes=9").is_err());
         assert!(parse_str("-object memory-backend-ram,id=m").is_err());
+    }
+
+    #[test]
+    fn vhost_vsock_takes_a_guest_cid_from_3() {
+        let c = parse_str("-device vhost-vsock-device,id=v0,guest-cid=42")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.virtio, [VirtioDeviceConfig::Vsock { cid: 42 }]);
+        for (args, says) in [
+            ("-device vhost-vsock-device", "it needs guest-cid=N"),
+            (
+                "-device vhost-vsock-device,guest-cid=2",
+                "0-2 are the hypervisor, loopback and host",
+            ),
+            (
+                "-device vhost-vsock-device,guest-cid=4294967295",
+                "from 3 to 4294967294",
+            ),
+            ("-device vhost-vsock-device,guest-cid=x", "from 3 to 4294967294"),
+            (
+                "-device vhost-vsock-device,guest-cid=3,vhostfd=7",
+                "use guest-cid=N",
+            ),
+            (
+                "-device vhost-vsock-device,guest-cid=3 -device vhost-vsock-device,guest-cid=4",
+                "one vsock device",
+            ),
+        ] {
+            let err = parse_str(args).unwrap_err().to_string();
+            assert!(err.contains(says), "{args}: {err}");
+        }
     }
 
     #[test]

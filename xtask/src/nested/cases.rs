@@ -15,6 +15,7 @@ use minnow_tests::payload_check::{
 /// Where things are inside the L2 initramfs (the image builder puts them there).
 pub mod paths {
     pub const MINNOW: &str = "/bin/minnow";
+    pub const VSOCK_ECHO: &str = "/bin/vsock-echo";
     pub const QEMU: &str = "/usr/bin/qemu-system-x86_64";
     pub const QBOOT_ROM: &str = "/fw/qboot.rom";
     pub const SEABIOS_ROM: &str = "/fw/bios-microvm.bin";
@@ -50,6 +51,7 @@ pub enum LinuxImage {
     Pvh,
 }
 
+#[derive(Clone)]
 pub enum Expect {
     /// A benchmark run: nothing to check but that the guest got to its init.
     Timing,
@@ -64,6 +66,8 @@ pub enum Expect {
         blk: bool,
         /// A virtio-net NIC on an L2 TAP: the guest pings L2's address.
         net: bool,
+        /// A vhost-vsock device: the guest echoes what L2 sends it.
+        vsock: bool,
         append: String,
     },
     Payload {
@@ -77,6 +81,7 @@ pub enum Expect {
     },
 }
 
+#[derive(Clone)]
 pub struct Case {
     pub name: String,
     /// The VMM in L2: [`paths::MINNOW`], or [`paths::QEMU`] for comparisons.
@@ -174,6 +179,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             rng: false,
             blk: false,
             net: false,
+            vsock: false,
             append,
         },
     }
@@ -296,6 +302,34 @@ fn linux_case_hvc(image: LinuxImage, loader: Loader) -> Case {
     case
 }
 
+/// The guest's vsock CID in the vsock case.
+const VSOCK_CID: u32 = 3;
+/// What L2 sends the guest over vsock, and must get back.
+const VSOCK_MESSAGE: &str = "MINNOW-VSOCK-ECHO";
+
+/// Linux with `-device vhost-vsock-device` on L2's vhost_vsock: the guest listens on port 1234,
+/// L2 connects to its CID, sends a line and must read it back.
+fn linux_case_vsock(image: LinuxImage, loader: Loader) -> Case {
+    const OUT: &str = "/tmp/vsock.out";
+    let mut case = linux_case(image, loader, true, true, 1);
+    rename(&mut case, "-vsock", " minnow.vsock=1");
+    if let Expect::Linux { vsock, .. } = &mut case.expect {
+        *vsock = true;
+    }
+    case.args
+        .extend(["-device", &format!("vhost-vsock-device,guest-cid={VSOCK_CID}")].map(String::from));
+    // L2's end starts before the guest and retries until the guest listens.
+    case.setup = vec![format!(
+        "rm -f {OUT}; ({} send {VSOCK_CID} 1234 {VSOCK_MESSAGE} 45 >{OUT} 2>&1 &)",
+        paths::VSOCK_ECHO
+    )];
+    case.after = vec![format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do [ -s {OUT} ] && break; sleep 0.5; done; cat {OUT}"
+    )];
+    case.after_must_have = Some(VSOCK_MESSAGE);
+    case
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -359,6 +393,7 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_blk(BzImage, Direct, true),
         linux_case_net(BzImage, MinnowRom),
         linux_case_hvc(Pvh, Direct),
+        linux_case_vsock(BzImage, MinnowRom),
     ]);
     cases
 }
@@ -485,6 +520,7 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             rng,
             blk,
             net,
+            vsock,
             append,
         } => {
             let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
@@ -495,6 +531,13 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
                 bad.push(format!(
                     "the guest could not ping the TAP's host end: net_ping={:?}",
                     field(out, "MINNOW-INIT net_ping=")
+                ));
+            }
+            let echoed = format!("vsock-echo: echoed {} bytes", VSOCK_MESSAGE.len());
+            if *vsock && field(out, "MINNOW-INIT vsock=") != Some(echoed.as_str()) {
+                bad.push(format!(
+                    "the guest did not echo L2's vsock message: vsock={:?}",
+                    field(out, "MINNOW-INIT vsock=")
                 ));
             }
             let want = if *rng {

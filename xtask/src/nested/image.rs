@@ -83,6 +83,11 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
     img.cpio.char_dev("dev/console", 0o600, 5, 1)?;
     img.file("bin/busybox", 0o755, &read(Path::new("/bin/busybox"))?)?;
     img.file(paths::MINNOW, 0o755, &read(&inputs.minnow)?)?;
+    img.file(
+        paths::VSOCK_ECHO,
+        0o755,
+        &read(&inputs.guest_tools.join("vsock-echo"))?,
+    )?;
     for m in &inputs.modules {
         let name = m.file_name().context("module path")?.to_string_lossy();
         img.file(&format!("lib/modules/{name}"), 0o644, &read(m)?)?;

@@ -169,7 +169,15 @@ impl MmioTransport {
         {
             value &= !STATUS_FEATURES_OK;
         }
+        let starting = value & STATUS_DRIVER_OK != 0 && self.status & STATUS_DRIVER_OK == 0;
         self.status = value | (self.status & STATUS_NEEDS_RESET);
+        if starting {
+            let result = self
+                .device
+                .activate(self.driver_features, &self.queues, &self.mem)
+                .map(|()| false);
+            self.complete(result);
+        }
         let _ = self.wake.write(1);
     }
 

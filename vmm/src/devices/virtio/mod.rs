@@ -8,6 +8,7 @@ pub mod mmio;
 pub mod net;
 pub mod placement;
 pub mod rng;
+pub mod vsock;
 
 use std::os::fd::RawFd;
 use virtio_queue::Queue;
@@ -23,6 +24,9 @@ pub enum DeviceError {
     Chain(#[from] virtio_queue::Error),
     #[error("guest memory: {0}")]
     Memory(String),
+    /// The host side of the device failed (a vhost ioctl, say).
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// A device behind a virtio-mmio transport.
@@ -45,10 +49,21 @@ pub trait VirtioDevice: Send {
         queue: &mut Queue,
         mem: &GuestMemoryMmap,
     ) -> Result<bool, DeviceError>;
+    /// The driver set DRIVER_OK with these features and queues: a device whose work happens
+    /// elsewhere (vhost) starts it here.
+    fn activate(
+        &mut self,
+        _features: u64,
+        _queues: &[Queue],
+        _mem: &GuestMemoryMmap,
+    ) -> Result<(), DeviceError> {
+        Ok(())
+    }
     /// The driver reset the device.
     fn reset(&mut self) {}
-    /// A host fd whose readiness means work for the device (a TAP's incoming frames), polled
-    /// by the device's I/O thread while it returns one.
+    /// A host fd whose readiness means work for the device (a TAP's incoming frames, vhost's
+    /// used-buffer signal). A device that has one when it is created gets an I/O thread, which
+    /// polls it while the driver runs the device.
     fn io_fd(&self) -> Option<RawFd> {
         None
     }
