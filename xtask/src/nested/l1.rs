@@ -50,7 +50,7 @@ pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: D
     .arg(kernel)
     .arg("-initrd")
     .arg(initramfs)
-    .args(["-append", "console=ttyS0 quiet panic=-1"])
+    .args(["-append", "console=ttyS0 loglevel=5 panic=-1"])
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::inherit());

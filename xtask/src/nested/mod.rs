@@ -30,6 +30,8 @@ struct Inputs {
     guest_dir: PathBuf,
     modules: Vec<PathBuf>,
     minnow: PathBuf,
+    /// guest-tools' static programs (vsock-echo is L2's end of the vsock test).
+    guest_tools: PathBuf,
     payload_dir: PathBuf,
     /// Put Debian's QEMU (with its libraries and ROMs) into L2 too, to compare against it.
     with_qemu: bool,
@@ -51,10 +53,12 @@ fn prepare(with_qemu: bool) -> Result<Inputs> {
     let modules = guest::modules::prepare(&guest_dir, guest::modules::NESTED_HOST)?;
     let payload_dir = crate::payloads::build()?;
     let minnow = crate::minnow_bin::build_static()?;
+    let guest_tools = guest::build_guest_tools()?;
     Ok(Inputs {
         guest_dir,
         modules,
         minnow,
+        guest_tools,
         payload_dir,
         with_qemu,
     })
@@ -106,7 +110,7 @@ pub fn run(filter: Option<&str>) -> Result<()> {
         bail!("no case matches {filter:?}");
     }
     let inputs = prepare(false)?;
-    let outcome = boot(&inputs, &cases, "test")?;
+    let outcome = boot_to_the_end(&inputs, &cases)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -133,6 +137,59 @@ pub fn run(filter: Option<&str>) -> Result<()> {
         bail!("{failed} nested case(s) failed");
     }
     Ok(())
+}
+
+/// Boots L2 for `cases`; when L2 gets stuck (QEMU TCG's nested SVM has locked up on us, rarely,
+/// with nothing on L2's console), shows the end of its console, boots a fresh L2 for the cases
+/// that had not finished, and runs the stuck one again last. A case that L2 gets stuck on twice
+/// is failed, with the rest still run. The outcome holds every result.
+fn boot_to_the_end(inputs: &Inputs, cases: &[Case]) -> Result<Outcome> {
+    let mut outcome = boot(inputs, cases, "test")?;
+    let mut stuck_before: Vec<String> = Vec::new();
+    while outcome.timed_out {
+        let left: Vec<&Case> = cases
+            .iter()
+            .filter(|c| !outcome.results.contains_key(&c.name))
+            .filter(|c| !stuck_before.contains(&c.name))
+            .collect();
+        let Some(stuck) = left.first().map(|c| c.name.clone()) else {
+            break;
+        };
+        show_console_tail(&outcome.log);
+        let again = !stuck_before.contains(&stuck);
+        stuck_before.push(stuck.clone());
+        // The stuck case goes last, so one that sticks again cannot hold up the others.
+        let mut retry: Vec<Case> = left.iter().skip(1).map(|&c| c.clone()).collect();
+        if again {
+            retry.push(left[0].clone());
+        }
+        if retry.is_empty() {
+            break;
+        }
+        eprintln!(
+            "[nested] WARNING: L2 got stuck during {stuck}; booting a fresh L2 for the {} case(s) left (the stuck one last)",
+            retry.len()
+        );
+        let next = boot(inputs, &retry, &format!("retry{}", stuck_before.len()))?;
+        outcome.results.extend(next.results);
+        outcome.elapsed += next.elapsed;
+        outcome.timed_out = next.timed_out;
+        outcome.log = next.log;
+    }
+    if !stuck_before.is_empty() {
+        eprintln!("[nested] L2 got stuck during: {}", stuck_before.join(", "));
+    }
+    Ok(outcome)
+}
+
+/// The last lines L2 printed, to see why it stopped.
+fn show_console_tail(log: &std::path::Path) {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    eprintln!("[nested] the end of L2's console ({}):", log.display());
+    for l in &lines[lines.len().saturating_sub(25)..] {
+        eprintln!("    L2| {l}");
+    }
 }
 
 /// Prints one line per case, and for a failure what was wrong with the tail of its serial log
