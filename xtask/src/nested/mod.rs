@@ -110,7 +110,7 @@ pub fn run(filter: Option<&str>) -> Result<()> {
         bail!("no case matches {filter:?}");
     }
     let inputs = prepare(false)?;
-    let outcome = boot_to_the_end(&inputs, &cases)?;
+    let outcome = boot_to_the_end(&cases, |cases, tag| boot(&inputs, cases, tag))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -143,8 +143,11 @@ pub fn run(filter: Option<&str>) -> Result<()> {
 /// with nothing on L2's console), shows the end of its console, boots a fresh L2 for the cases
 /// that had not finished, and runs the stuck one again last. A case that L2 gets stuck on twice
 /// is failed, with the rest still run. The outcome holds every result.
-fn boot_to_the_end(inputs: &Inputs, cases: &[Case]) -> Result<Outcome> {
-    let mut outcome = boot(inputs, cases, "test")?;
+fn boot_to_the_end(
+    cases: &[Case],
+    mut boot: impl FnMut(&[Case], &str) -> Result<Outcome>,
+) -> Result<Outcome> {
+    let mut outcome = boot(cases, "test")?;
     let mut stuck_before: Vec<String> = Vec::new();
     while outcome.timed_out {
         let left: Vec<&Case> = cases
@@ -170,7 +173,7 @@ fn boot_to_the_end(inputs: &Inputs, cases: &[Case]) -> Result<Outcome> {
             "[nested] WARNING: L2 got stuck during {stuck}; booting a fresh L2 for the {} case(s) left (the stuck one last)",
             retry.len()
         );
-        let next = boot(inputs, &retry, &format!("retry{}", stuck_before.len()))?;
+        let next = boot(&retry, &format!("retry{}", stuck_before.len()))?;
         outcome.results.extend(next.results);
         outcome.elapsed += next.elapsed;
         outcome.timed_out = next.timed_out;
@@ -231,4 +234,68 @@ fn report(
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The case names each fake L2 boot was given.
+    type Boots = std::rc::Rc<std::cell::RefCell<Vec<Vec<String>>>>;
+
+    /// A fake L2 that locks up when it reaches a case named in `sticks` (once per entry).
+    fn fake_l2(sticks: &[&str]) -> (impl FnMut(&[Case], &str) -> Result<Outcome>, Boots) {
+        let mut sticks: Vec<String> = sticks.iter().map(|s| s.to_string()).collect();
+        let boots = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let seen = boots.clone();
+        let boot = move |cases: &[Case], _tag: &str| {
+            seen.borrow_mut()
+                .push(cases.iter().map(|c| c.name.clone()).collect());
+            let mut results = HashMap::new();
+            let mut timed_out = false;
+            for c in cases {
+                if let Some(i) = sticks.iter().position(|s| *s == c.name) {
+                    sticks.remove(i);
+                    timed_out = true;
+                    break;
+                }
+                results.insert(c.name.clone(), CaseOutput::default());
+            }
+            Ok(Outcome {
+                results,
+                log: PathBuf::from("/nonexistent/console.log"),
+                timed_out,
+                timeout: Duration::from_secs(1),
+                elapsed: Duration::from_secs(1),
+            })
+        };
+        (boot, boots)
+    }
+
+    fn names(n: usize) -> Vec<Case> {
+        cases::payload_cases().into_iter().take(n).collect()
+    }
+
+    #[test]
+    fn a_case_l2_sticks_on_once_runs_again_last_and_the_rest_still_run() {
+        let cases = names(4);
+        let (boot, boots) = fake_l2(&[&cases[1].name]);
+        let outcome = boot_to_the_end(&cases, boot).unwrap();
+        assert!(!outcome.timed_out);
+        assert_eq!(outcome.results.len(), 4);
+        let boots = boots.borrow();
+        assert_eq!(boots.len(), 2);
+        let n = |i: usize| cases[i].name.clone();
+        assert_eq!(boots[1], vec![n(2), n(3), n(1)]);
+    }
+
+    #[test]
+    fn a_case_l2_sticks_on_twice_fails_and_the_rest_still_run() {
+        let cases = names(4);
+        let (boot, _) = fake_l2(&[&cases[1].name, &cases[1].name]);
+        let outcome = boot_to_the_end(&cases, boot).unwrap();
+        assert!(outcome.timed_out);
+        assert_eq!(outcome.results.len(), 3);
+        assert!(!outcome.results.contains_key(&cases[1].name));
+    }
 }
