@@ -32,6 +32,7 @@ use crate::vstate::vcpu::{ExitHandlers, Vcpu, VcpuError};
 use crate::vstate::vm::{self, Irqchip, VmError};
 use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -173,7 +174,8 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     let serial = match c.machine.isa_serial {
         true => Some((
             attach_serial(&mut pio, &vm, &c.serial, &timeline)?,
-            c.serial == Serial::Stdio,
+            // stdin feeds one device: a virtio console on stdio, which was asked for by name.
+            c.serial == Serial::Stdio && !virtconsole_on_stdio(c),
         )),
         false => None,
     };
@@ -274,7 +276,28 @@ fn console_device(chardev: Option<&Chardev>) -> Result<Box<dyn VirtioDevice>, Ma
                 .map_err(io(format!("opening the console file {}", path.display())))?,
         ),
     };
-    Ok(Box::new(Console::new(out)))
+    // A stdio console also takes the guest's input from stdin (a duplicate, so the device's
+    // reads cannot close the process's own fd 0).
+    let input = match &ch.path {
+        None => Some(std::fs::File::from(
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(io("duplicating stdin for the virtio console"))?,
+        )),
+        Some(_) => None,
+    };
+    Ok(Box::new(Console::new(out, input)))
+}
+
+/// Whether a virtconsole's chardev is stdio (then it, not COM1, reads stdin).
+fn virtconsole_on_stdio(c: &Config) -> bool {
+    c.virtio.iter().any(|d| match d {
+        VirtioDeviceConfig::Console { chardev } => {
+            c.chardevs.get(*chardev).is_some_and(|ch| ch.path.is_none())
+        }
+        _ => false,
+    })
 }
 
 /// A virtio-net device on the TAP `netdev` names.
