@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Minnow needs on a fresh Debian machine: QEMU (the reference machine, and qboot.rom
 # and SeaBIOS as reference firmware; qemu-img to check qcow2 images), busybox-static for guest
-# initramfs images, the pinned Rust toolchain with its bare-metal and musl targets, and nightly
+# initramfs images, linux-source and a C toolchain for the seed workload's kernel, e2fsprogs for
+# its disk, the pinned Rust toolchain with its bare-metal and musl targets, and nightly
 # with cargo-fuzz for the fuzz targets. Safe to run again.
 set -euo pipefail
 
-packages=(qemu-system-x86 qemu-system-data qemu-utils seabios busybox-static acpica-tools gdb)
+packages=(qemu-system-x86 qemu-system-data qemu-utils seabios busybox-static acpica-tools gdb
+    e2fsprogs linux-source build-essential bc flex bison libelf-dev xz-utils)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -45,7 +45,13 @@ for m in failover net_failover virtio_net virtio_console vsock vmw_vsock_virtio_
     $B insmod /lib/modules/$m.ko 2>/dev/null
 done
 # minnow.hvc: a line on the virtio console, which minnow writes to its chardev.
+# minnow.hvcin: the host types a line into the console. hvc0 is held open from here, as a getty
+# would hold it: a tty drops unread input when its last user closes it, as the echo below does.
+$B grep -q minnow.hvcin /proc/cmdline && exec 3</dev/hvc0
 $B grep -q minnow.hvc /proc/cmdline && echo MINNOW-HVC0-SAYS-HELLO >/dev/hvc0
+if $B grep -q minnow.hvcin /proc/cmdline; then
+    echo "MINNOW-INIT hvc0_input=$($B timeout 20 $B head -n 1 <&3 | $B tr -d '\r')"
+fi
 hwrng=$($B cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
 echo "MINNOW-INIT hwrng=${hwrng:-none} bytes=$($B dd if=/dev/hwrng bs=16 count=1 2>/dev/null | $B wc -c)"
 # minnow.net: bring eth0 up and ping the host's end of the TAP.
@@ -65,6 +71,8 @@ if $B grep -q minnow.blk /proc/cmdline; then
     done
     echo MINNOW-GUEST-WROTE-THIS | $B dd of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null
     echo "MINNOW-INIT blk_write=$?"
+    # minnow.blkkill: the host kills the VMM now; nothing after the flush may be needed.
+    $B grep -q minnow.blkkill /proc/cmdline && $B sleep 3600
 fi
 # rtc=ok when the RTC driver found the clock; epoch is the system time it set at boot.
 if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi

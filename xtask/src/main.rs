@@ -10,6 +10,8 @@ mod guest;
 mod minnow_bin;
 mod nested;
 mod payloads;
+mod seed_disk;
+mod seed_kernel;
 mod test;
 
 #[derive(Parser)]
@@ -56,6 +58,9 @@ enum Task {
     NestedTest { filter: Option<String> },
     /// Build the boot conformance payloads (multiboot 1 and 2, PVH, bzImage) into target/payloads/.
     Payloads,
+    /// Build the seed workload's guest kernel (virtio-blk, virtio-mmio with command-line devices
+    /// and ext4 built in) from Debian's linux-source; cached.
+    SeedKernel,
     /// Build everything the tests need, then run the whole test suite.
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -78,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         Task::Guest => guest::prepare().map(|_| ()),
         Task::NestedTest { filter } => nested::run(filter.as_deref()),
         Task::Payloads => payloads::build().map(|_| ()),
+        Task::SeedKernel => seed_kernel::build().map(|_| ()),
         Task::Test { args } => test::run(&args),
     }
 }

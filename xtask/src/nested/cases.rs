@@ -16,6 +16,10 @@ use minnow_tests::payload_check::{
 pub mod paths {
     pub const MINNOW: &str = "/bin/minnow";
     pub const VSOCK_ECHO: &str = "/bin/vsock-echo";
+    pub const MINNOW_ROM: &str = "/fw/minnow.rom";
+    /// The seed workload's kernel (virtio-blk, virtio-mmio and ext4 built in) and its disk.
+    pub const SEED_KERNEL: &str = "/seed/bzImage";
+    pub const SEED_DISK: &str = "/seed/hello.qcow2";
     pub const QEMU: &str = "/usr/bin/qemu-system-x86_64";
     pub const QBOOT_ROM: &str = "/fw/qboot.rom";
     pub const SEABIOS_ROM: &str = "/fw/bios-microvm.bin";
@@ -55,6 +59,9 @@ pub enum LinuxImage {
 pub enum Expect {
     /// A benchmark run: nothing to check but that the guest got to its init.
     Timing,
+    /// The seed workload: its greeting on the console; with ACPI the guest powers off (exit 0),
+    /// without it the guest halts and L2 stops minnow with SIGTERM (exit 143).
+    Seed { acpi: bool },
     Linux {
         smp: u32,
         acpi: bool,
@@ -68,6 +75,11 @@ pub enum Expect {
         net: bool,
         /// A vhost-vsock device: the guest echoes what L2 sends it.
         vsock: bool,
+        /// L2 typed a line into a stdio virtio console: the guest must have read it.
+        hvc_input: bool,
+        /// L2 kills minnow (SIGKILL) once the guest's disk write is flushed: only the write and
+        /// the image are checked.
+        killed: bool,
         append: String,
     },
     Payload {
@@ -88,6 +100,12 @@ pub struct Case {
     pub program: &'static str,
     /// Its arguments, except `-serial`, which the L2 script adds.
     pub args: Vec<String>,
+    /// COM1 is the command line's own `-serial mon:stdio`, so L2 takes minnow's stdout as the
+    /// serial log instead of adding `-serial file:`.
+    pub serial_on_stdout: bool,
+    /// Stop the VM with SIGTERM after this many seconds (a guest that halts instead of powering
+    /// off); otherwise it gets SIGKILL after the script's CASE_TIMEOUT_SECS, as a hang.
+    pub stop_after: Option<u32>,
     /// Shell lines L2 runs before the case (e.g. to make a disk image).
     pub setup: Vec<String>,
     /// Shell lines L2 runs after it, their output relayed (e.g. to read the image back).
@@ -170,6 +188,8 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
         program: paths::MINNOW,
         args,
         setup: vec![],
+        serial_on_stdout: false,
+        stop_after: None,
         after: vec![],
         after_must_have: None,
         expect: Expect::Linux {
@@ -180,6 +200,8 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             blk: false,
             net: false,
             vsock: false,
+            hvc_input: false,
+            killed: false,
             append,
         },
     }
@@ -302,6 +324,43 @@ fn linux_case_hvc(image: LinuxImage, loader: Loader) -> Case {
     case
 }
 
+/// Linux with a virtio console on stdio: L2 feeds minnow's stdin a line, which the guest must
+/// read from /dev/hvc0; what the guest writes to hvc0 must reach minnow's stdout.
+fn linux_case_hvc_stdio(image: LinuxImage, loader: Loader) -> Case {
+    let mut case = linux_case(image, loader, true, true, 1);
+    rename(&mut case, "-hvcstdio", " minnow.hvcin=1");
+    case.args.extend(
+        [
+            "-device",
+            "virtio-serial-device",
+            "-chardev",
+            "stdio,id=c0",
+            "-device",
+            "virtconsole,chardev=c0",
+        ]
+        .map(String::from),
+    );
+    // Typed once the guest's console is up, as a user would: a console without multiport has no
+    // "port open" message, and Linux drops input that arrives before its hvc0 tty exists. The
+    // FIFO's writer waits for the guest's greeting on minnow's stdout.
+    case.setup = vec![
+        "rm -f /tmp/case.stdin && mkfifo /tmp/case.stdin".into(),
+        format!(
+            "(i=0; while ! grep -q MINNOW-HVC0-SAYS-HELLO /tmp/stdout.log 2>/dev/null && [ $i -lt 450 ]; \
+             do sleep 0.1; i=$((i+1)); done; echo {HVC_INPUT}) >/tmp/case.stdin &"
+        ),
+    ];
+    case.after = vec!["tr -d '\\r' </tmp/stdout.log".into()];
+    case.after_must_have = Some("MINNOW-HVC0-SAYS-HELLO");
+    if let Expect::Linux { hvc_input, .. } = &mut case.expect {
+        *hvc_input = true;
+    }
+    case
+}
+
+/// What L2 types into the stdio virtio console.
+const HVC_INPUT: &str = "MINNOW-HVC0-INPUT";
+
 /// The guest's vsock CID in the vsock case.
 const VSOCK_CID: u32 = 3;
 /// What L2 sends the guest over vsock, and must get back.
@@ -327,6 +386,70 @@ fn linux_case_vsock(image: LinuxImage, loader: Loader) -> Case {
         "for i in 1 2 3 4 5 6 7 8 9 10; do [ -s {OUT} ] && break; sleep 0.5; done; cat {OUT}"
     )];
     case.after_must_have = Some(VSOCK_MESSAGE);
+    case
+}
+
+/// The seed workload of the Ubuntu microvm guide, word for word but for the binary's name, the
+/// ROM's path and, for `acpi=off`, `-M microvm,acpi=off` in front. It runs in /tmp on a fresh copy
+/// of hello.qcow2 (the guide names it relative to the working directory).
+fn seed_case(acpi: bool) -> Case {
+    let mut args: Vec<String> = if acpi {
+        vec![]
+    } else {
+        vec!["-M".into(), "microvm,acpi=off".into()]
+    };
+    args.extend(
+        [
+            "-m",
+            "128M",
+            "-machine",
+            "accel=kvm",
+            "-bios",
+            paths::MINNOW_ROM,
+            "-kernel",
+            paths::SEED_KERNEL,
+            "-append",
+            "console=ttyS0 root=/dev/vda fsck.mode=skip init=/usr/bin/hello",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-serial",
+            "mon:stdio",
+            "-drive",
+            "file=hello.qcow2,index=0,format=qcow2,media=disk,if=none,id=virtio1",
+            "-device",
+            "virtio-blk-device,drive=virtio1",
+        ]
+        .map(String::from),
+    );
+    Case {
+        name: format!("seed-hello-qcow2-acpi{}", on_off(acpi)),
+        program: paths::MINNOW,
+        args,
+        serial_on_stdout: true,
+        stop_after: (!acpi).then_some(30),
+        setup: vec![format!("cd /tmp && cp {} hello.qcow2", paths::SEED_DISK)],
+        after: vec!["cd /".into()],
+        after_must_have: None,
+        expect: Expect::Seed { acpi },
+    }
+}
+
+/// The crash test: like [`linux_case_blk`] on qcow2 (whose metadata minnow caches), but the
+/// guest stops after its fsynced write and L2 kills minnow with SIGKILL as soon as the guest
+/// reports it. The line must be in the image all the same.
+fn linux_case_blk_killed(image: LinuxImage, loader: Loader) -> Case {
+    let mut case = linux_case_blk(image, loader, true);
+    rename(&mut case, "-kill9", " minnow.blkkill=1");
+    if let Expect::Linux { killed, .. } = &mut case.expect {
+        *killed = true;
+    }
+    case.setup.push(
+        "(i=0; while ! grep -q 'MINNOW-INIT blk_write=' /tmp/serial.log 2>/dev/null && [ $i -lt 450 ]; \
+         do sleep 0.1; i=$((i+1)); done; killall -9 minnow) &"
+            .into(),
+    );
     case
 }
 
@@ -391,9 +514,13 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_blk(BzImage, MinnowRom, false),
         linux_case_blk(Pvh, Direct, false),
         linux_case_blk(BzImage, Direct, true),
+        linux_case_blk_killed(BzImage, MinnowRom),
         linux_case_net(BzImage, MinnowRom),
         linux_case_hvc(Pvh, Direct),
+        linux_case_hvc_stdio(BzImage, MinnowRom),
         linux_case_vsock(BzImage, MinnowRom),
+        seed_case(true),
+        seed_case(false),
     ]);
     cases
 }
@@ -442,6 +569,8 @@ fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp:
         program: paths::MINNOW,
         args,
         setup: vec![],
+        serial_on_stdout: false,
+        stop_after: None,
         after: vec![],
         after_must_have: None,
         expect: Expect::Payload {
@@ -513,6 +642,18 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
     match &case.expect {
         Expect::Timing if field(out, "MINNOW-INIT done").is_some() => vec![],
         Expect::Timing => vec!["the guest's /init never reported done".into()],
+        Expect::Seed { acpi } => {
+            let mut bad = Vec::new();
+            let greeting = minnow_guest_tools::SEED_GREETING;
+            if !out.serial.iter().chain(&out.tail).any(|l| l.trim() == greeting) {
+                bad.push(format!("no {greeting:?} on the console"));
+            }
+            let want = if *acpi { 0 } else { 128 + 15 };
+            if out.rc != want {
+                bad.push(format!("minnow exited with {}, expected {want}", out.rc));
+            }
+            bad
+        }
         Expect::Linux {
             smp,
             acpi,
@@ -521,8 +662,18 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             blk,
             net,
             vsock,
+            hvc_input,
+            killed,
             append,
         } => {
+            if *killed {
+                let mut bad = Vec::new();
+                check_blk(&mut bad, out);
+                if out.rc != 128 + 9 {
+                    bad.push(format!("minnow exited with {}, expected 137 (SIGKILL)", out.rc));
+                }
+                return bad;
+            }
             let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
             if *blk {
                 check_blk(&mut bad, out);
@@ -531,6 +682,12 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
                 bad.push(format!(
                     "the guest could not ping the TAP's host end: net_ping={:?}",
                     field(out, "MINNOW-INIT net_ping=")
+                ));
+            }
+            if *hvc_input && field(out, "MINNOW-INIT hvc0_input=") != Some(HVC_INPUT) {
+                bad.push(format!(
+                    "the guest did not read L2's line from hvc0: hvc0_input={:?}",
+                    field(out, "MINNOW-INIT hvc0_input=")
                 ));
             }
             let echoed = format!("vsock-echo: echoed {} bytes", VSOCK_MESSAGE.len());

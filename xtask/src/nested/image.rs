@@ -1,4 +1,5 @@
-//! The L2 initramfs: busybox, the KVM modules, minnow, qboot.rom, the L3 kernel and initramfs,
+//! The L2 initramfs: busybox, the KVM modules, minnow, its ROM, qboot.rom, the L3 kernel and
+//! initramfs, the seed workload's kernel and disk,
 //! the payloads and their initrd, the generated `/init`, and for comparisons Debian's QEMU with
 //! the libraries `ldd` names and the ROMs it loads.
 use super::cases::paths;
@@ -88,6 +89,9 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
         0o755,
         &read(&inputs.guest_tools.join("vsock-echo"))?,
     )?;
+    img.file(paths::MINNOW_ROM, 0o644, &read(&inputs.rom)?)?;
+    img.file(paths::SEED_KERNEL, 0o644, &read(&inputs.seed_kernel)?)?;
+    img.file(paths::SEED_DISK, 0o644, &read(&inputs.seed_disk)?)?;
     for m in &inputs.modules {
         let name = m.file_name().context("module path")?.to_string_lossy();
         img.file(&format!("lib/modules/{name}"), 0o644, &read(m)?)?;

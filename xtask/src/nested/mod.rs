@@ -32,6 +32,11 @@ struct Inputs {
     minnow: PathBuf,
     /// guest-tools' static programs (vsock-echo is L2's end of the vsock test).
     guest_tools: PathBuf,
+    /// minnow.rom as a file, for the seed workload's `-bios`.
+    rom: PathBuf,
+    /// The seed workload: its kernel and its disk.
+    seed_kernel: PathBuf,
+    seed_disk: PathBuf,
     payload_dir: PathBuf,
     /// Put Debian's QEMU (with its libraries and ROMs) into L2 too, to compare against it.
     with_qemu: bool,
@@ -48,17 +53,22 @@ struct Outcome {
 
 /// Builds the ROM, the guest, the payloads and the static minnow.
 fn prepare(with_qemu: bool) -> Result<Inputs> {
-    crate::firmware::build()?;
+    let rom = crate::firmware::build()?;
     let guest_dir = guest::prepare()?;
     let modules = guest::modules::prepare(&guest_dir, guest::modules::NESTED_HOST)?;
     let payload_dir = crate::payloads::build()?;
     let minnow = crate::minnow_bin::build_static()?;
     let guest_tools = guest::build_guest_tools()?;
+    let seed_kernel = crate::seed_kernel::build()?;
+    let seed_disk = crate::seed_disk::build(&guest_tools.join("hello"))?;
     Ok(Inputs {
         guest_dir,
         modules,
         minnow,
         guest_tools,
+        rom,
+        seed_kernel,
+        seed_disk,
         payload_dir,
         with_qemu,
     })

@@ -34,19 +34,28 @@ if [ ! -c /dev/kvm ]; then
     poweroff -f
 fi
 echo "{L2}/dev/kvm ready at $(up) s"
+# run_case NAME SIGNAL SECONDS SERIAL PROGRAM ARGS...: SERIAL "file" adds -serial file:, "stdout"
+# takes the program's stdout (its own -serial mon:stdio) as the serial log.
 run_case() {{
-    name=$1; program=$2; shift 2
+    name=$1; sig=$2; secs=$3; serial=$4; program=$5; shift 5
     echo "{BEGIN}$name"
     t0=$(up)
-    timeout -s KILL {CASE_TIMEOUT_SECS} "$program" "$@" -serial file:/tmp/serial.log 2>/tmp/stderr.log
+    # A case's setup may leave its stdin in /tmp/case.stdin (a file, or a FIFO it writes).
+    in=/dev/null; [ -e /tmp/case.stdin ] && in=/tmp/case.stdin
+    if [ "$serial" = stdout ]; then
+        timeout -s $sig $secs "$program" "$@" <$in >/tmp/serial.log 2>/tmp/stderr.log
+    else
+        timeout -s $sig $secs "$program" "$@" -serial file:/tmp/serial.log <$in >/tmp/stdout.log 2>/tmp/stderr.log
+    fi
     rc=$?
     t1=$(up)
-    tr -d '\r' </tmp/serial.log | grep -E 'MINNOW-|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP' | sed 's/^/{SERIAL}/'
+    tr -d '\r' </tmp/serial.log | grep -E 'MINNOW-|seed workload|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP' | sed 's/^/{SERIAL}/'
     tr -d '\r' </tmp/serial.log | tail -n {TAIL_LINES} | sed 's/^/{TAIL}/'
     sed 's/^/{STDERR}/' /tmp/stderr.log
     rm -f /tmp/serial.log /tmp/stderr.log
 }}
 end_case() {{
+    rm -f /tmp/stdout.log /tmp/case.stdin
     echo "{END}$name rc=$rc start=$t0 end=$t1"
 }}
 "#,
@@ -56,7 +65,13 @@ end_case() {{
         for line in &case.setup {
             s.push_str(&format!("{line}\n"));
         }
-        let words: Vec<String> = [case.name.as_str(), case.program]
+        let (sig, secs) = match case.stop_after {
+            Some(secs) => ("TERM", secs),
+            None => ("KILL", CASE_TIMEOUT_SECS),
+        };
+        let serial = if case.serial_on_stdout { "stdout" } else { "file" };
+        let secs = secs.to_string();
+        let words: Vec<String> = [case.name.as_str(), sig, &secs, serial, case.program]
             .into_iter()
             .chain(case.args.iter().map(String::as_str))
             .map(sh_quote)
@@ -95,7 +110,14 @@ mod tests {
         assert!(script.starts_with("#!/bin/busybox sh\n"));
         assert!(script.contains("insmod /lib/modules/$m.ko"));
         for c in &cases {
-            assert!(script.contains(&format!("run_case '{}' ", c.name)), "{}", c.name);
+            assert!(
+                script.contains(&format!(
+                    "run_case '{}' 'KILL' '{CASE_TIMEOUT_SECS}' 'file' ",
+                    c.name
+                )),
+                "{}",
+                c.name
+            );
         }
         assert!(script.trim_end().ends_with("poweroff -f"));
         assert_eq!(script.matches("\nend_case\n").count(), cases.len());
