@@ -74,6 +74,16 @@ if $B grep -q minnow.blk /proc/cmdline; then
     # minnow.blkkill: the host kills the VMM now; nothing after the flush may be needed.
     $B grep -q minnow.blkkill /proc/cmdline && $B sleep 3600
 fi
+# minnow.diskbench: time dd with O_DIRECT on /dev/vda (cargo xtask bench disk reads the stamps):
+# 64 MiB written in 1 MiB blocks and flushed, read back, then 1024 4 KiB reads and writes.
+if $B grep -q minnow.diskbench /proc/cmdline; then
+    t() { $B cut -d' ' -f1 /proc/uptime; }
+    t0=$(t); $B dd if=/dev/zero of=/dev/vda bs=1M count=64 oflag=direct conv=fsync 2>/dev/null
+    t1=$(t); $B dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null
+    t2=$(t); $B dd if=/dev/vda of=/dev/null bs=4k count=1024 iflag=direct 2>/dev/null
+    t3=$(t); $B dd if=/dev/zero of=/dev/vda bs=4k count=1024 oflag=direct 2>/dev/null
+    t4=$(t); echo "MINNOW-DISKBENCH t0=$t0 t1=$t1 t2=$t2 t3=$t3 t4=$t4"
+fi
 # rtc=ok when the RTC driver found the clock; epoch is the system time it set at boot.
 if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
 echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"

@@ -28,9 +28,10 @@ enum Task {
     /// instructions and device accesses from reset to kernel entry, for
     /// minnow.rom, qboot.rom and SeaBIOS on the same QEMU command line. `vmm`: VM start-to-exit
     /// time and peak RSS, minnow against QEMU. `nested`: real Linux boot times on the nested
-    /// KVM host, every boot route and QEMU microvm.
+    /// KVM host, every boot route and QEMU microvm. `disk`: virtio-blk throughput and IOPS in a
+    /// guest on the nested KVM host, raw and qcow2, minnow against QEMU microvm.
     Bench {
-        #[arg(value_parser = ["firmware", "vmm", "nested"])]
+        #[arg(value_parser = ["firmware", "vmm", "nested", "disk"])]
         what: Option<String>,
     },
     /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
@@ -75,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             None => bench::all::run(),
             Some("vmm") => bench::vmm::run(),
             Some("nested") => nested::bench::run(),
+            Some("disk") => nested::bench_disk::run(),
             _ => bench::firmware::run(),
         },
         Task::Demo { linux, linux_host } => demo::run(linux, linux_host),

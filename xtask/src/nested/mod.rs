@@ -9,6 +9,7 @@
 //! Outputs land in target/nested/: `test-l2.cpio`, `test-init.sh`, and `test-console.log` (L2's
 //! console with host timestamps); `cargo xtask bench nested` writes `bench-*`.
 pub mod bench;
+pub mod bench_disk;
 mod cases;
 mod console;
 pub mod demo;
