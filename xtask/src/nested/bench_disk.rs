@@ -12,7 +12,7 @@ use super::console::CaseOutput;
 use anyhow::{bail, Result};
 use minnow_tests::payload_check::Loader;
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Where each run's fresh image is, in L2.
 const DISK: &str = "/tmp/bench-disk.img";
 /// Sizes the guest's dd runs use (see guest.rs).

@@ -47,10 +47,21 @@ const MAX_TRANSFER: usize = 16 << 20;
 /// The device ID (serial) reply length.
 const ID_LEN: usize = 20;
 
+/// The first `len` bytes of `buf`, grown when needed (never shrunk: at most MAX_TRANSFER).
+fn scratch(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    &mut buf[..len]
+}
+
 pub struct Block {
     disk: Box<dyn Disk>,
     read_only: bool,
     id: [u8; ID_LEN],
+    /// Data on its way between the disk and guest memory, kept across requests: a fresh buffer
+    /// per request costs a page fault per 4 KiB (large allocations are fresh mmaps).
+    scratch: Vec<u8>,
 }
 
 impl Block {
@@ -63,6 +74,7 @@ impl Block {
             disk,
             read_only,
             id: serial,
+            scratch: Vec::new(),
         }
     }
 
@@ -104,21 +116,21 @@ impl Block {
                 if !self.in_range(sector, len as u64) {
                     return S_IOERR;
                 }
-                let mut buf = vec![0u8; len];
+                let buf = scratch(&mut self.scratch, len);
                 ok(self
                     .disk
-                    .read_at(&mut buf, sector * SECTOR)
-                    .and_then(|()| data.write_all(&buf)))
+                    .read_at(buf, sector * SECTOR)
+                    .and_then(|()| data.write_all(buf)))
             }
             T_OUT => {
                 let len = req.available_bytes().min(MAX_TRANSFER);
                 if self.read_only || !self.in_range(sector, len as u64) {
                     return S_IOERR;
                 }
-                let mut buf = vec![0u8; len];
+                let buf = scratch(&mut self.scratch, len);
                 ok(req
-                    .read_exact(&mut buf)
-                    .and_then(|()| self.disk.write_at(&buf, sector * SECTOR)))
+                    .read_exact(buf)
+                    .and_then(|()| self.disk.write_at(buf, sector * SECTOR)))
             }
             T_FLUSH => ok(self.disk.flush()),
             T_GET_ID => ok(data.write_all(&self.id[..data.available_bytes().min(ID_LEN)])),
