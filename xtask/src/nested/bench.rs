@@ -4,7 +4,7 @@
 //! Each run is one VMM process in L2, from its start to its exit after the guest's `/init`
 //! powers off (L2's clock, 10 ms resolution). The guest's own uptime at `/init` splits that into
 //! the kernel's boot and everything else (VMM start, firmware, power-off).
-use super::cases::{linux_case, paths, Case, Expect, LinuxImage, RTC_STALL};
+use super::cases::{linux_case, qemu_linux_case, Case, Expect, LinuxImage, RTC_STALL};
 use super::console::CaseOutput;
 use anyhow::{bail, Result};
 
@@ -25,44 +25,11 @@ fn minnow(label: &'static str, image: LinuxImage, loader: Loader) -> Config {
     Config { label, case }
 }
 
-/// QEMU's microvm with the same kernel, initramfs and command line; `extra` goes after `-M`'s
-/// machine name.
+/// QEMU's microvm with the same kernel, initramfs and command line.
 fn qemu(label: &'static str, machine: &str) -> Config {
-    let append = "console=ttyS0 loglevel=5 panic=-1";
-    let args = [
-        "-M",
-        machine,
-        "-cpu",
-        "host",
-        "-m",
-        "256M",
-        "-smp",
-        "1",
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-kernel",
-        paths::VMLINUZ,
-        "-initrd",
-        paths::INITRAMFS,
-        "-append",
-        append,
-    ];
     Config {
         label,
-        case: Case {
-            name: String::new(),
-            program: paths::QEMU,
-            args: args.map(String::from).to_vec(),
-            setup: vec![],
-            serial_on_stdout: false,
-            stop_after: None,
-            after: vec![],
-            after_must_have: None,
-            expect: Expect::Timing,
-        },
+        case: qemu_linux_case(machine, "console=ttyS0 loglevel=5 panic=-1"),
     }
 }
 

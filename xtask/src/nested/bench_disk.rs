@@ -7,7 +7,7 @@
 //! single-threaded guest sees them). Times are the guest's /proc/uptime (10 ms resolution). The
 //! images live in L2's tmpfs, so the host side is memory: this measures the VMMs' virtio paths,
 //! not a disk.
-use super::cases::{linux_case, paths, Case, Expect, LinuxImage};
+use super::cases::{linux_case, paths, qemu_linux_case, Case, Expect, LinuxImage};
 use super::console::CaseOutput;
 use anyhow::{bail, Result};
 use minnow_tests::payload_check::Loader;
@@ -72,37 +72,7 @@ fn case(c: &Config, name: String) -> Case {
     )];
     let mut case = match c.vmm {
         Vmm::Minnow => linux_case(LinuxImage::BzImage, Loader::MinnowRom, true, true, 1),
-        Vmm::Qemu => Case {
-            name: String::new(),
-            program: paths::QEMU,
-            args: [
-                "-M",
-                "microvm,accel=kvm,rtc=on",
-                "-cpu",
-                "host",
-                "-m",
-                "256M",
-                "-smp",
-                "1",
-                "-nodefaults",
-                "-no-user-config",
-                "-display",
-                "none",
-                "-no-reboot",
-                "-kernel",
-                paths::VMLINUZ,
-                "-initrd",
-                paths::INITRAMFS,
-            ]
-            .map(String::from)
-            .to_vec(),
-            serial_on_stdout: false,
-            stop_after: None,
-            setup: vec![],
-            after: vec![],
-            after_must_have: None,
-            expect: Expect::Timing,
-        },
+        Vmm::Qemu => qemu_linux_case("microvm,accel=kvm,rtc=on", APPEND),
     };
     // The same command line for both (minnow's linux_case names its case there; not here).
     if let Some(i) = case.args.iter().position(|a| a == "-append") {

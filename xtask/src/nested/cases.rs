@@ -207,6 +207,43 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
     }
 }
 
+/// QEMU's microvm (`machine`, e.g. "microvm,accel=kvm") in L2 with the same kernel, initramfs and
+/// memory as [`linux_case`], for comparisons; only the guest's arrival at `/init` is checked.
+pub fn qemu_linux_case(machine: &str, append: &str) -> Case {
+    let args = [
+        "-M",
+        machine,
+        "-cpu",
+        "host",
+        "-m",
+        &format!("{MEM_MIB}M"),
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        paths::VMLINUZ,
+        "-initrd",
+        paths::INITRAMFS,
+        "-append",
+        append,
+    ];
+    Case {
+        name: String::new(),
+        program: paths::QEMU,
+        args: args.map(String::from).to_vec(),
+        serial_on_stdout: false,
+        stop_after: None,
+        setup: vec![],
+        after: vec![],
+        after_must_have: None,
+        expect: Expect::Timing,
+    }
+}
+
 /// Names a variant of `case`: `suffix` goes on its name and on the command line (which carries
 /// the name), followed by `cmdline` (what the guest's /init looks for).
 fn rename(case: &mut Case, suffix: &str, cmdline: &str) {
