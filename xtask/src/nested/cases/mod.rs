@@ -1,0 +1,314 @@
+//! What runs inside the nested KVM host, and what each run must show.
+//!
+//! Two kinds of case, each one `minnow` run in L2:
+//! * **Linux**: the cloud kernel (bzImage or PVH vmlinux) to the test initramfs's `/init`, which
+//!   prints `MINNOW-INIT` lines: command line, memory, CPUs, whether the RTC works, the time it
+//!   read, then powers off (ACPI) or resets (no ACPI).
+//! * **Payload**: a boot conformance payload, checked by the rules the QEMU matrix uses
+//!   (`minnow_tests::payload_check`).
+use super::console::CaseOutput;
+use minnow_tests::payload_check::{
+    self, cmdline as payload_cmdline, not_supported, qboot_deviations, Expected, Loader, Payload, Route,
+    DEBUG_EXIT_DEVICE,
+};
+
+/// Where things are inside the L2 initramfs (the image builder puts them there).
+pub mod paths {
+    pub const MINNOW: &str = "/bin/minnow";
+    pub const VSOCK_ECHO: &str = "/bin/vsock-echo";
+    pub const MINNOW_ROM: &str = "/fw/minnow.rom";
+    /// The seed workload's kernel (virtio-blk, virtio-mmio and ext4 built in) and its disk.
+    pub const SEED_KERNEL: &str = "/seed/bzImage";
+    pub const SEED_DISK: &str = "/seed/hello.qcow2";
+    pub const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+    pub const QBOOT_ROM: &str = "/fw/qboot.rom";
+    pub const SEABIOS_ROM: &str = "/fw/bios-microvm.bin";
+    pub const VMLINUZ: &str = "/linux/vmlinuz";
+    pub const VMLINUX: &str = "/linux/vmlinux";
+    pub const INITRAMFS: &str = "/linux/initramfs.cpio";
+    pub const PAYLOAD_DIR: &str = "/payload";
+    pub const PAYLOAD_INITRD: &str = "/payload/initrd.bin";
+    /// The same bytes as a qcow2 image (made with qemu-img on the host).
+    pub const PAYLOAD_QCOW2: &str = "/payload/initrd.qcow2";
+    pub const QEMU_IMG: &str = "/usr/bin/qemu-img";
+}
+
+/// The tables Minnow's microvm has with ACPI on (the payload may find more).
+const MICROVM_TABLES: &[&str] = &["FACP", "APIC", "DSDT"];
+/// Guest RAM for every case.
+const MEM_MIB: u64 = 256;
+/// The kernel line that says the RTC is missing or unusable: a boot stall of a second or more.
+pub const RTC_STALL: &str = "rtc_cmos: broken or not accessible";
+/// Kernel warnings that come from this test bed, not from the VMM: (where, why).
+const KNOWN_WARNINGS: &[(&str, &str)] = &[(
+    "arch/x86/kernel/fpu/xstate.c",
+    "QEMU TCG's emulated SVM does not intercept XSETBV, so L2's KVM never sees the guest's XCR0 \
+     and CPUID 0xD reports a stale XSAVE size; the guest falls back and boots",
+)];
+/// How far the guest's clock may be from the host's when the test checks it.
+const CLOCK_SLACK_SECS: i64 = 600;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LinuxImage {
+    BzImage,
+    /// The ELF vmlinux, entered through PVH.
+    Pvh,
+}
+
+#[derive(Clone)]
+pub enum Expect {
+    /// A benchmark run: nothing to check but that the guest got to its init.
+    Timing,
+    /// The seed workload: its greeting on the console; with ACPI the guest powers off (exit 0),
+    /// without it the guest halts and L2 stops minnow with SIGTERM (exit 143).
+    Seed { acpi: bool },
+    Linux {
+        smp: u32,
+        acpi: bool,
+        rtc: bool,
+        /// A virtio-rng device: the guest's hw_random must be it, and give bytes.
+        rng: bool,
+        /// A virtio-blk disk holding the payload initrd's bytes: the guest reads them and
+        /// writes a line that L2 then finds in the image.
+        blk: bool,
+        /// A virtio-net NIC on an L2 TAP: the guest pings L2's address.
+        net: bool,
+        /// A vhost-vsock device: the guest echoes what L2 sends it.
+        vsock: bool,
+        /// L2 typed a line into a stdio virtio console: the guest must have read it.
+        hvc_input: bool,
+        /// L2 kills minnow (SIGKILL) once the guest's disk write is flushed: only the write and
+        /// the image are checked.
+        killed: bool,
+        append: String,
+    },
+    Payload {
+        loader: Loader,
+        route: Route,
+        payload: Payload,
+        smp: u32,
+        acpi: bool,
+        kernel_arg: String,
+        cmdline: String,
+    },
+}
+
+#[derive(Clone)]
+pub struct Case {
+    pub name: String,
+    /// The VMM in L2: [`paths::MINNOW`], or [`paths::QEMU`] for comparisons.
+    pub program: &'static str,
+    /// Its arguments, except `-serial`, which the L2 script adds.
+    pub args: Vec<String>,
+    /// COM1 is the command line's own `-serial mon:stdio`, so L2 takes minnow's stdout as the
+    /// serial log instead of adding `-serial file:`.
+    pub serial_on_stdout: bool,
+    /// Stop the VM with SIGTERM after this many seconds (a guest that halts instead of powering
+    /// off); otherwise it gets SIGKILL after the script's CASE_TIMEOUT_SECS, as a hang.
+    pub stop_after: Option<u32>,
+    /// Shell lines L2 runs before the case (e.g. to make a disk image).
+    pub setup: Vec<String>,
+    /// Shell lines L2 runs after it, their output relayed (e.g. to read the image back).
+    pub after: Vec<String>,
+    /// A line the after-commands' output must have.
+    pub after_must_have: Option<&'static str>,
+    pub expect: Expect,
+}
+
+fn loader_name(l: Loader) -> &'static str {
+    match l {
+        Loader::MinnowRom => "minnowrom",
+        Loader::Qboot => "qboot",
+        Loader::SeaBios => "seabios",
+        Loader::Direct => "direct",
+    }
+}
+
+/// `-bios` for a loader; minnow.rom is the built-in default, so it needs none.
+fn bios_args(l: Loader) -> Vec<String> {
+    match l {
+        Loader::MinnowRom => vec![],
+        Loader::Qboot => vec!["-bios".into(), paths::QBOOT_ROM.into()],
+        Loader::SeaBios => vec!["-bios".into(), paths::SEABIOS_ROM.into()],
+        Loader::Direct => vec!["-bios".into(), "none".into()],
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// `pic=off` adds the split irqchip: KVM runs the local APICs and minnow the I/O APICs.
+fn machine_args(acpi: bool, rtc: bool, pic: bool, smp: u32) -> Vec<String> {
+    let pic = if pic { "" } else { ",pic=off" };
+    vec![
+        "-M".into(),
+        format!("microvm,acpi={},rtc={}{pic}", on_off(acpi), on_off(rtc)),
+        "-m".into(),
+        format!("{MEM_MIB}M"),
+        "-smp".into(),
+        smp.to_string(),
+        "-nodefaults".into(),
+        "-no-reboot".into(),
+    ]
+}
+
+pub fn linux_case(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, smp: u32) -> Case {
+    linux_case_pic(image, loader, acpi, rtc, true, smp)
+}
+
+fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic: bool, smp: u32) -> Case {
+    let name = format!(
+        "linux-{}-{}-acpi{}-rtc{}{}-smp{smp}",
+        match image {
+            LinuxImage::BzImage => "bzimage",
+            LinuxImage::Pvh => "pvh",
+        },
+        loader_name(loader),
+        on_off(acpi),
+        on_off(rtc),
+        if pic { "" } else { "-picoff" },
+    );
+    // loglevel=5 keeps the console short (each byte is a VM exit) but shows warnings, where
+    // the RTC stall is reported.
+    let append = format!("console=ttyS0 loglevel=5 panic=-1 minnow.case={name}");
+    let kernel = match image {
+        LinuxImage::BzImage => paths::VMLINUZ,
+        LinuxImage::Pvh => paths::VMLINUX,
+    };
+    let mut args = machine_args(acpi, rtc, pic, smp);
+    args.extend(bios_args(loader));
+    args.extend(["-kernel", kernel, "-initrd", paths::INITRAMFS, "-append", &append].map(String::from));
+    Case {
+        name,
+        program: paths::MINNOW,
+        args,
+        setup: vec![],
+        serial_on_stdout: false,
+        stop_after: None,
+        after: vec![],
+        after_must_have: None,
+        expect: Expect::Linux {
+            smp,
+            acpi,
+            rtc,
+            rng: false,
+            blk: false,
+            net: false,
+            vsock: false,
+            hvc_input: false,
+            killed: false,
+            append,
+        },
+    }
+}
+
+/// QEMU's microvm (`machine`, e.g. "microvm,accel=kvm") in L2 with the same kernel, initramfs and
+/// memory as [`linux_case`], for comparisons; only the guest's arrival at `/init` is checked.
+pub fn qemu_linux_case(machine: &str, append: &str) -> Case {
+    let args = [
+        "-M",
+        machine,
+        "-cpu",
+        "host",
+        "-m",
+        &format!("{MEM_MIB}M"),
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        paths::VMLINUZ,
+        "-initrd",
+        paths::INITRAMFS,
+        "-append",
+        append,
+    ];
+    Case {
+        name: String::new(),
+        program: paths::QEMU,
+        args: args.map(String::from).to_vec(),
+        serial_on_stdout: false,
+        stop_after: None,
+        setup: vec![],
+        after: vec![],
+        after_must_have: None,
+        expect: Expect::Timing,
+    }
+}
+
+/// Names a variant of `case`: `suffix` goes on its name and on the command line (which carries
+/// the name), followed by `cmdline` (what the guest's /init looks for).
+fn rename(case: &mut Case, suffix: &str, cmdline: &str) {
+    case.name.push_str(suffix);
+    let tail = format!("{suffix}{cmdline}");
+    if let Expect::Linux { append, .. } = &mut case.expect {
+        append.push_str(&tail);
+    }
+    if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
+        a.push_str(&tail);
+    }
+}
+
+mod check;
+mod payload;
+#[cfg(test)]
+mod tests;
+mod virtio;
+
+pub use check::check;
+pub use payload::{payload_cases, payload_not_supported};
+use virtio::{
+    linux_case_blk, linux_case_blk_killed, linux_case_hvc, linux_case_hvc_stdio, linux_case_net,
+    linux_case_rng, linux_case_vsock, seed_case,
+};
+
+/// Real Linux: both images through every loader; then ACPI off, the RTC off, and one CPU.
+/// Without ACPI Linux finds CPUs only through the MP table, which Debian's cloud kernel cannot
+/// read (no CONFIG_X86_MPPARSE): those cases run one CPU, and the payload cases check the MP
+/// table's CPU count instead.
+pub fn linux_cases() -> Vec<Case> {
+    use LinuxImage::{BzImage, Pvh};
+    use Loader::{Direct, MinnowRom, Qboot, SeaBios};
+    let mut cases = Vec::new();
+    for image in [BzImage, Pvh] {
+        for loader in [MinnowRom, Qboot, SeaBios, Direct] {
+            cases.push(linux_case(image, loader, true, true, 2));
+        }
+    }
+    cases.extend([
+        linux_case(BzImage, MinnowRom, false, true, 1),
+        linux_case(Pvh, Direct, false, true, 1),
+        linux_case(BzImage, Qboot, false, true, 1),
+        linux_case(BzImage, MinnowRom, true, false, 1),
+        linux_case(Pvh, Direct, true, false, 2),
+        linux_case(BzImage, MinnowRom, false, false, 1),
+        // The split irqchip: user-space output on the console needs COM1's interrupt, so the
+        // report itself shows the I/O APIC routes work.
+        linux_case_pic(BzImage, MinnowRom, true, true, false, 2),
+        linux_case_pic(Pvh, Direct, true, true, false, 1),
+        linux_case_pic(BzImage, Qboot, true, true, false, 1),
+        // With ACPI only: Debian's virtio_mmio is built without CMDLINE_DEVICES, so it cannot
+        // take the devices auto-kernel-cmdline names without ACPI (a unit test checks that line).
+        linux_case_rng(BzImage, MinnowRom, true),
+        linux_case_rng(Pvh, Direct, true),
+        linux_case_blk(BzImage, MinnowRom, false),
+        linux_case_blk(Pvh, Direct, false),
+        linux_case_blk(BzImage, Direct, true),
+        linux_case_blk_killed(BzImage, MinnowRom),
+        linux_case_net(BzImage, MinnowRom),
+        linux_case_hvc(Pvh, Direct),
+        linux_case_hvc_stdio(BzImage, MinnowRom),
+        linux_case_vsock(BzImage, MinnowRom),
+        seed_case(true),
+        seed_case(false),
+    ]);
+    cases
+}
