@@ -149,14 +149,7 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
     }
 }
 
-fn check_linux(
-    out: &CaseOutput,
-    smp: u32,
-    acpi: bool,
-    rtc: bool,
-    append: &str,
-    now: i64,
-) -> Vec<String> {
+fn check_linux(out: &CaseOutput, smp: u32, acpi: bool, rtc: bool, append: &str, now: i64) -> Vec<String> {
     let mut bad = Vec::new();
     if out.rc != 0 {
         bad.push(format!(

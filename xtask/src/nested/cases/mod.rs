@@ -6,6 +6,10 @@
 //!   read, then powers off (ACPI) or resets (no ACPI).
 //! * **Payload**: a boot conformance payload, checked by the rules the QEMU matrix uses
 //!   (`minnow_tests::payload_check`).
+//! * **Seed**: the Ubuntu microvm guide's command line, on its own kernel and ext4 disk.
+//!
+//! `virtio.rs` builds the Linux cases with devices and the seed cases, `payload.rs` the payload
+//! matrix, `check.rs` says what each output must show.
 use super::console::CaseOutput;
 use minnow_tests::payload_check::{
     self, cmdline as payload_cmdline, not_supported, qboot_deviations, Expected, Loader, Payload, Route,
