@@ -1,0 +1,236 @@
+use super::*;
+
+fn parse_str(s: &str) -> Result<Option<Config>, ConfigError> {
+    parse(s.split_whitespace().map(String::from))
+}
+
+#[test]
+fn the_ubuntu_microvm_guide_command_line_parses() {
+    let c = parse_str(
+        "-M microvm,accel=kvm,acpi=on -m 128M -bios /usr/share/qemu/qboot.rom -kernel vmlinuz \
+         -append console=ttyS0 -nodefaults -no-user-config -display none -serial mon:stdio \
+         -smp 2 -cpu host -no-reboot",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.memory, 128 << 20);
+    assert_eq!(c.cpus, 2);
+    assert_eq!(c.machine.acpi, OnOffAuto::On);
+    assert_eq!(c.bios, Bios::File("/usr/share/qemu/qboot.rom".into()));
+    assert_eq!(c.serial, Serial::Stdio);
+    assert!(c.no_reboot);
+}
+
+/// The two command lines of QEMU's docs/system/i386/microvm.rst, whole.
+#[test]
+fn the_qemu_microvm_docs_command_lines_parse() {
+    let c = parse_str(
+        "-M microvm -enable-kvm -cpu host -m 512m -smp 2 -kernel vmlinux \
+         -append earlyprintk=ttyS0 -nodefaults -no-user-config -nographic -serial stdio \
+         -drive id=test,file=test.img,format=raw,if=none -device virtio-blk-device,drive=test \
+         -netdev tap,id=tap0,script=no,downscript=no -device virtio-net-device,netdev=tap0",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.virtio.len(), 2);
+    assert_eq!(c.netdevs[0].ifname, "");
+    let c = parse_str(
+        "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off -enable-kvm -cpu host \
+         -m 512m -smp 2 -kernel vmlinux -append console=hvc0 -nodefaults -no-user-config -nographic \
+         -chardev stdio,id=virtiocon0 -device virtio-serial-device -device virtconsole,chardev=virtiocon0 \
+         -drive id=test,file=test.img,format=raw,if=none -device virtio-blk-device,drive=test \
+         -netdev tap,id=tap0,script=no,downscript=no -device virtio-net-device,netdev=tap0",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.virtio.len(), 3);
+    assert!(crate::machine::validate(&c).is_ok());
+}
+
+#[test]
+fn qemu_microvm_doc_options_parse() {
+    let c = parse_str(
+        "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off -enable-kvm -nographic",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (c.machine.pit, c.machine.pic, c.machine.rtc),
+        (OnOffAuto::Off, OnOffAuto::Off, OnOffAuto::Off)
+    );
+    assert!(!c.machine.isa_serial && !c.machine.option_roms);
+}
+
+#[test]
+fn a_virtconsole_needs_its_bus_and_finds_its_chardev() {
+    let c = parse_str(
+        "-device virtio-serial-device -device virtconsole,chardev=c0 -chardev file,id=c0,path=/tmp/hvc0.log",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.virtio, [VirtioDeviceConfig::Console { chardev: 0 }]);
+    assert_eq!(c.chardevs[0].path, Some("/tmp/hvc0.log".into()));
+    assert!(parse_str("-device virtconsole,chardev=c0").is_err());
+    assert!(parse_str("-chardev pty,id=p").is_err());
+    assert!(parse_str("-chardev file,id=f").is_err());
+}
+
+#[test]
+fn the_microvm_docs_tap_network_parses() {
+    let c = parse_str(
+        "-netdev tap,id=tap0,script=no,downscript=no,ifname=tap0 -device virtio-net-device,netdev=tap0,mac=02:00:00:00:00:01",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        c.virtio,
+        [VirtioDeviceConfig::Net {
+            netdev: 0,
+            mac: [2, 0, 0, 0, 0, 1]
+        }]
+    );
+    assert_eq!(c.netdevs[0].ifname, "tap0");
+    for (line, says) in [
+        ("-netdev user,id=n", "tap"),
+        (
+            "-netdev tap,id=n,ifname=t,script=/etc/qemu-ifup",
+            "runs no scripts",
+        ),
+        ("-netdev tap,ifname=t", "id=ID"),
+        ("-device virtio-net-device,netdev=n,mac=zz", "six hex bytes"),
+        ("-device virtio-net-device,netdev=missing", "no -netdev"),
+    ] {
+        let e = parse_str(line).unwrap_err().to_string();
+        assert!(e.contains(says), "{line}: {e}");
+    }
+}
+
+#[test]
+fn a_blk_device_finds_its_drive_in_either_order() {
+    let c = parse_str("-device virtio-blk-device,drive=d1 -drive file=x.img,format=raw,if=none,id=d1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.virtio, [VirtioDeviceConfig::Block { drive: 0 }]);
+    let e = parse_str("-device virtio-blk-device,drive=nope")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope") && e.contains("no -drive"), "{e}");
+}
+
+#[test]
+fn virtio_rng_parses_with_its_rng_object() {
+    let c = parse_str("-object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-device,rng=rng0")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.virtio, [VirtioDeviceConfig::Rng]);
+    assert!(parse_str("-device virtio-rng-device,max-bytes=9").is_err());
+    assert!(parse_str("-object memory-backend-ram,id=m").is_err());
+}
+
+#[test]
+fn vhost_vsock_takes_a_guest_cid_from_3() {
+    let c = parse_str("-device vhost-vsock-device,id=v0,guest-cid=42")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.virtio, [VirtioDeviceConfig::Vsock { cid: 42 }]);
+    for (args, says) in [
+        ("-device vhost-vsock-device", "it needs guest-cid=N"),
+        (
+            "-device vhost-vsock-device,guest-cid=2",
+            "0-2 are the hypervisor, loopback and host",
+        ),
+        (
+            "-device vhost-vsock-device,guest-cid=4294967295",
+            "from 3 to 4294967294",
+        ),
+        ("-device vhost-vsock-device,guest-cid=x", "from 3 to 4294967294"),
+        (
+            "-device vhost-vsock-device,guest-cid=3,vhostfd=7",
+            "use guest-cid=N",
+        ),
+        (
+            "-device vhost-vsock-device,guest-cid=3 -device vhost-vsock-device,guest-cid=4",
+            "one vsock device",
+        ),
+    ] {
+        let err = parse_str(args).unwrap_err().to_string();
+        assert!(err.contains(says), "{args}: {err}");
+    }
+}
+
+#[test]
+fn both_spellings_of_the_boot_timeline_parse() {
+    let c = parse_str("-boot-timeline").unwrap().unwrap();
+    assert_eq!(c.boot_timeline, Some(TimelineOutput::Stderr));
+    let c = parse_str("--boot-timeline=json:/tmp/t.json").unwrap().unwrap();
+    assert_eq!(c.boot_timeline, Some(TimelineOutput::Json("/tmp/t.json".into())));
+    assert!(parse_str("-boot-timeline=yaml").is_err());
+}
+
+#[test]
+fn a_doubled_comma_is_a_comma_inside_a_value() {
+    let c = parse_str("-fw_cfg name=opt/x,string=a,,b;c,,,,d")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.fw_cfg[0].source, FwCfgSource::String("a,b;c,,d".into()));
+    assert_eq!(
+        key_values("microvm,,x,acpi=off,"),
+        [("microvm,x".into(), String::new()), ("acpi".into(), "off".into())]
+    );
+}
+
+#[test]
+fn values_and_devices_parse_as_qemu_does() {
+    assert_eq!(parse_memory("512M").unwrap(), 512 << 20);
+    assert_eq!(parse_memory("2G").unwrap(), 2 << 30);
+    assert_eq!(parse_memory("256").unwrap(), 256 << 20);
+    assert_eq!(parse_memory("1.5G").unwrap(), 3 << 29);
+    let c = parse_str("-device isa-debug-exit,iobase=0xf4,iosize=4 -fw_cfg name=opt/x,string=hi")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.debug_exit,
+        Some(DebugExit {
+            iobase: 0xf4,
+            iosize: 4
+        })
+    );
+    assert_eq!(
+        c.fw_cfg[0],
+        FwCfgFile {
+            name: "opt/x".into(),
+            source: FwCfgSource::String("hi".into())
+        }
+    );
+    assert_eq!(parse_str("-smp cpus=3,sockets=1").unwrap().unwrap().cpus, 3);
+    assert_eq!(parse_str("--help").unwrap(), None);
+}
+
+#[test]
+fn acpi_auto_is_on_with_a_firmware_and_with_direct_boot() {
+    let acpi = |s| parse_str(s).unwrap().unwrap().acpi();
+    assert!(acpi("-kernel k"));
+    assert!(acpi("-bios none -kernel k"));
+    assert!(acpi("-M microvm,acpi=on -bios none -kernel k"));
+    assert!(!acpi("-M microvm,acpi=off -bios none -kernel k"));
+    assert!(!acpi("-M microvm,acpi=off"));
+}
+
+#[test]
+fn mistakes_name_the_option() {
+    let err = |s| parse_str(s).unwrap_err().to_string();
+    assert!(err("-usb").contains("unsupported option -usb"));
+    assert!(err("-m lots").contains("bad memory size \"lots\""));
+    assert!(err("-m 0").contains("bad memory size"));
+    assert!(err("-smp 0").contains("bad -smp \"0\""));
+    assert!(err("-smp 300").contains("bad -smp"));
+    assert!(err("-M pc").contains("microvm machine only"));
+    assert!(err("-M microvm,accel=tcg").contains("KVM only"));
+    assert!(err("-M microvm,rtc=maybe").contains("on, off or auto"));
+    assert!(err("-serial pty").contains("stdio, file:PATH or none"));
+    assert!(err("-kernel").contains("needs a value"));
+    assert!(err("-initrd x").contains("need -kernel"));
+    assert!(err("-bios none").contains("pass -kernel"));
+    assert!(err("-device virtio-blk-device").contains("needs drive=ID"));
+    assert!(err("-device virtio-gpu-device").contains("virtio-net-device"));
+}
