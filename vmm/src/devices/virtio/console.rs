@@ -4,7 +4,7 @@
 //! stdin goes to the guest, read by the device's I/O thread into the receive queue.
 use super::{DeviceError, VirtioDevice};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
@@ -126,7 +126,8 @@ impl VirtioDevice for Console {
             match input.read(&mut buf) {
                 Ok(0) => self.input_done = true,
                 Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // A non-blocking stdin (the caller's choice) may have nothing after all.
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
                 Err(e) => {
                     eprintln!("minnow: virtio console input: {e}; no more input to the guest");
                     self.input_done = true;
