@@ -500,6 +500,19 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             .ok_or_else(|| bad("-device virtconsole,chardev", &id, ": no -chardev has that id"))?;
         c.virtio[device] = VirtioDeviceConfig::Console { chardev: index };
     }
+    let on_stdio = |d: &VirtioDeviceConfig| match d {
+        VirtioDeviceConfig::Console { chardev } => {
+            c.chardevs.get(*chardev).is_some_and(|ch| ch.path.is_none())
+        }
+        _ => false,
+    };
+    if c.virtio.iter().filter(|d| on_stdio(d)).count() > 1 {
+        return Err(bad(
+            "-device virtconsole,chardev",
+            "stdio",
+            ": stdin can feed one console; give the others -chardev file",
+        ));
+    }
     for (device, id) in pending.netdevs {
         let index = c.netdevs.iter().position(|n| n.id == id).ok_or_else(|| {
             bad(

@@ -234,3 +234,14 @@ fn mistakes_name_the_option() {
     assert!(err("-device virtio-blk-device").contains("needs drive=ID"));
     assert!(err("-device virtio-gpu-device").contains("virtio-net-device"));
 }
+
+#[test]
+fn one_virtconsole_at_most_reads_stdin() {
+    let two = "-device virtio-serial-device -chardev stdio,id=a -chardev stdio,id=b \
+               -device virtconsole,chardev=a -device virtconsole,chardev=b";
+    let err = parse_str(two).unwrap_err().to_string();
+    assert!(err.contains("stdin can feed one console"), "{err}");
+    let one = "-device virtio-serial-device -chardev stdio,id=a -chardev file,id=b,path=/tmp/x \
+               -device virtconsole,chardev=a -device virtconsole,chardev=b";
+    assert!(parse_str(one).is_ok());
+}

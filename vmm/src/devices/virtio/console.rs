@@ -121,7 +121,10 @@ impl VirtioDevice for Console {
     }
 
     fn handle_io(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
-        if let Some(input) = &mut self.input {
+        // The I/O thread holds the transport's lock here, and a vCPU may be waiting for it: read
+        // only what is there now, never wait for input (stdin is usually a blocking fd, and
+        // someone else may have drained it since the thread's poll).
+        if let Some(input) = self.input.as_mut().filter(|i| readable_now(i)) {
             let mut buf = [0u8; INPUT_CHUNK];
             match input.read(&mut buf) {
                 Ok(0) => self.input_done = true,
@@ -140,9 +143,22 @@ impl VirtioDevice for Console {
         }
     }
 
+    /// Input the guest had not taken yet (at most a few KiB) goes with the reset, as it would
+    /// on a terminal.
     fn reset(&mut self) {
         self.pending.clear();
     }
+}
+
+/// Whether a read of `f` would return at once (data, end of file or an error).
+fn readable_now(f: &File) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: f.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no waiting.
+    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
 }
 
 #[cfg(test)]
@@ -192,6 +208,16 @@ mod tests {
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
         // SAFETY: both fds were just created and are owned by nothing else.
         unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn no_input_yet_never_blocks_the_io_thread() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let (reader, _writer) = pipe();
+        let mut console = Console::new(Box::new(Sink::default()), Some(reader));
+        // A blocking pipe with nothing in it: a read would wait forever, under the lock.
+        assert!(!console.handle_io(&mut [], &mem).unwrap());
+        assert!(console.io_fd().is_some(), "still waiting for input");
     }
 
     #[test]

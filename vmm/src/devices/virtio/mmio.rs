@@ -169,7 +169,10 @@ impl MmioTransport {
         {
             value &= !STATUS_FEATURES_OK;
         }
-        let starting = value & STATUS_DRIVER_OK != 0 && self.status & STATUS_DRIVER_OK == 0;
+        // A device starts once the driver has both accepted features and said DRIVER_OK.
+        let starting = value & STATUS_DRIVER_OK != 0
+            && value & STATUS_FEATURES_OK != 0
+            && self.status & STATUS_DRIVER_OK == 0;
         self.status = value | (self.status & STATUS_NEEDS_RESET);
         if starting {
             let result = self

@@ -13,7 +13,7 @@ use vhost::vhost_kern::vsock::Vsock as VhostKernVsock;
 use vhost::vsock::VhostVsock;
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Address, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
 /// The virtio device ID of a socket device.
@@ -92,6 +92,9 @@ impl Vsock {
 
     /// Hands vhost the memory map and the two data queues, then starts it.
     fn start(&mut self, features: u64, queues: &[Queue], mem: &GuestMemoryMmap) -> Result<(), VsockError> {
+        // A driver that cleared DRIVER_OK without a reset and sets it again: vhost takes new
+        // rings only while stopped.
+        self.reset();
         let b = &self.backend;
         b.set_features(features).map_err(vhost("set_features"))?;
         b.set_mem_table(&Self::memory_table(mem))
@@ -142,11 +145,19 @@ impl VirtioDevice for Vsock {
         queues: &[Queue],
         mem: &GuestMemoryMmap,
     ) -> Result<(), DeviceError> {
-        if queues.iter().take(DATA_QUEUES).any(|q| !q.ready()) {
+        let data = queues.get(..DATA_QUEUES).unwrap_or_default();
+        if data.len() < DATA_QUEUES
+            || data
+                .iter()
+                .any(|q| !q.is_valid(mem) || !rings_in_one_region(q, mem))
+        {
             return Err(DeviceError::Backend(
-                "vhost-vsock: the driver did not set up rx and tx".into(),
+                "vhost-vsock: the driver's rx and tx rings are not set up within guest RAM".into(),
             ));
         }
+        // Only what was offered, whatever the driver wrote: vhost must not run in a mode
+        // (IOTLB, dirty logging) that minnow does not serve.
+        let features = features & (self.features | super::VIRTIO_F_VERSION_1);
         self.start(features, queues, mem)
             .map_err(|e| DeviceError::Backend(e.to_string()))
     }
@@ -185,6 +196,21 @@ impl VirtioDevice for Vsock {
     }
 }
 
+/// Whether each of the queue's rings lies inside one guest memory region. vhost reads and
+/// writes the rings at the host addresses it is given, unchecked against its memory table, and
+/// regions adjacent for the guest (RAM and the ROM's windows) are separate host mappings: a ring
+/// across such a seam would have vhost touch whatever the VMM has mapped past the first one.
+fn rings_in_one_region(q: &Queue, mem: &GuestMemoryMmap) -> bool {
+    let n = usize::from(q.size());
+    [
+        (q.desc_table(), 16 * n),
+        (q.avail_ring(), 6 + 2 * n),
+        (q.used_ring(), 6 + 8 * n),
+    ]
+    .into_iter()
+    .all(|(addr, len)| mem.get_slice(GuestAddress(addr), len).is_ok())
+}
+
 /// The configuration space is the guest's CID, a little-endian u64; past it reads zero.
 fn read_cid(cid: u64, offset: u64, data: &mut [u8]) {
     let config = cid.to_le_bytes();
@@ -220,6 +246,25 @@ mod tests {
         assert_eq!(d, [0x22, 0x11, 0, 0]);
         read_cid(cid, u64::MAX, &mut d);
         assert_eq!(d, [0; 4]);
+    }
+
+    #[test]
+    fn a_ring_across_two_memory_regions_is_refused() {
+        // Two regions adjacent for the guest, as RAM and the ROM's low window are.
+        let mem =
+            GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1_0000), (GuestAddress(0x1_0000), 0x1_0000)])
+                .unwrap();
+        let mut q = Queue::new(256).unwrap();
+        q.set_size(256);
+        q.set_desc_table_address(Some(0x1000), Some(0));
+        q.set_avail_ring_address(Some(0x3000), Some(0));
+        q.set_used_ring_address(Some(0x4000), Some(0));
+        assert!(rings_in_one_region(&q, &mem));
+        // The used ring (6 + 8 * 256 bytes) from 0xFFFC runs into the second region.
+        q.set_used_ring_address(Some(0xFFFC), Some(0));
+        assert!(!rings_in_one_region(&q, &mem));
+        q.set_used_ring_address(Some(0x1_0000), Some(0));
+        assert!(rings_in_one_region(&q, &mem));
     }
 
     /// The nested suite proves the device with a real vhost_vsock; this machine has none.
