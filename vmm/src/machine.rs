@@ -249,7 +249,7 @@ fn attach_virtio(
             VirtioDeviceConfig::Block { drive } => block_device(c.drives.get(*drive))?,
             VirtioDeviceConfig::Net { netdev, mac } => net_device(c.netdevs.get(*netdev), *mac)?,
             VirtioDeviceConfig::Console { chardev } => console_device(c.chardevs.get(*chardev))?,
-            VirtioDeviceConfig::Vsock { cid } => Box::new(Vsock::new(*cid, ram)?),
+            VirtioDeviceConfig::Vsock { cid, vhostfd } => Box::new(Vsock::new(*cid, *vhostfd, ram)?),
         };
         let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?)
             .map_err(io("creating a virtio transport's eventfd"))?;

@@ -205,11 +205,21 @@ pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Re
             Ok(())
         }
         "vhost-vsock-device" => {
-            let hint = ": use guest-cid=N, 3 or more";
-            let mut cid = None;
+            let hint = ": use guest-cid=N (3 or more)[,vhostfd=FD]";
+            let (mut cid, mut vhostfd) = (None, None);
             for (k, v) in parts {
                 match k.as_str() {
                     "guest-cid" => cid = Some(parse_cid(&v)?),
+                    "vhostfd" => {
+                        let fd = v.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                        vhostfd = Some(fd.ok_or_else(|| {
+                            bad(
+                                "-device vhost-vsock-device,vhostfd",
+                                &v,
+                                ": give an open file descriptor's number",
+                            )
+                        })?);
+                    }
                     "id" => {}
                     _ => return Err(bad("-device vhost-vsock-device", &k, hint)),
                 }
@@ -225,7 +235,7 @@ pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Re
                     ": a VM has one vsock device",
                 ));
             }
-            c.virtio.push(VirtioDeviceConfig::Vsock { cid });
+            c.virtio.push(VirtioDeviceConfig::Vsock { cid, vhostfd });
             Ok(())
         }
         _ => Err(bad(

@@ -101,8 +101,9 @@ pub enum VirtioDeviceConfig {
     /// `-device virtconsole,chardev=ID` (after `-device virtio-serial-device`):
     /// `chardevs[index]`.
     Console { chardev: usize },
-    /// `-device vhost-vsock-device,guest-cid=N`: the host kernel's vhost-vsock.
-    Vsock { cid: u64 },
+    /// `-device vhost-vsock-device,guest-cid=N[,vhostfd=FD]`: the host kernel's vhost-vsock,
+    /// opened by minnow or already open in the caller's FD.
+    Vsock { cid: u64, vhostfd: Option<i32> },
 }
 
 /// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.
@@ -564,8 +565,9 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       virtio console (hvc0), output to stdio or a file
   -device virtio-rng-device[,rng=ID]  virtio entropy device, fed from getrandom(2)
                                       (-object rng-random|rng-builtin,id=ID accepted)
-  -device vhost-vsock-device,guest-cid=N
-                                      vsock through the host's vhost_vsock module
+  -device vhost-vsock-device,guest-cid=N[,vhostfd=FD]
+                                      vsock through the host's vhost_vsock module (FD: an
+                                      open /dev/vhost-vsock, so minnow needs no access to it)
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks

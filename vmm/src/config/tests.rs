@@ -132,7 +132,23 @@ fn vhost_vsock_takes_a_guest_cid_from_3() {
     let c = parse_str("-device vhost-vsock-device,id=v0,guest-cid=42")
         .unwrap()
         .unwrap();
-    assert_eq!(c.virtio, [VirtioDeviceConfig::Vsock { cid: 42 }]);
+    assert_eq!(
+        c.virtio,
+        [VirtioDeviceConfig::Vsock {
+            cid: 42,
+            vhostfd: None
+        }]
+    );
+    let c = parse_str("-device vhost-vsock-device,guest-cid=3,vhostfd=7")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.virtio,
+        [VirtioDeviceConfig::Vsock {
+            cid: 3,
+            vhostfd: Some(7)
+        }]
+    );
     for (args, says) in [
         ("-device vhost-vsock-device", "it needs guest-cid=N"),
         (
@@ -145,9 +161,14 @@ fn vhost_vsock_takes_a_guest_cid_from_3() {
         ),
         ("-device vhost-vsock-device,guest-cid=x", "from 3 to 4294967294"),
         (
-            "-device vhost-vsock-device,guest-cid=3,vhostfd=7",
-            "use guest-cid=N",
+            "-device vhost-vsock-device,guest-cid=3,vhostfd=-1",
+            "open file descriptor",
         ),
+        (
+            "-device vhost-vsock-device,guest-cid=3,vhostfd=x",
+            "open file descriptor",
+        ),
+        ("-device vhost-vsock-device,guest-cid=3,fd=7", "use guest-cid=N"),
         (
             "-device vhost-vsock-device,guest-cid=3 -device vhost-vsock-device,guest-cid=4",
             "one vsock device",

@@ -6,11 +6,11 @@
 //! eventfd (no KVM ioeventfd, so the transport stays the one place that decodes its registers).
 //! vhost signals one call eventfd for both data queues; the transport's I/O thread polls it.
 //! The event queue (transport resets after migration) is never used: minnow does not migrate.
+mod backend;
+
 use super::{DeviceError, VirtioDevice};
+use backend::Backend;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
-use vhost::vhost_kern::vsock::Vsock as VhostKernVsock;
-use vhost::vsock::VhostVsock;
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
@@ -29,20 +29,27 @@ pub const MAX_GUEST_CID: u64 = u32::MAX as u64 - 1;
 #[derive(Debug, thiserror::Error)]
 pub enum VsockError {
     #[error("/dev/vhost-vsock: {0} (load the host's vhost_vsock module: `modprobe vhost_vsock`)")]
-    Open(vhost::Error),
+    Open(std::io::Error),
+    #[error("vhostfd={fd}: {source} (it must be an open /dev/vhost-vsock)")]
+    Fd { fd: RawFd, source: std::io::Error },
     #[error("guest CID {cid}: {source} (is another VM using it?)")]
-    Cid { cid: u64, source: vhost::Error },
+    Cid { cid: u64, source: std::io::Error },
     #[error("vhost-vsock {what}: {source}")]
     Vhost {
         what: &'static str,
         source: vhost::Error,
+    },
+    #[error("vhost-vsock {what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
     },
     #[error("an eventfd for vhost-vsock: {0}")]
     EventFd(std::io::Error),
 }
 
 pub struct Vsock {
-    backend: VhostKernVsock<Arc<GuestMemoryMmap>>,
+    backend: Backend,
     cid: u64,
     /// What vhost offers, masked to what minnow passes on (see `features`).
     features: u64,
@@ -56,10 +63,14 @@ fn vhost(what: &'static str) -> impl FnOnce(vhost::Error) -> VsockError {
 }
 
 impl Vsock {
-    /// Opens /dev/vhost-vsock, claims it and registers `cid`, so a missing module or a CID in
-    /// use is an error at start-up, not a silent guest without a socket.
-    pub fn new(cid: u64, mem: &GuestMemoryMmap) -> Result<Self, VsockError> {
-        let backend = VhostKernVsock::new(Arc::new(mem.clone())).map_err(VsockError::Open)?;
+    /// Opens /dev/vhost-vsock (or takes the caller's `vhostfd`), claims it and registers `cid`,
+    /// so a missing module or a CID in use is an error at start-up, not a silent guest without a
+    /// socket.
+    pub fn new(cid: u64, vhostfd: Option<RawFd>, mem: &GuestMemoryMmap) -> Result<Self, VsockError> {
+        let backend = match vhostfd {
+            None => Backend::open(mem).map_err(VsockError::Open)?,
+            Some(fd) => Backend::adopt(fd, mem).map_err(|source| VsockError::Fd { fd, source })?,
+        };
         backend.set_owner().map_err(vhost("set_owner"))?;
         backend
             .set_guest_cid(cid)
@@ -116,7 +127,10 @@ impl Vsock {
             b.set_vring_kick(i, &self.kicks[i])
                 .map_err(vhost("set_vring_kick"))?;
         }
-        b.start().map_err(vhost("start"))?;
+        b.set_running(true).map_err(|source| VsockError::Io {
+            what: "start",
+            source,
+        })?;
         self.running = true;
         Ok(())
     }
@@ -177,7 +191,7 @@ impl VirtioDevice for Vsock {
 
     fn reset(&mut self) {
         if self.running {
-            if let Err(e) = self.backend.stop() {
+            if let Err(e) = self.backend.set_running(false) {
                 eprintln!("minnow: vhost-vsock: stopping it on reset: {e}");
             }
             self.running = false;
@@ -275,7 +289,7 @@ mod tests {
             return;
         }
         let mem = GuestMemoryMmap::from_ranges(&[(vm_memory::GuestAddress(0), 0x10000)]).unwrap();
-        let err = Vsock::new(3, &mem).err().expect("no /dev/vhost-vsock here");
+        let err = Vsock::new(3, None, &mem).err().expect("no /dev/vhost-vsock here");
         assert!(err.to_string().contains("modprobe vhost_vsock"), "{err}");
     }
 }

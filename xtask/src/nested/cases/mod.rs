@@ -248,16 +248,21 @@ pub fn qemu_linux_case(machine: &str, append: &str) -> Case {
     }
 }
 
-/// Names a variant of `case`: `suffix` goes on its name and on the command line (which carries
-/// the name), followed by `cmdline` (what the guest's /init looks for).
+/// Names a variant of `case`: `suffix` goes on its name, also in the command line's
+/// `minnow.case=`, and `cmdline` (what the guest's /init looks for) at the command line's end.
 fn rename(case: &mut Case, suffix: &str, cmdline: &str) {
+    let old = format!("minnow.case={}", case.name);
     case.name.push_str(suffix);
-    let tail = format!("{suffix}{cmdline}");
+    let new = format!("minnow.case={}", case.name);
+    let edit = |line: &mut String| {
+        *line = line.replacen(&old, &new, 1);
+        line.push_str(cmdline);
+    };
     if let Expect::Linux { append, .. } = &mut case.expect {
-        append.push_str(&tail);
+        edit(append);
     }
     if let Some(a) = case.args.iter_mut().find(|a| a.starts_with("console=")) {
-        a.push_str(&tail);
+        edit(a);
     }
 }
 
@@ -271,7 +276,7 @@ pub use check::check;
 pub use payload::{payload_cases, payload_not_supported};
 use virtio::{
     linux_case_blk, linux_case_blk_killed, linux_case_hvc, linux_case_hvc_stdio, linux_case_net,
-    linux_case_rng, linux_case_vsock, seed_case,
+    linux_case_rng, linux_case_vsock, linux_case_vsock_fd, seed_case,
 };
 
 /// Real Linux: both images through every loader; then ACPI off, the RTC off, and one CPU.
@@ -311,6 +316,7 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_hvc(Pvh, Direct),
         linux_case_hvc_stdio(BzImage, MinnowRom),
         linux_case_vsock(BzImage, MinnowRom),
+        linux_case_vsock_fd(Pvh, Direct),
         seed_case(true),
         seed_case(false),
     ]);

@@ -113,3 +113,25 @@ fn the_matrix_covers_every_loader_and_skips_what_cannot_work() {
     unique.dedup();
     assert_eq!(unique.len(), all.len(), "case names must be unique");
 }
+
+#[test]
+fn a_variant_of_a_variant_keeps_its_name_in_the_command_line() {
+    let mut case = linux_case(LinuxImage::BzImage, Loader::MinnowRom, true, true, 1);
+    rename(&mut case, "-blkqcow2", " minnow.blk=1");
+    rename(&mut case, "-kill9", " minnow.blkkill=1");
+    let Expect::Linux { append, .. } = &case.expect else {
+        panic!("a Linux case")
+    };
+    assert_eq!(
+        case.name,
+        "linux-bzimage-minnowrom-acpion-rtcon-smp1-blkqcow2-kill9"
+    );
+    assert!(
+        append.ends_with(&format!(
+            "minnow.case={} minnow.blk=1 minnow.blkkill=1",
+            case.name
+        )),
+        "{append}"
+    );
+    assert!(case.args.contains(append));
+}

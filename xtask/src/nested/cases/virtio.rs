@@ -171,6 +171,22 @@ pub(super) fn linux_case_vsock(image: LinuxImage, loader: Loader) -> Case {
     case
 }
 
+/// The vsock echo with `vhostfd=3`: a shell opens /dev/vhost-vsock as fd 3 and execs minnow with
+/// it, as a sandbox's launcher would hand minnow the device without giving it the node.
+pub(super) fn linux_case_vsock_fd(image: LinuxImage, loader: Loader) -> Case {
+    let mut case = linux_case_vsock(image, loader);
+    rename(&mut case, "-vhostfd", "");
+    let device = format!("vhost-vsock-device,guest-cid={VSOCK_CID}");
+    for a in case.args.iter_mut().filter(|a| **a == device) {
+        a.push_str(",vhostfd=3");
+    }
+    let script = format!("exec {} \"$@\" 3<>/dev/vhost-vsock", paths::MINNOW);
+    case.args
+        .splice(0..0, ["-c".to_string(), script, "minnow".to_string()]);
+    case.program = "/bin/sh";
+    case
+}
+
 /// The seed workload of the Ubuntu microvm guide, word for word but for the binary's name, the
 /// ROM's path and, for `acpi=off`, `-M microvm,acpi=off` in front. It runs in /tmp on a fresh copy
 /// of hello.qcow2 (the guide names it relative to the working directory).
