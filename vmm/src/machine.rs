@@ -304,6 +304,17 @@ fn virtconsole_on_stdio(c: &Config) -> bool {
 fn net_device(netdev: Option<&NetDev>, mac: [u8; 6]) -> Result<Box<dyn VirtioDevice>, MachineError> {
     let n =
         netdev.ok_or_else(|| MachineError::Unsupported("a virtio-net device without a -netdev".into()))?;
+    if let Some(fd) = n.fd {
+        let (tap, name) = Tap::adopt(fd).map_err(io(format!(
+            "-netdev {},fd={fd} (it must be an open TAP, IFF_TAP | IFF_NO_PI)",
+            n.id
+        )))?;
+        eprintln!(
+            "minnow: -netdev {}: using the TAP interface {name} (fd {fd})",
+            n.id
+        );
+        return Ok(Box::new(Net::new(Box::new(tap), mac)));
+    }
     let name = if n.ifname.is_empty() {
         "tapN"
     } else {

@@ -52,6 +52,16 @@ pub(super) fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
         match (k.as_str(), v.as_str()) {
             ("id", _) => n.id = v,
             ("ifname", _) => n.ifname = v,
+            ("fd", _) => {
+                let fd = v.parse::<i32>().ok().filter(|fd| *fd >= 0);
+                n.fd = Some(fd.ok_or_else(|| {
+                    bad(
+                        "-netdev tap,fd",
+                        &v,
+                        ": give an open TAP's file descriptor number",
+                    )
+                })?);
+            }
             ("script" | "downscript", "no") | ("vhost", "off") => {}
             ("script" | "downscript", _) => return Err(bad(
                 "-netdev tap",
@@ -62,12 +72,15 @@ pub(super) fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
                 return Err(bad(
                     "-netdev tap",
                     &k,
-                    ": use id=ID,ifname=NAME[,script=no,downscript=no]",
+                    ": use id=ID,ifname=NAME|fd=FD[,script=no,downscript=no]",
                 ))
             }
         }
     }
     // Without ifname= the kernel names a new TAP, as with QEMU.
+    if n.fd.is_some() && !n.ifname.is_empty() {
+        return Err(bad("-netdev tap", s, ": fd= and ifname= name two TAPs; give one"));
+    }
     if n.id.is_empty() {
         return Err(bad("-netdev", s, ": it needs id=ID"));
     }

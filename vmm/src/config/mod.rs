@@ -114,11 +114,13 @@ pub struct Chardev {
     pub path: Option<PathBuf>,
 }
 
-/// `-netdev tap,id=ID,ifname=NAME[,script=no,downscript=no]`.
+/// `-netdev tap,id=ID,ifname=NAME|fd=FD[,script=no,downscript=no]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetDev {
     pub id: String,
     pub ifname: String,
+    /// A TAP the caller already opened (then `ifname` is empty).
+    pub fd: Option<i32>,
 }
 
 /// Where `-boot-timeline` goes.
@@ -558,7 +560,7 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       a guest write of V exits with status (V << 1) | 1
   -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE]
   -device virtio-blk-device,drive=ID  virtio disk (flush, discard, write-zeroes)
-  -netdev tap,id=ID,ifname=TAP[,script=no,downscript=no]
+  -netdev tap,id=ID,ifname=TAP|fd=FD[,script=no,downscript=no]
   -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56]
                                       virtio NIC on a host TAP interface
   -chardev stdio|file,id=ID[,path=P] -device virtio-serial-device -device virtconsole,chardev=ID

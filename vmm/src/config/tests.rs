@@ -97,6 +97,8 @@ fn the_microvm_docs_tap_network_parses() {
             "runs no scripts",
         ),
         ("-netdev tap,ifname=t", "id=ID"),
+        ("-netdev tap,id=n,ifname=t,fd=3", "give one"),
+        ("-netdev tap,id=n,fd=-3", "file descriptor number"),
         ("-device virtio-net-device,netdev=n,mac=zz", "six hex bytes"),
         ("-device virtio-net-device,netdev=missing", "no -netdev"),
     ] {
@@ -265,4 +267,13 @@ fn one_virtconsole_at_most_reads_stdin() {
     let one = "-device virtio-serial-device -chardev stdio,id=a -chardev file,id=b,path=/tmp/x \
                -device virtconsole,chardev=a -device virtconsole,chardev=b";
     assert!(parse_str(one).is_ok());
+}
+
+#[test]
+fn a_tap_can_come_from_the_caller_as_an_fd() {
+    let c = parse_str("-netdev tap,id=n0,fd=5 -device virtio-net-device,netdev=n0")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.netdevs[0].fd, Some(5));
+    assert!(c.netdevs[0].ifname.is_empty());
 }

@@ -1,12 +1,16 @@
-//! A host TAP interface (`-netdev tap,ifname=T`): Ethernet frames in and out of one fd.
+//! A host TAP interface (`-netdev tap,ifname=T`, or `fd=N` for one the caller opened): Ethernet
+//! frames in and out of one fd.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54CA;
+const TUNGETIFF: libc::c_ulong = 0x8004_54D2;
+const IFF_TUN: libc::c_short = 0x0001;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
 
 /// struct ifreq, as TUNSETIFF reads it: the name, then the flags.
 #[repr(C)]
@@ -63,6 +67,55 @@ impl Tap {
     }
 }
 
+impl Tap {
+    /// Takes a duplicate of the caller's open TAP `fd` (QEMU's `-netdev tap,fd=N`), so minnow
+    /// needs neither CAP_NET_ADMIN nor /dev/net/tun. It must be a TAP without packet information
+    /// or virtio-net headers (IFF_TAP | IFF_NO_PI), which is what minnow itself opens. The fd is
+    /// made non-blocking, as QEMU makes it, which the caller's copy shares. Returns the name too.
+    pub fn adopt(fd: RawFd) -> io::Result<(Tap, String)> {
+        // SAFETY: F_DUPFD_CLOEXEC only reads `fd`'s entry; an fd that is not open gives EBADF.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a new descriptor that nothing else owns.
+        let file = unsafe { File::from_raw_fd(dup) };
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        // SAFETY: TUNGETIFF writes one struct ifreq, which `req` is; on a file that is not an
+        // attached TUN/TAP it fails and writes nothing.
+        if unsafe { libc::ioctl(file.as_raw_fd(), TUNGETIFF as _, &mut req) } < 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not an attached TAP device ({})", io::Error::last_os_error()),
+            ));
+        }
+        let kind = req.flags & (IFF_TUN | IFF_TAP);
+        if kind != IFF_TAP || req.flags & IFF_NO_PI == 0 || req.flags & IFF_VNET_HDR != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a TUN/TAP with flags {:#x}: minnow needs IFF_TAP | IFF_NO_PI, without IFF_VNET_HDR",
+                    req.flags
+                ),
+            ));
+        }
+        // SAFETY: F_GETFL/F_SETFL change only the file status flags of our descriptor's file.
+        unsafe {
+            let flags = libc::fcntl(dup, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(dup, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let len = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+        Ok((Tap { file }, name))
+    }
+}
+
 impl FrameIo for Tap {
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         match self.file.write(frame) {
@@ -78,5 +131,35 @@ impl FrameIo for Tap {
 
     fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_fd_that_is_not_a_tap_is_refused_with_the_reason() {
+        let f = File::open("/dev/null").unwrap();
+        let err = Tap::adopt(f.as_raw_fd()).err().expect("/dev/null is no TAP");
+        assert!(err.to_string().contains("not an attached TAP device"), "{err}");
+        assert_eq!(
+            Tap::adopt(1_000_000).err().and_then(|e| e.raw_os_error()),
+            Some(libc::EBADF)
+        );
+    }
+
+    #[test]
+    fn a_tap_the_caller_opened_is_taken_with_its_name() {
+        let (tap, name) = match Tap::open("") {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("not supported here: creating a TAP needs CAP_NET_ADMIN and /dev/net/tun ({e})");
+                return;
+            }
+        };
+        let (adopted, same) = Tap::adopt(tap.fd()).unwrap();
+        assert_eq!(same, name);
+        assert_ne!(adopted.fd(), tap.fd());
     }
 }
