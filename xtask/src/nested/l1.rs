@@ -26,6 +26,14 @@ pub struct L1Run {
 
 /// Boots `kernel` with `initramfs` as L2 and returns its whole console.
 pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: Duration) -> Result<L1Run> {
+    // QEMU's monitor, to see where L2's CPU is if L2 goes silent.
+    // In /tmp: a socket's path must fit in 108 bytes, the work tree's may not.
+    let monitor = std::env::temp_dir().join(format!(
+        "minnow-l1-{}-{}.sock",
+        std::process::id(),
+        log.file_stem().map_or("l2".into(), |s| s.to_string_lossy())
+    ));
+    let _ = std::fs::remove_file(&monitor);
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
         "-M",
@@ -46,6 +54,8 @@ pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: D
         "stdio",
     ])
     .arg("-no-reboot")
+    .arg("-monitor")
+    .arg(format!("unix:{},server=on,wait=off", monitor.display()))
     .arg("-kernel")
     .arg(kernel)
     .arg("-initrd")
@@ -100,9 +110,12 @@ pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: D
             Err(mpsc::RecvTimeoutError::Timeout) if last_line.elapsed() > SILENCE => {
                 timed_out = true;
                 eprintln!(
-                    "[nested] L2 printed nothing for {} s: it is stuck; killing it",
+                    "[nested] L2 printed nothing for {} s: it is stuck; where its CPU is, then killing it:",
                     SILENCE.as_secs()
                 );
+                for line in cpu_state(&monitor) {
+                    eprintln!("    L1 monitor| {line}");
+                }
                 let _ = child.kill();
                 break;
             }
@@ -110,6 +123,7 @@ pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: D
         }
     }
     let _ = child.wait();
+    let _ = std::fs::remove_file(&monitor);
     let _ = reader.join();
     Ok(L1Run {
         console,
@@ -132,6 +146,80 @@ fn progress(line: &str, finished: &mut usize, cases: usize, at: Duration) {
             "[nested] {:6.1} s  ({}/{cases}) {name}: exit {rc} after {secs:.2} s",
             at.as_secs_f64(),
             *finished
+        );
+    }
+}
+
+/// L2's CPU registers, asked twice a second apart through QEMU's monitor (a CPU that is spinning
+/// shows a moving RIP, a halted one HLT=1); only the lines that say where it is.
+fn cpu_state(monitor: &Path) -> Vec<String> {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    let ask = || -> std::io::Result<String> {
+        let mut s = UnixStream::connect(monitor)?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        s.write_all(b"info registers\n")?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = s.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    };
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        match ask() {
+            Ok(text) => lines.extend(
+                text.lines()
+                    // "RIP=... EFL=... CPL=0 II=0 A20=1 SMM=0 HLT=0" (EIP= outside long mode).
+                    .filter(|l| (l.contains("IP=") && l.contains("HLT=")) || l.starts_with("CS "))
+                    .map(|l| l.trim().to_string()),
+            ),
+            Err(e) => lines.push(format!("monitor {}: {e}", monitor.display())),
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_l2s_cpu_state_comes_from_qemus_monitor() {
+        let dir = std::env::temp_dir().join(format!("minnow-l1-monitor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let monitor = dir.join("m.sock");
+        // A machine that never prints: QEMU's SeaBIOS with nothing to boot, stopped at reset.
+        let mut qemu = Command::new("qemu-system-x86_64")
+            .args([
+                "-M",
+                "pc,accel=tcg",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-S",
+                "-monitor",
+            ])
+            .arg(format!("unix:{},server=on,wait=off", monitor.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu-system-x86_64 (apt-get install qemu-system-x86)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !monitor.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let lines = cpu_state(&monitor);
+        let _ = qemu.kill();
+        let _ = qemu.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("IP=0000fff0") && l.contains("HLT=0")),
+            "{lines:?}"
         );
     }
 }
