@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use vm_memory::VolatileSlice;
 
 /// A disk image. Offsets and lengths are in bytes; callers keep them inside `len()`.
 pub trait Disk: Send {
@@ -17,6 +18,11 @@ pub trait Disk: Send {
     fn discard(&mut self, offset: u64, len: u64) -> io::Result<()>;
     /// The range reads back as zeros afterwards.
     fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()>;
+    /// Reads `bufs`' total length from `offset` straight into them (guest memory), when the
+    /// format can; `Ok(false)` when it cannot, and the caller copies through `read_at`.
+    fn read_into(&mut self, _bufs: &[VolatileSlice<'_>], _offset: u64) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A raw image: the file is the disk, byte for byte.
@@ -66,6 +72,56 @@ impl Disk for RawFile {
 
     fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(buf, offset)
+    }
+
+    /// preadv(2) into the guest's buffers: the data crosses memory once, as with QEMU.
+    fn read_into(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> io::Result<bool> {
+        let guards: Vec<_> = bufs.iter().map(VolatileSlice::ptr_guard_mut).collect();
+        let mut iov: Vec<libc::iovec> = guards
+            .iter()
+            .zip(bufs)
+            .map(|(g, b)| libc::iovec {
+                iov_base: g.as_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let total: usize = bufs.iter().map(VolatileSlice::len).sum();
+        let (mut done, mut first) = (0usize, 0usize);
+        while done < total {
+            let at = i64::try_from(offset + done as u64)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            let rest = &iov[first..];
+            let count = libc::c_int::try_from(rest.len()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: every iovec is one guest-memory slice, mapped for its whole length while the
+            // guards live; the kernel writes at most those lengths.
+            let n = unsafe { libc::preadv(self.file.as_raw_fd(), rest.as_ptr(), count, at) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n as usize;
+            // Skip what the read filled; a partly filled buffer continues where it stopped.
+            let mut n = n as usize;
+            while n > 0 && first < iov.len() {
+                let v = &mut iov[first];
+                if n >= v.iov_len {
+                    n -= v.iov_len;
+                    first += 1;
+                } else {
+                    // SAFETY: `n` is less than the buffer's length: the pointer stays inside it.
+                    v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
+                    v.iov_len -= n;
+                    n = 0;
+                }
+            }
+        }
+        Ok(true)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -10,8 +10,8 @@ pub mod disk;
 use super::{DeviceError, VirtioDevice};
 use disk::Disk;
 use std::io::{Read, Write};
-use virtio_queue::{Queue, QueueT, Reader, Writer};
-use vm_memory::GuestMemoryMmap;
+use virtio_queue::{DescriptorChain, Queue, QueueT, Reader, Writer};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 
 const DEVICE_TYPE: u32 = 2;
 const QUEUE_SIZES: [u16; 1] = [256];
@@ -46,6 +46,26 @@ const MAX_DISCARD_SEG: u32 = 1;
 const MAX_TRANSFER: usize = 16 << 20;
 /// The device ID (serial) reply length.
 const ID_LEN: usize = 20;
+
+/// The guest memory of the first `len` writable bytes of `chain`; `None` when a buffer is not
+/// inside one memory region or the chain has fewer writable bytes.
+fn writable_bufs<'m>(
+    chain: DescriptorChain<&'m GuestMemoryMmap>,
+    mem: &'m GuestMemoryMmap,
+    len: usize,
+) -> Option<Vec<VolatileSlice<'m>>> {
+    let mut left = len;
+    let mut bufs = Vec::new();
+    for d in chain.filter(|d| d.is_write_only()) {
+        if left == 0 {
+            break;
+        }
+        let n = (d.len() as usize).min(left);
+        bufs.push(mem.get_slice(d.addr(), n).ok()?);
+        left -= n;
+    }
+    (left == 0).then_some(bufs)
+}
 
 /// The first `len` bytes of `buf`, grown when needed (never shrunk: at most MAX_TRANSFER).
 fn scratch(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
@@ -104,6 +124,27 @@ impl Block {
             .checked_mul(SECTOR)
             .and_then(|start| start.checked_add(len))
             .is_some_and(|end| end <= self.disk.size())
+    }
+
+    /// A read of `len` bytes from `sector` straight into the chain's writable buffers, when the
+    /// disk can and the buffers allow (each within one memory region). Returns its status, or
+    /// `None` for the copying path (which also answers every malformed request).
+    fn read_direct(
+        &mut self,
+        chain: &DescriptorChain<&GuestMemoryMmap>,
+        mem: &GuestMemoryMmap,
+        sector: u64,
+        len: usize,
+    ) -> Option<u8> {
+        if len == 0 || len > MAX_TRANSFER || !self.in_range(sector, len as u64) {
+            return None;
+        }
+        let bufs = writable_bufs(chain.clone(), mem, len)?;
+        match self.disk.read_into(&bufs, sector * SECTOR) {
+            Ok(true) => Some(S_OK),
+            Ok(false) => None,
+            Err(_) => Some(S_IOERR),
+        }
     }
 
     /// Serves one request; returns its status. `data` is the writable part before the status
@@ -197,6 +238,8 @@ impl VirtioDevice for Block {
         let mut used = false;
         while let Some(chain) = queue.pop_descriptor_chain(mem) {
             let head = chain.head_index();
+            let desc_chain = chain.clone();
+            let mut direct = 0;
             let written = match (chain.clone().reader(mem), chain.writer(mem)) {
                 (Ok(mut req), Ok(mut resp)) if resp.available_bytes() >= 1 => {
                     // The status byte is the last writable byte; what precedes it is data.
@@ -208,12 +251,21 @@ impl VirtioDevice for Block {
                         req.read_obj::<u32>(),
                         req.read_obj::<u64>(),
                     ) {
+                        (Ok(T_IN), Ok(_reserved), Ok(sector)) => {
+                            match self.read_direct(&desc_chain, mem, sector, resp.available_bytes()) {
+                                Some(status) => {
+                                    direct = resp.available_bytes();
+                                    status
+                                }
+                                None => self.serve(T_IN, sector, &mut req, &mut resp),
+                            }
+                        }
                         (Ok(kind), Ok(_reserved), Ok(sector)) => {
                             self.serve(kind, sector, &mut req, &mut resp)
                         }
                         _ => S_IOERR,
                     };
-                    let data = resp.bytes_written();
+                    let data = resp.bytes_written() + direct;
                     status_w.write_all(&[status]).map(|()| data + 1).unwrap_or(data)
                 }
                 // No status byte to write, or buffers outside guest memory: nothing to say.

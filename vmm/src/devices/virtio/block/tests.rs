@@ -203,3 +203,55 @@ fn random_hostile_queues_never_panic_or_escape_the_disk() {
     // The test reaches the device, not only the ring checks in front of it.
     assert!(answered > 5000, "only {answered} requests answered");
 }
+
+/// A 1 KiB read into two writable buffers, the second at `second`; returns what each got.
+fn read_into_two_buffers(mem: &GuestMemoryMmap, dev: &mut Block, second: u64) -> (u8, u32, Vec<u8>) {
+    let mut header = [0u8; 16];
+    header[0..4].copy_from_slice(&T_IN.to_le_bytes());
+    header[8..16].copy_from_slice(&1u64.to_le_bytes());
+    mem.write_slice(&header, GuestAddress(HEADER)).unwrap();
+    let vq = MockSplitQueue::new(mem, 16);
+    vq.build_desc_chain(&[
+        RawDescriptor::from(Descriptor::new(HEADER, 16, NEXT, 1)),
+        RawDescriptor::from(Descriptor::new(DATA, 300, WRITE | NEXT, 2)),
+        RawDescriptor::from(Descriptor::new(second, 724, WRITE | NEXT, 3)),
+        RawDescriptor::from(Descriptor::new(STATUS, 1, WRITE, 0)),
+    ])
+    .unwrap();
+    let mut queue: Queue = vq.create_queue().unwrap();
+    assert!(dev.process(0, &mut queue, mem).unwrap());
+    let used = vq.used().ring().ref_at(0).unwrap().load().len();
+    let mut got = vec![0u8; 1024];
+    mem.read_slice(&mut got[..300], GuestAddress(DATA)).unwrap();
+    mem.read_slice(&mut got[300..], GuestAddress(second)).unwrap();
+    (mem.read_obj(GuestAddress(STATUS)).unwrap(), used, got)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 256) as u8).collect()
+}
+
+#[test]
+fn reads_land_straight_in_guest_buffers_split_anywhere() {
+    let image = pattern(8192);
+    let f = Fixture::new("direct", &image);
+    let mut dev = f.device(true);
+    let (status, used, got) = read_into_two_buffers(&f.mem, &mut dev, 0x4_0000);
+    assert_eq!((status, used), (S_OK, 1025));
+    assert_eq!(got, image[512..1536]);
+}
+
+#[test]
+fn a_buffer_across_two_memory_regions_is_still_read_right() {
+    let image = pattern(8192);
+    let f = Fixture::new("seam", &image);
+    // Two regions adjacent for the guest, as RAM and the ROM window are; the second buffer
+    // straddles them, so the device copies instead of reading into guest memory directly.
+    let mem =
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x8_0000), (GuestAddress(0x8_0000), 0x8_0000)])
+            .unwrap();
+    let mut dev = f.device(true);
+    let (status, used, got) = read_into_two_buffers(&mem, &mut dev, 0x8_0000 - 100);
+    assert_eq!((status, used), (S_OK, 1025));
+    assert_eq!(got, image[512..1536]);
+}
