@@ -96,17 +96,12 @@ pub fn run() -> Result<()> {
     let mut cases = Vec::new();
     for round in 0..ROUNDS {
         for (i, c) in configs.iter().enumerate() {
-            cases.push(Case {
-                name: format!("bench-{i}-round{round}"),
-                program: c.case.program,
-                args: c.case.args.clone(),
-                setup: vec![],
-                serial_on_stdout: false,
-                stop_after: None,
-                after: vec![],
-                after_must_have: None,
-                expect: Expect::Timing,
-            });
+            cases.push(Case::new(
+                format!("bench-{i}-round{round}"),
+                c.case.program,
+                c.case.args.clone(),
+                Expect::Timing,
+            ));
         }
     }
     let inputs = super::prepare(true)?;

@@ -119,6 +119,24 @@ pub struct Case {
     pub expect: Expect,
 }
 
+impl Case {
+    /// A run of `program` with `args` and nothing around it: no setup or after-commands, COM1
+    /// to a file the script adds, killed as hung after the script's timeout.
+    pub fn new(name: String, program: &'static str, args: Vec<String>, expect: Expect) -> Case {
+        Case {
+            name,
+            program,
+            args,
+            serial_on_stdout: false,
+            stop_after: None,
+            setup: vec![],
+            after: vec![],
+            after_must_have: None,
+            expect,
+        }
+    }
+}
+
 fn loader_name(l: Loader) -> &'static str {
     match l {
         Loader::MinnowRom => "minnowrom",
@@ -187,16 +205,11 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
     let mut args = machine_args(acpi, rtc, pic, smp);
     args.extend(bios_args(loader));
     args.extend(["-kernel", kernel, "-initrd", paths::INITRAMFS, "-append", &append].map(String::from));
-    Case {
+    Case::new(
         name,
-        program: paths::MINNOW,
+        paths::MINNOW,
         args,
-        setup: vec![],
-        serial_on_stdout: false,
-        stop_after: None,
-        after: vec![],
-        after_must_have: None,
-        expect: Expect::Linux {
+        Expect::Linux {
             smp,
             acpi,
             rtc,
@@ -208,7 +221,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             killed: false,
             append,
         },
-    }
+    )
 }
 
 /// QEMU's microvm (`machine`, e.g. "microvm,accel=kvm") in L2 with the same kernel, initramfs and
@@ -235,17 +248,12 @@ pub fn qemu_linux_case(machine: &str, append: &str) -> Case {
         "-append",
         append,
     ];
-    Case {
-        name: String::new(),
-        program: paths::QEMU,
-        args: args.map(String::from).to_vec(),
-        serial_on_stdout: false,
-        stop_after: None,
-        setup: vec![],
-        after: vec![],
-        after_must_have: None,
-        expect: Expect::Timing,
-    }
+    Case::new(
+        String::new(),
+        paths::QEMU,
+        args.map(String::from).to_vec(),
+        Expect::Timing,
+    )
 }
 
 /// Names a variant of `case`: `suffix` goes on its name, also in the command line's

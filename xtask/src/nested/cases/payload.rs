@@ -40,16 +40,11 @@ fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp:
             }
         }
     }
-    Case {
+    Case::new(
         name,
-        program: paths::MINNOW,
+        paths::MINNOW,
         args,
-        setup: vec![],
-        serial_on_stdout: false,
-        stop_after: None,
-        after: vec![],
-        after_must_have: None,
-        expect: Expect::Payload {
+        Expect::Payload {
             loader,
             route,
             payload,
@@ -58,7 +53,7 @@ fn payload_case(loader: Loader, route: Route, payload: Payload, acpi: bool, smp:
             kernel_arg,
             cmdline,
         },
-    }
+    )
 }
 
 /// Every payload through every loader that supports it, with ACPI (one CPU) and without (two,

@@ -221,17 +221,17 @@ pub(super) fn seed_case(acpi: bool) -> Case {
         ]
         .map(String::from),
     );
-    Case {
-        name: format!("seed-hello-qcow2-acpi{}", on_off(acpi)),
-        program: paths::MINNOW,
+    let mut case = Case::new(
+        format!("seed-hello-qcow2-acpi{}", on_off(acpi)),
+        paths::MINNOW,
         args,
-        serial_on_stdout: true,
-        stop_after: (!acpi).then_some(30),
-        setup: vec![format!("cd /tmp && cp {} hello.qcow2", paths::SEED_DISK)],
-        after: vec!["cd /".into()],
-        after_must_have: None,
-        expect: Expect::Seed { acpi },
-    }
+        Expect::Seed { acpi },
+    );
+    case.serial_on_stdout = true;
+    case.stop_after = (!acpi).then_some(30);
+    case.setup = vec![format!("cd /tmp && cp {} hello.qcow2", paths::SEED_DISK)];
+    case.after = vec!["cd /".into()];
+    case
 }
 
 /// The crash test: like [`linux_case_blk`] on qcow2 (whose metadata minnow caches), but the
