@@ -150,15 +150,16 @@ fn progress(line: &str, finished: &mut usize, cases: usize, at: Duration) {
     }
 }
 
-/// L2's CPU registers, asked twice a second apart through QEMU's monitor (a CPU that is spinning
-/// shows a moving RIP, a halted one HLT=1); only the lines that say where it is.
+/// L2's CPU registers and the instructions at its RIP, asked twice a second apart through QEMU's
+/// monitor (a CPU that is spinning shows a moving RIP, a halted one HLT=1); only the lines that
+/// say where it is.
 fn cpu_state(monitor: &Path) -> Vec<String> {
     use std::io::Read;
     use std::os::unix::net::UnixStream;
     let ask = || -> std::io::Result<String> {
         let mut s = UnixStream::connect(monitor)?;
         s.set_read_timeout(Some(Duration::from_millis(500)))?;
-        s.write_all(b"info registers\n")?;
+        s.write_all(b"info registers\nx/2i $pc\n")?;
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         while let Ok(n @ 1..) = s.read(&mut buf) {
@@ -172,7 +173,12 @@ fn cpu_state(monitor: &Path) -> Vec<String> {
             Ok(text) => lines.extend(
                 text.lines()
                     // "RIP=... EFL=... CPL=0 II=0 A20=1 SMM=0 HLT=0" (EIP= outside long mode).
-                    .filter(|l| (l.contains("IP=") && l.contains("HLT=")) || l.starts_with("CS "))
+                    // and the instruction there ("0x...: mnemonic", from x/2i).
+                    .filter(|l| {
+                        (l.contains("IP=") && l.contains("HLT="))
+                            || l.starts_with("CS ")
+                            || (l.starts_with("0x") && l.contains(':'))
+                    })
                     .map(|l| l.trim().to_string()),
             ),
             Err(e) => lines.push(format!("monitor {}: {e}", monitor.display())),
