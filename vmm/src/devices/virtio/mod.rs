@@ -17,6 +17,18 @@ use vm_memory::GuestMemoryMmap;
 /// The feature every device offers: virtio 1.x (the transport adds it).
 pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
 
+/// Reads a device's configuration space `config` at `offset` into `data`, in any access width;
+/// bytes past its end read as zero.
+pub fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = usize::try_from(offset)
+            .ok()
+            .and_then(|o| config.get(o.checked_add(i)?))
+            .copied()
+            .unwrap_or(0);
+    }
+}
+
 /// Why a device could not complete a request: the guest's fault, never the VMM's crash.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -70,5 +82,25 @@ pub trait VirtioDevice: Send {
     /// The `io_fd` is ready: serves it. Returns whether buffers were used.
     fn handle_io(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_space_reads_in_any_access_width_and_zero_past_its_end() {
+        let config = 0x1122_3344_5566_7788u64.to_le_bytes();
+        let mut q = [0u8; 8];
+        read_config_bytes(&config, 0, &mut q);
+        assert_eq!(q, config);
+        let mut d = [0u8; 4];
+        read_config_bytes(&config, 4, &mut d);
+        assert_eq!(u32::from_le_bytes(d), 0x1122_3344);
+        read_config_bytes(&config, 6, &mut d);
+        assert_eq!(d, [0x22, 0x11, 0, 0]);
+        read_config_bytes(&config, u64::MAX, &mut d);
+        assert_eq!(d, [0; 4]);
     }
 }

@@ -149,8 +149,9 @@ impl VirtioDevice for Vsock {
         &QUEUE_SIZES
     }
 
+    /// The configuration space is the guest's CID, a little-endian u64.
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        read_cid(self.cid, offset, data);
+        super::read_config_bytes(&self.cid.to_le_bytes(), offset, data);
     }
 
     fn activate(
@@ -225,18 +226,6 @@ fn rings_in_one_region(q: &Queue, mem: &GuestMemoryMmap) -> bool {
     .all(|(addr, len)| mem.get_slice(GuestAddress(addr), len).is_ok())
 }
 
-/// The configuration space is the guest's CID, a little-endian u64; past it reads zero.
-fn read_cid(cid: u64, offset: u64, data: &mut [u8]) {
-    let config = cid.to_le_bytes();
-    for (i, b) in data.iter_mut().enumerate() {
-        *b = usize::try_from(offset)
-            .ok()
-            .and_then(|o| config.get(o.saturating_add(i)))
-            .copied()
-            .unwrap_or(0);
-    }
-}
-
 impl Drop for Vsock {
     fn drop(&mut self) {
         self.reset();
@@ -246,21 +235,6 @@ impl Drop for Vsock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_config_space_is_the_cid_in_any_access_width() {
-        let cid = 0x1122_3344_5566_7788;
-        let mut q = [0u8; 8];
-        read_cid(cid, 0, &mut q);
-        assert_eq!(u64::from_le_bytes(q), cid);
-        let mut d = [0u8; 4];
-        read_cid(cid, 4, &mut d);
-        assert_eq!(u32::from_le_bytes(d), 0x1122_3344);
-        read_cid(cid, 6, &mut d);
-        assert_eq!(d, [0x22, 0x11, 0, 0]);
-        read_cid(cid, u64::MAX, &mut d);
-        assert_eq!(d, [0; 4]);
-    }
 
     #[test]
     fn a_ring_across_two_memory_regions_is_refused() {
