@@ -44,6 +44,8 @@ pub enum VsockError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("the host's vhost-vsock offers features {0:#x}, without virtio 1.0, which minnow needs")]
+    NoVersion1(u64),
     #[error("an eventfd for vhost-vsock: {0}")]
     EventFd(std::io::Error),
 }
@@ -51,8 +53,6 @@ pub enum VsockError {
 pub struct Vsock {
     backend: Backend,
     cid: u64,
-    /// What vhost offers, masked to what minnow passes on (see `features`).
-    features: u64,
     kicks: [EventFd; DATA_QUEUES],
     call: EventFd,
     running: bool,
@@ -75,14 +75,15 @@ impl Vsock {
         backend
             .set_guest_cid(cid)
             .map_err(|source| VsockError::Cid { cid, source })?;
+        // minnow's transport is virtio 1.x only: a vhost without it could not serve the rings.
         let offered = backend.get_features().map_err(vhost("get_features"))?;
+        if offered & super::VIRTIO_F_VERSION_1 == 0 {
+            return Err(VsockError::NoVersion1(offered));
+        }
         let eventfd = || EventFd::new(libc::EFD_NONBLOCK).map_err(VsockError::EventFd);
         Ok(Vsock {
             backend,
             cid,
-            // Only virtio 1 (the transport adds it): vhost's own extras (event index, indirect
-            // descriptors, logging) are not needed for a control channel.
-            features: offered & super::VIRTIO_F_VERSION_1,
             kicks: [eventfd()?, eventfd()?],
             call: eventfd()?,
             running: false,
@@ -141,8 +142,10 @@ impl VirtioDevice for Vsock {
         DEVICE_TYPE
     }
 
+    /// Only virtio 1 (the transport adds it): vhost's own extras (event index, indirect
+    /// descriptors, logging) are not needed for a control channel.
     fn features(&self) -> u64 {
-        self.features & !super::VIRTIO_F_VERSION_1
+        0
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
@@ -172,7 +175,7 @@ impl VirtioDevice for Vsock {
         }
         // Only what was offered, whatever the driver wrote: vhost must not run in a mode
         // (IOTLB, dirty logging) that minnow does not serve.
-        let features = features & (self.features | super::VIRTIO_F_VERSION_1);
+        let features = features & super::VIRTIO_F_VERSION_1;
         self.start(features, queues, mem)
             .map_err(|e| DeviceError::Backend(e.to_string()))
     }
