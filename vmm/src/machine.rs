@@ -175,7 +175,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         true => Some((
             attach_serial(&mut pio, &vm, &c.serial, &timeline)?,
             // stdin feeds one device: a virtio console on stdio, which was asked for by name.
-            c.serial == Serial::Stdio && !virtconsole_on_stdio(c),
+            c.serial == Serial::Stdio && c.virtconsoles_on_stdio() == 0,
         )),
         false => None,
     };
@@ -288,16 +288,6 @@ fn console_device(chardev: Option<&Chardev>) -> Result<Box<dyn VirtioDevice>, Ma
         Some(_) => None,
     };
     Ok(Box::new(Console::new(out, input)))
-}
-
-/// Whether a virtconsole's chardev is stdio (then it, not COM1, reads stdin).
-fn virtconsole_on_stdio(c: &Config) -> bool {
-    c.virtio.iter().any(|d| match d {
-        VirtioDeviceConfig::Console { chardev } => {
-            c.chardevs.get(*chardev).is_some_and(|ch| ch.path.is_none())
-        }
-        _ => false,
-    })
 }
 
 /// A virtio-net device on the TAP `netdev` names.

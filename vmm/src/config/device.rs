@@ -10,6 +10,15 @@ fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
     parsed.map_err(|_| bad(option, v, ": give a number, e.g. 0xf4"))
 }
 
+/// A file descriptor number the caller passes open (`fd=`, `vhostfd=`); `what` says what it
+/// must be.
+fn parse_fd(option: &str, v: &str, what: &str) -> Result<i32, ConfigError> {
+    v.parse::<i32>()
+        .ok()
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| bad(option, v, &format!(": give {what} file descriptor number")))
+}
+
 /// A vsock guest CID: 0-2 name the hypervisor, loopback and host, and u32::MAX is "any".
 fn parse_cid(v: &str) -> Result<u64, ConfigError> {
     use crate::devices::virtio::vsock::{MAX_GUEST_CID, MIN_GUEST_CID};
@@ -52,16 +61,7 @@ pub(super) fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
         match (k.as_str(), v.as_str()) {
             ("id", _) => n.id = v,
             ("ifname", _) => n.ifname = v,
-            ("fd", _) => {
-                let fd = v.parse::<i32>().ok().filter(|fd| *fd >= 0);
-                n.fd = Some(fd.ok_or_else(|| {
-                    bad(
-                        "-netdev tap,fd",
-                        &v,
-                        ": give an open TAP's file descriptor number",
-                    )
-                })?);
-            }
+            ("fd", _) => n.fd = Some(parse_fd("-netdev tap,fd", &v, "an open TAP's")?),
             ("script" | "downscript", "no") | ("vhost", "off") => {}
             ("script" | "downscript", _) => return Err(bad(
                 "-netdev tap",
@@ -224,14 +224,7 @@ pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Re
                 match k.as_str() {
                     "guest-cid" => cid = Some(parse_cid(&v)?),
                     "vhostfd" => {
-                        let fd = v.parse::<i32>().ok().filter(|fd| *fd >= 0);
-                        vhostfd = Some(fd.ok_or_else(|| {
-                            bad(
-                                "-device vhost-vsock-device,vhostfd",
-                                &v,
-                                ": give an open file descriptor's number",
-                            )
-                        })?);
+                        vhostfd = Some(parse_fd("-device vhost-vsock-device,vhostfd", &v, "an open")?)
                     }
                     "id" => {}
                     _ => return Err(bad("-device vhost-vsock-device", &k, hint)),

@@ -173,6 +173,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// How many virtconsoles have a stdio chardev (at most one may: it takes stdin from COM1).
+    pub fn virtconsoles_on_stdio(&self) -> usize {
+        self.virtio
+            .iter()
+            .filter(|d| match d {
+                VirtioDeviceConfig::Console { chardev } => {
+                    self.chardevs.get(*chardev).is_some_and(|ch| ch.path.is_none())
+                }
+                _ => false,
+            })
+            .count()
+    }
+
     /// Whether the guest gets ACPI tables: `acpi=on`, or `auto` (on, as on QEMU's microvm),
     /// installed by the firmware or, with `-bios none`, by direct boot where the firmware would.
     pub fn acpi(&self) -> bool {
@@ -503,13 +516,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             .ok_or_else(|| bad("-device virtconsole,chardev", &id, ": no -chardev has that id"))?;
         c.virtio[device] = VirtioDeviceConfig::Console { chardev: index };
     }
-    let on_stdio = |d: &VirtioDeviceConfig| match d {
-        VirtioDeviceConfig::Console { chardev } => {
-            c.chardevs.get(*chardev).is_some_and(|ch| ch.path.is_none())
-        }
-        _ => false,
-    };
-    if c.virtio.iter().filter(|d| on_stdio(d)).count() > 1 {
+    if c.virtconsoles_on_stdio() > 1 {
         return Err(bad(
             "-device virtconsole,chardev",
             "stdio",
