@@ -9,6 +9,7 @@ pub mod devices;
 pub mod direct_boot;
 pub mod exit;
 pub mod fw_cfg_setup;
+pub mod host_fd;
 pub mod irq;
 pub mod kernel_layout;
 pub mod layout;

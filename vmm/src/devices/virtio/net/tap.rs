@@ -2,7 +2,7 @@
 //! frames in and out of one fd.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54CA;
@@ -18,6 +18,14 @@ struct IfReq {
     name: [u8; libc::IFNAMSIZ],
     flags: libc::c_short,
     _pad: [u8; 22],
+}
+
+impl IfReq {
+    /// The interface name, up to its NUL.
+    fn name(&self) -> String {
+        let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+        String::from_utf8_lossy(&self.name[..len]).into_owned()
+    }
 }
 
 /// Where frames go and come from: a TAP device, or in tests any datagram socket.
@@ -61,9 +69,7 @@ impl Tap {
         if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF as _, &mut req) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        let len = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
-        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
-        Ok((Tap { file }, name))
+        Ok((Tap { file }, req.name()))
     }
 }
 
@@ -73,13 +79,7 @@ impl Tap {
     /// or virtio-net headers (IFF_TAP | IFF_NO_PI), which is what minnow itself opens. The fd is
     /// made non-blocking, as QEMU makes it, which the caller's copy shares. Returns the name too.
     pub fn adopt(fd: RawFd) -> io::Result<(Tap, String)> {
-        // SAFETY: F_DUPFD_CLOEXEC only reads `fd`'s entry; an fd that is not open gives EBADF.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `dup` is a new descriptor that nothing else owns.
-        let file = unsafe { File::from_raw_fd(dup) };
+        let file = crate::host_fd::adopt(fd)?;
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
             flags: 0,
@@ -105,14 +105,12 @@ impl Tap {
         }
         // SAFETY: F_GETFL/F_SETFL change only the file status flags of our descriptor's file.
         unsafe {
-            let flags = libc::fcntl(dup, libc::F_GETFL);
-            if flags < 0 || libc::fcntl(dup, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+            if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        let len = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
-        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
-        Ok((Tap { file }, name))
+        Ok((Tap { file }, req.name()))
     }
 }
 

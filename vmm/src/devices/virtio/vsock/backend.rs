@@ -4,7 +4,7 @@
 //! [`VhostKernBackend`]; the two vsock ones are here.
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 use vhost::vhost_kern::vhost_binding::{VHOST_VSOCK_SET_GUEST_CID, VHOST_VSOCK_SET_RUNNING};
@@ -35,15 +35,8 @@ impl Backend {
 
     /// Takes a duplicate of the caller's open `fd` (the caller keeps its own).
     pub fn adopt(fd: RawFd, mem: &GuestMemoryMmap) -> io::Result<Self> {
-        // SAFETY: F_DUPFD_CLOEXEC only reads `fd`'s entry; an fd that is not open gives EBADF.
-        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `dup` is a new descriptor that nothing else owns.
-        let file = unsafe { File::from_raw_fd(dup) };
         Ok(Backend {
-            file,
+            file: crate::host_fd::adopt(fd)?,
             mem: Arc::new(mem.clone()),
         })
     }
@@ -79,30 +72,5 @@ impl VhostKernBackend for Backend {
 
     fn mem(&self) -> &Self::AS {
         &self.mem
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use vm_memory::GuestAddress;
-
-    #[test]
-    fn a_vhostfd_that_is_not_open_is_refused() {
-        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
-        let err = Backend::adopt(1_000_000, &mem).err().expect("no such fd");
-        assert_eq!(err.raw_os_error(), Some(libc::EBADF));
-    }
-
-    #[test]
-    fn an_adopted_fd_is_a_duplicate() {
-        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
-        let f = File::open("/dev/null").unwrap();
-        let b = Backend::adopt(f.as_raw_fd(), &mem).unwrap();
-        assert_ne!(b.as_raw_fd(), f.as_raw_fd());
-        drop(b);
-        // The caller's fd is still open.
-        // SAFETY: F_GETFD only reads the descriptor table.
-        assert!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFD) } >= 0);
     }
 }
