@@ -40,6 +40,13 @@ fn fnv(text: &str) -> u64 {
     })
 }
 
+/// The last lines of a build log, to show with a failure.
+fn last_lines(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 /// Runs `make` in `src`, its output kept in `log`; a failure shows the log's end.
 fn make(src: &Path, args: &[&str], log: &Path) -> Result<()> {
     let out = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -52,13 +59,11 @@ fn make(src: &Path, args: &[&str], log: &Path) -> Result<()> {
         .status()
         .context("running make (apt-get install build-essential)")?;
     if !status.success() {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
         bail!(
             "make {} failed ({status}); the end of {}:\n{}",
             args.join(" "),
             log.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            last_lines(log)
         );
     }
     Ok(())
@@ -102,12 +107,7 @@ fn make_bzimage(src: &Path, log: &Path) -> Result<()> {
     let status = child.wait()?;
     let _ = errors.join();
     if !status.success() {
-        let text = fs::read_to_string(&err_log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
-        bail!(
-            "make bzImage failed ({status}):\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        bail!("make bzImage failed ({status}):\n{}", last_lines(&err_log));
     }
     eprintln!(
         "[seed-kernel] make bzImage: {built} files in {:.0} s",

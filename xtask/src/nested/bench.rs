@@ -72,7 +72,8 @@ fn timeline(stderr: &[String]) -> Vec<(String, f64)> {
         .collect()
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median of `v` (NaN when empty); sorts `v`.
+pub(super) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }

@@ -7,6 +7,7 @@
 //! single-threaded guest sees them). Times are the guest's /proc/uptime (10 ms resolution). The
 //! images live in L2's tmpfs, so the host side is memory: this measures the VMMs' virtio paths,
 //! not a disk.
+use super::bench::median;
 use super::cases::{linux_case, paths, qemu_linux_case, Case, Expect, LinuxImage};
 use super::console::CaseOutput;
 use anyhow::{bail, Result};
@@ -110,11 +111,6 @@ fn rates(out: &CaseOutput) -> Option<[f64; 4]> {
     ])
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 pub fn run() -> Result<()> {
     let mut cases = Vec::new();
     for round in 0..ROUNDS {
@@ -146,7 +142,7 @@ pub fn run() -> Result<()> {
             .collect();
         failures += ROUNDS - runs.len();
         let m: Vec<f64> = (0..4)
-            .map(|k| median(runs.iter().map(|r| r[k]).collect()))
+            .map(|k| median(&mut runs.iter().map(|r| r[k]).collect::<Vec<_>>()))
             .collect();
         if i == 0 {
             reference = m[1];
