@@ -152,46 +152,49 @@ pub fn run(filter: Option<&str>) -> Result<()> {
 
 /// Boots L2 for `cases`; when L2 gets stuck (QEMU TCG's nested SVM has locked up on us, rarely,
 /// with nothing on L2's console), shows the end of its console, boots a fresh L2 for the cases
-/// that had not finished, and runs the stuck one again last. A case that L2 gets stuck on twice
-/// is failed, with the rest still run. The outcome holds every result.
+/// that had not finished, and runs the stuck one again last. L2 runs cases in order, so the stuck
+/// one is the first without a result. A case that L2 gets stuck on twice is failed, with the rest
+/// still run. The outcome holds every result.
 fn boot_to_the_end(
     cases: &[Case],
     mut boot: impl FnMut(&[Case], &str) -> Result<Outcome>,
 ) -> Result<Outcome> {
     let mut outcome = boot(cases, "test")?;
-    let mut stuck_before: Vec<String> = Vec::new();
+    let mut ran: Vec<Case> = cases.to_vec();
+    // Every lock-up, in order.
+    let mut stuck_on: Vec<String> = Vec::new();
     while outcome.timed_out {
-        let left: Vec<&Case> = cases
-            .iter()
+        let mut left: Vec<Case> = ran
+            .into_iter()
             .filter(|c| !outcome.results.contains_key(&c.name))
-            .filter(|c| !stuck_before.contains(&c.name))
             .collect();
-        let Some(stuck) = left.first().map(|c| c.name.clone()) else {
+        if left.is_empty() {
             break;
-        };
-        show_console_tail(&outcome.log);
-        let again = !stuck_before.contains(&stuck);
-        stuck_before.push(stuck.clone());
-        // The stuck case goes last, so one that sticks again cannot hold up the others.
-        let mut retry: Vec<Case> = left.iter().skip(1).map(|&c| c.clone()).collect();
-        if again {
-            retry.push(left[0].clone());
         }
-        if retry.is_empty() {
+        let stuck = left.remove(0);
+        show_console_tail(&outcome.log);
+        // Last, so a case that sticks again cannot hold up the others.
+        if !stuck_on.contains(&stuck.name) {
+            left.push(stuck.clone());
+        }
+        stuck_on.push(stuck.name);
+        if left.is_empty() {
             break;
         }
         eprintln!(
-            "[nested] WARNING: L2 got stuck during {stuck}; booting a fresh L2 for the {} case(s) left (the stuck one last)",
-            retry.len()
+            "[nested] WARNING: L2 got stuck during {}; booting a fresh L2 for the {} case(s) left (the stuck one last)",
+            stuck_on[stuck_on.len() - 1],
+            left.len()
         );
-        let next = boot(&retry, &format!("retry{}", stuck_before.len()))?;
+        let next = boot(&left, &format!("retry{}", stuck_on.len()))?;
         outcome.results.extend(next.results);
         outcome.elapsed += next.elapsed;
         outcome.timed_out = next.timed_out;
         outcome.log = next.log;
+        ran = left;
     }
-    if !stuck_before.is_empty() {
-        eprintln!("[nested] L2 got stuck during: {}", stuck_before.join(", "));
+    if !stuck_on.is_empty() {
+        eprintln!("[nested] L2 got stuck during: {}", stuck_on.join(", "));
     }
     Ok(outcome)
 }
@@ -298,6 +301,17 @@ mod tests {
         assert_eq!(boots.len(), 2);
         let n = |i: usize| cases[i].name.clone();
         assert_eq!(boots[1], vec![n(2), n(3), n(1)]);
+    }
+
+    #[test]
+    fn a_case_waiting_for_its_rerun_still_gets_it_when_another_case_sticks() {
+        let cases = names(4);
+        let (boot, boots) = fake_l2(&[&cases[1].name, &cases[2].name]);
+        let outcome = boot_to_the_end(&cases, boot).unwrap();
+        assert!(!outcome.timed_out);
+        assert_eq!(outcome.results.len(), 4);
+        let n = |i: usize| cases[i].name.clone();
+        assert_eq!(boots.borrow()[2], vec![n(3), n(1), n(2)]);
     }
 
     #[test]
