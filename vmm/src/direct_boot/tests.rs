@@ -1,7 +1,8 @@
 //! Direct boot against guest memory (the VMM's own, no KVM): what each protocol finds in RAM and
 //! in its registers, the e820 map against minnow.rom's own carving, and the errors.
 use super::*;
-use kvm_bindings::kvm_sregs;
+use cpu_entry::segment;
+use kvm_bindings::{kvm_segment, kvm_sregs};
 use minnow_bootproto::linux::{self as proto, loadflags, xloadflags, BootParams, SetupHeader};
 use minnow_bootproto::pvh::{MemmapEntry, ModlistEntry, StartInfo, START_MAGIC};
 use zerocopy::{FromBytes, IntoBytes};
@@ -552,21 +553,6 @@ fn the_layout_is_the_firmwares_where_both_build_the_same_thing_and_nothing_overl
     assert_eq!((first.addr.get(), first.kind.get()), (0, e820::RAM));
     assert!(ranges.iter().all(|r| r.1 <= first.size.get()));
     assert_eq!(std::mem::size_of_val(&Mode::Long64.gdt()), 48);
-}
-
-#[test]
-fn descriptors_are_flat_and_of_the_right_kind() {
-    assert_eq!(CODE64, 0x00AF_9B00_0000_FFFF);
-    assert_eq!(CODE32, 0x00CF_9B00_0000_FFFF);
-    assert_eq!(DATA, 0x00CF_9300_0000_FFFF);
-    assert_eq!(TSS, 0x0000_8B00_0000_0067);
-    let gdt = [0, descriptor(0x4093, 0x1234_5678, 0xA_BCDE)];
-    let s = segment(&gdt, 8);
-    assert_eq!(
-        (s.base, s.limit, s.g, s.db, s.type_),
-        (0x1234_5678, 0xA_BCDE, 0, 1, 3)
-    );
-    assert_eq!(segment(&gdt, 0x30).unusable, 1, "past the GDT: unusable");
 }
 
 fn err(f: &Files, cmdline: &str, memory: u64) -> String {
