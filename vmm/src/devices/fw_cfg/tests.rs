@@ -1,6 +1,6 @@
 use super::*;
-use minnow_bootproto::fw_cfg::DmaAccess;
-use zerocopy::FromBytes;
+use minnow_bootproto::fw_cfg::{DmaAccess, FileEntry};
+use zerocopy::{FromBytes, IntoBytes};
 
 const RAM: usize = 4 << 20;
 const DESC: u64 = 0x1000;
