@@ -66,7 +66,8 @@ pub enum ExitKind {
     Other,
 }
 
-const KINDS: [ExitKind; 11] = [
+/// Every [`ExitKind`], in the order [`ExitCounts`] holds their counts.
+pub const KINDS: [ExitKind; 11] = [
     ExitKind::PioSerial,
     ExitKind::PioFwCfg,
     ExitKind::PioRtc,
