@@ -1,0 +1,45 @@
+//! The text of `minnow --help`: every option the parser takes, in QEMU's spelling.
+/// What `minnow --help` prints.
+pub const HELP: &str = "\
+usage: minnow [options]   (QEMU's microvm command line, on KVM)
+
+  -M, -machine microvm[,opt=val...]   pic, pit, rtc, acpi, ioapic2=on|off|auto;
+                                      isa-serial, auto-kernel-cmdline, x-option-roms=on|off;
+                                      accel=kvm
+  -accel kvm, -enable-kvm, -cpu host  accepted (KVM only; the host CPU)
+  -m SIZE                             guest RAM (default 128M; K, M, G, T suffixes)
+  -smp N                              vCPUs (1-254)
+  -bios FILE|none                     firmware ROM (default: Minnow's built-in ROM);
+                                      none: boot -kernel directly
+  -L DIR                              look here first for -bios names and option ROMs
+                                      (then /usr/share/qemu); x-option-roms=on serves
+                                      QEMU's linuxboot_dma.bin/pvh.bin/multiboot_dma.bin
+  -kernel FILE                        bzImage, ELF with a PVH note, or multiboot kernel
+  -initrd FILE, -append CMDLINE       initrd and kernel command line
+  -fw_cfg name=NAME,file=PATH|string=TEXT
+  -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
+  -device isa-debug-exit,iobase=PORT,iosize=N
+                                      a guest write of V exits with status (V << 1) | 1
+  -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE]
+  -device virtio-blk-device,drive=ID  virtio disk (flush, discard, write-zeroes)
+  -netdev tap,id=ID,ifname=TAP|fd=FD[,script=no,downscript=no]
+  -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56]
+                                      virtio NIC on a host TAP interface
+  -chardev stdio|file,id=ID[,path=P] -device virtio-serial-device -device virtconsole,chardev=ID
+                                      virtio console (hvc0), output to stdio or a file
+  -device virtio-rng-device[,rng=ID]  virtio entropy device, fed from getrandom(2)
+                                      (-object rng-random|rng-builtin,id=ID accepted)
+  -device vhost-vsock-device,guest-cid=N[,vhostfd=FD]
+                                      vsock through the host's vhost_vsock module (FD: an
+                                      open /dev/vhost-vsock, so minnow needs no access to it)
+  -no-reboot                          a guest reset ends minnow (otherwise it reboots)
+  -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
+                                      and VM exits (or write them as JSON); a guest marks
+                                      the end of its boot by writing to port 0xf6
+  -name NAME, -pidfile PATH
+  -nodefaults, -no-user-config, -display none, -nographic   accepted
+
+exit status: 0 guest power-off (or reset with -no-reboot), (V << 1) | 1 isa-debug-exit,
+             2 triple fault (minnow stops, where QEMU would reboot),
+             128+N signal N, 1 error.
+";

@@ -1,0 +1,275 @@
+//! The command line, QEMU's way: options in any order, `key=value,...` lists with `,,` for a
+//! comma, and the checks between options once all are read.
+use super::device::{parse_chardev, parse_device, parse_netdev, parse_object};
+use super::*;
+
+pub(super) fn bad(option: &str, value: &str, hint: &str) -> ConfigError {
+    ConfigError::BadValue {
+        option: option.into(),
+        value: value.into(),
+        hint: hint.into(),
+    }
+}
+
+/// Splits QEMU's `a=b,c=d` (a leading bare word is returned as the first key with an empty value).
+/// As in QEMU, `,,` is a comma inside a value.
+pub(super) fn key_values(s: &str) -> Vec<(String, String)> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != ',' {
+            current.push(c);
+        } else if chars.next_if_eq(&',').is_some() {
+            current.push(',');
+        } else {
+            parts.push(std::mem::take(&mut current));
+        }
+    }
+    parts.push(current);
+    parts
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (p, String::new()),
+        })
+        .collect()
+}
+
+pub(super) fn on_off_auto(option: &str, v: &str) -> Result<OnOffAuto, ConfigError> {
+    match v {
+        "on" | "yes" | "true" => Ok(OnOffAuto::On),
+        "off" | "no" | "false" => Ok(OnOffAuto::Off),
+        "auto" => Ok(OnOffAuto::Auto),
+        _ => Err(bad(option, v, ": use on, off or auto")),
+    }
+}
+
+pub(super) fn on_off(option: &str, v: &str) -> Result<bool, ConfigError> {
+    match on_off_auto(option, v)? {
+        OnOffAuto::Auto => Err(bad(option, v, ": use on or off")),
+        o => Ok(o.or(false)),
+    }
+}
+
+/// QEMU's size syntax: a number with an optional K/M/G/T suffix; a bare number means MiB.
+pub fn parse_memory(s: &str) -> Result<u64, ConfigError> {
+    let err = || ConfigError::BadMemory(s.into());
+    let s2 = s.strip_prefix("size=").unwrap_or(s);
+    let (num, shift) = match s2.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(err()),
+            };
+            (&s2[..i], shift)
+        }
+        _ => (s2, 20),
+    };
+    let value: f64 = num.parse().map_err(|_| err())?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !(bytes >= 1.0 && bytes < (1u64 << 46) as f64) {
+        return Err(err());
+    }
+    // Whole pages, as KVM maps them.
+    Ok((bytes as u64 + 0xFFF) & !0xFFF)
+}
+
+fn parse_smp(s: &str) -> Result<u8, ConfigError> {
+    let mut cpus: Option<String> = None;
+    for (k, v) in key_values(s) {
+        match (k.as_str(), v.as_str()) {
+            (_, "") => cpus = Some(k),
+            ("cpus", _) | ("maxcpus", _) => cpus = cpus.or(Some(v)),
+            ("sockets" | "cores" | "threads" | "dies", _) => {}
+            _ => return Err(ConfigError::BadSmp(s.into())),
+        }
+    }
+    match cpus.and_then(|n| n.parse::<u8>().ok()) {
+        Some(n) if (1..=MAX_CPUS).contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadSmp(s.into())),
+    }
+}
+
+fn parse_machine(m: &mut Machine, s: &str) -> Result<(), ConfigError> {
+    for (k, v) in key_values(s) {
+        let (k, v) = (k.as_str(), v.as_str());
+        let option = format!("-M {k}");
+        match k {
+            "microvm" if v.is_empty() => {}
+            "type" if v == "microvm" => {}
+            "accel" if v == "kvm" => {}
+            "accel" => return Err(bad("-M accel", v, ": Minnow runs on KVM only (accel=kvm)")),
+            "pic" => m.pic = on_off_auto(&option, v)?,
+            "pit" => m.pit = on_off_auto(&option, v)?,
+            "rtc" => m.rtc = on_off_auto(&option, v)?,
+            "acpi" => m.acpi = on_off_auto(&option, v)?,
+            "ioapic2" => m.ioapic2 = on_off_auto(&option, v)?,
+            "isa-serial" => m.isa_serial = on_off(&option, v)?,
+            "auto-kernel-cmdline" => m.auto_kernel_cmdline = on_off(&option, v)?,
+            "x-option-roms" => m.option_roms = on_off(&option, v)?,
+            // Accepted for compatibility: no effect on this machine.
+            "kernel-irqchip" | "smm" | "usb" | "graphics" => {}
+            other if v.is_empty() => {
+                return Err(bad("-M", other, ": Minnow provides the microvm machine only"))
+            }
+            _ => return Err(ConfigError::UnknownOption(option)),
+        }
+    }
+    Ok(())
+}
+
+fn parse_serial(s: &str) -> Result<Serial, ConfigError> {
+    let s = s.strip_prefix("mon:").unwrap_or(s);
+    match s {
+        "stdio" => Ok(Serial::Stdio),
+        "none" | "null" => Ok(Serial::None),
+        _ => match s.strip_prefix("file:") {
+            Some(path) if !path.is_empty() => Ok(Serial::File(path.into())),
+            _ => Err(bad("-serial", s, ": use stdio, file:PATH or none")),
+        },
+    }
+}
+
+fn parse_fw_cfg(s: &str) -> Result<FwCfgFile, ConfigError> {
+    let (mut name, mut source) = (None, None);
+    for (k, v) in key_values(s) {
+        let (k, v) = (k.as_str(), v.as_str());
+        match k {
+            "name" => name = Some(v.to_string()),
+            "file" => source = Some(FwCfgSource::File(v.into())),
+            "string" => source = Some(FwCfgSource::String(v.to_string())),
+            _ => {
+                return Err(bad(
+                    "-fw_cfg",
+                    k,
+                    ": use name=NAME,file=PATH or name=NAME,string=TEXT",
+                ))
+            }
+        }
+    }
+    match (name, source) {
+        (Some(name), Some(source)) if !name.is_empty() => Ok(FwCfgFile { name, source }),
+        _ => Err(bad(
+            "-fw_cfg",
+            s,
+            ": use name=NAME,file=PATH or name=NAME,string=TEXT",
+        )),
+    }
+}
+
+/// Parses the arguments after the program name. `Ok(None)` means `--help` was asked for.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, ConfigError> {
+    let mut c = Config::default();
+    let mut pending = Pending::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        // QEMU accepts --option as well as -option.
+        let opt = arg
+            .strip_prefix('-')
+            .map(|a| a.strip_prefix('-').unwrap_or(a))
+            .unwrap_or("");
+        let mut value = || args.next().ok_or_else(|| ConfigError::MissingValue(arg.clone()));
+        match opt {
+            "h" | "help" => return Ok(None),
+            "boot-timeline" => c.boot_timeline = Some(TimelineOutput::Stderr),
+            _ if opt.starts_with("boot-timeline=") => {
+                let v = &opt["boot-timeline=".len()..];
+                c.boot_timeline = match v.strip_prefix("json:") {
+                    Some(path) if !path.is_empty() => Some(TimelineOutput::Json(path.into())),
+                    _ => {
+                        return Err(bad(
+                            "-boot-timeline",
+                            v,
+                            ": use -boot-timeline or -boot-timeline=json:PATH",
+                        ))
+                    }
+                };
+            }
+            "M" | "machine" => parse_machine(&mut c.machine, &value()?)?,
+            "enable-kvm" => {}
+            "accel" => match value()?.as_str() {
+                "kvm" => {}
+                v => return Err(bad("-accel", v, ": Minnow runs on KVM only")),
+            },
+            "cpu" => match value()?.as_str() {
+                "host" | "max" => {}
+                v => return Err(bad("-cpu", v, ": use host (the host's CPU, as KVM reports it)")),
+            },
+            "m" => c.memory = parse_memory(&value()?)?,
+            "smp" => c.cpus = parse_smp(&value()?)?,
+            "kernel" => c.kernel = Some(value()?.into()),
+            "initrd" => c.initrd = Some(value()?.into()),
+            "append" => c.append = Some(value()?),
+            "bios" => {
+                c.bios = match value()?.as_str() {
+                    "none" => Bios::None,
+                    path => Bios::File(path.into()),
+                }
+            }
+            "serial" => c.serial = parse_serial(&value()?)?,
+            "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
+            "device" => parse_device(&mut c, &value()?, &mut pending)?,
+            "chardev" => c.chardevs.push(parse_chardev(&value()?)?),
+            "netdev" => c.netdevs.push(parse_netdev(&value()?)?),
+            "object" => parse_object(&value()?)?,
+            "drive" => c.drives.push(drive::parse_drive(&value()?)?),
+            "name" => c.name = Some(value()?),
+            "pidfile" => c.pidfile = Some(value()?.into()),
+            "L" => c.data_dirs.push(value()?.into()),
+            "display" => match value()?.as_str() {
+                "none" => {}
+                v => return Err(bad("-display", v, ": Minnow has no display; use -display none")),
+            },
+            "nographic" | "nodefaults" | "no-user-config" => {}
+            "no-reboot" => c.no_reboot = true,
+            _ => return Err(ConfigError::UnknownOption(arg)),
+        }
+    }
+    for (device, id) in pending.drives {
+        let index = c
+            .drives
+            .iter()
+            .position(|d| d.id == id)
+            .ok_or_else(|| bad("-device virtio-blk-device,drive", &id, ": no -drive has that id"))?;
+        c.virtio[device] = VirtioDeviceConfig::Block { drive: index };
+    }
+    for (device, id) in pending.chardevs {
+        let index = c
+            .chardevs
+            .iter()
+            .position(|d| d.id == id)
+            .ok_or_else(|| bad("-device virtconsole,chardev", &id, ": no -chardev has that id"))?;
+        c.virtio[device] = VirtioDeviceConfig::Console { chardev: index };
+    }
+    if c.virtconsoles_on_stdio() > 1 {
+        return Err(bad(
+            "-device virtconsole,chardev",
+            "stdio",
+            ": stdin can feed one console; give the others -chardev file",
+        ));
+    }
+    for (device, id) in pending.netdevs {
+        let index = c.netdevs.iter().position(|n| n.id == id).ok_or_else(|| {
+            bad(
+                "-device virtio-net-device,netdev",
+                &id,
+                ": no -netdev has that id",
+            )
+        })?;
+        if let VirtioDeviceConfig::Net { netdev, .. } = &mut c.virtio[device] {
+            *netdev = index;
+        }
+    }
+    if c.kernel.is_none() && (c.initrd.is_some() || c.append.is_some()) {
+        return Err(ConfigError::NeedsKernel);
+    }
+    if c.bios == Bios::None && c.kernel.is_none() {
+        return Err(ConfigError::DirectBootNeedsKernel);
+    }
+    Ok(Some(c))
+}
