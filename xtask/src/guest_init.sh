@@ -1,0 +1,70 @@
+#!/bin/busybox sh
+# Minnow test guest: report what the kernel saw, then power off.
+B=/bin/busybox
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev
+# Only warnings and worse reach the console from here: an info line printed while a report line
+# is half written lands inside it (CI once read "...minnow.test=X[ 2.59] tsc: Refined TSC ...").
+echo 5 >/proc/sys/kernel/printk
+echo "MINNOW-INIT cmdline=$($B cat /proc/cmdline)"
+echo "MINNOW-INIT mem_total_kb=$($B awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
+echo "MINNOW-INIT cpus=$($B grep -c '^processor' /proc/cpuinfo)"
+# Debian's virtio drivers are modules. virtio_mmio takes the devices named on the command line
+# (auto-kernel-cmdline, without ACPI) as insmod arguments; with ACPI it finds them in the DSDT.
+for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
+$B insmod /lib/modules/virtio_mmio.ko $($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^virtio_mmio\.//p') 2>/dev/null
+$B insmod /lib/modules/virtio-rng.ko 2>/dev/null
+$B insmod /lib/modules/virtio_blk.ko 2>/dev/null
+for m in failover net_failover virtio_net virtio_console vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+    $B insmod /lib/modules/$m.ko 2>/dev/null
+done
+# minnow.hvc: a line on the virtio console, which minnow writes to its chardev.
+# minnow.hvcin: the host types a line into the console. hvc0 is held open from here, as a getty
+# would hold it: a tty drops unread input when its last user closes it, as the echo below does.
+$B grep -q minnow.hvcin /proc/cmdline && exec 3</dev/hvc0
+$B grep -q minnow.hvc /proc/cmdline && echo MINNOW-HVC0-SAYS-HELLO >/dev/hvc0
+if $B grep -q minnow.hvcin /proc/cmdline; then
+    echo "MINNOW-INIT hvc0_input=$($B timeout 20 $B head -n 1 <&3 | $B tr -d '\r')"
+fi
+hwrng=$($B cat /sys/class/misc/hw_random/rng_current 2>/dev/null)
+echo "MINNOW-INIT hwrng=${hwrng:-none} bytes=$($B dd if=/dev/hwrng bs=16 count=1 2>/dev/null | $B wc -c)"
+# minnow.net: bring eth0 up and ping the host's end of the TAP.
+if $B grep -q minnow.net /proc/cmdline; then
+    $B ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up 2>/dev/null
+    if $B ping -c 1 -W 5 10.0.2.1 >/dev/null 2>&1; then net=ok; else net=fail; fi
+    echo "MINNOW-INIT net_ping=$net"
+fi
+# minnow.vsock: echo one connection from the host on vsock port 1234 (the host sends first).
+if $B grep -q minnow.vsock /proc/cmdline; then
+    echo "MINNOW-INIT vsock=$($B timeout 40 /bin/vsock-echo listen 1234 2>&1 | $B tail -n 1)"
+fi
+# minnow.blk: read /dev/vda at two offsets, then write a line at sector 100 and flush it.
+if $B grep -q minnow.blk /proc/cmdline; then
+    for skip in 0 3200; do
+        echo "MINNOW-INIT blk_read@$skip=$($B dd if=/dev/vda bs=16 skip=$skip count=1 2>/dev/null | $B od -An -tx1 | $B tr -d ' \n')"
+    done
+    echo MINNOW-GUEST-WROTE-THIS | $B dd of=/dev/vda bs=512 seek=100 conv=fsync 2>/dev/null
+    echo "MINNOW-INIT blk_write=$?"
+    # minnow.blkkill: the host kills the VMM now; nothing after the flush may be needed.
+    $B grep -q minnow.blkkill /proc/cmdline && $B sleep 3600
+fi
+# minnow.diskbench: time dd with O_DIRECT on /dev/vda (cargo xtask bench disk reads the stamps):
+# 64 MiB written in 1 MiB blocks and flushed, read back, then 1024 4 KiB reads and writes.
+if $B grep -q minnow.diskbench /proc/cmdline; then
+    t() { $B cut -d' ' -f1 /proc/uptime; }
+    t0=$(t); $B dd if=/dev/zero of=/dev/vda bs=1M count=64 oflag=direct conv=fsync 2>/dev/null
+    t1=$(t); $B dd if=/dev/vda of=/dev/null bs=1M count=64 iflag=direct 2>/dev/null
+    t2=$(t); $B dd if=/dev/vda of=/dev/null bs=4k count=1024 iflag=direct 2>/dev/null
+    t3=$(t); $B dd if=/dev/zero of=/dev/vda bs=4k count=1024 oflag=direct 2>/dev/null
+    t4=$(t); echo "MINNOW-DISKBENCH t0=$t0 t1=$t1 t2=$t2 t3=$t3 t4=$t4"
+fi
+# rtc=ok when the RTC driver found the clock; epoch is the system time it set at boot.
+if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
+echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"
+echo "MINNOW-INIT uptime=$($B cut -d' ' -f1 /proc/uptime)"
+echo "MINNOW-INIT done"
+# The end of the boot, for minnow's -boot-timeline (port 0xF6; nothing elsewhere).
+/bin/boot-done 2>/dev/null
+# Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot.
+if [ -d /sys/firmware/acpi/tables ]; then $B poweroff -f; else $B reboot -f; fi
