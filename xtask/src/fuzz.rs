@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use std::process::Command;
 
 /// The targets, as fuzz/Cargo.toml names them.
-const TARGETS: [&str; 2] = ["virtio_blk", "config_parse"];
+const TARGETS: [&str; 4] = ["virtio_blk", "fw_cfg_guest", "kernel_layout", "config_parse"];
 pub const CI_SECONDS: u64 = 20;
 
 pub fn run(seconds: u64) -> Result<()> {
