@@ -89,6 +89,13 @@ impl core::fmt::Display for AcpiError {
     }
 }
 
+/// An allocated file: where it is and how long.
+#[derive(Clone, Copy)]
+struct Placed {
+    addr: u64,
+    size: u32,
+}
+
 #[derive(Clone, Copy)]
 struct Allocation {
     name: [u8; FILE_LEN],
@@ -185,12 +192,16 @@ impl Loader<'_> {
         }
     }
 
-    fn find(&self, name: &[u8; FILE_LEN]) -> Result<Allocation, AcpiError> {
-        self.allocations[..self.count]
-            .iter()
-            .find(|a| tl::same_file(&a.name, name))
-            .copied()
-            .ok_or(AcpiError::NotAllocated(Name(*name)))
+    /// Where file `name` was allocated. Every command looks its files up here, so the name is
+    /// copied only into an error, never into the result.
+    fn find(&self, name: &[u8; FILE_LEN]) -> Result<Placed, AcpiError> {
+        match self.allocations[..self.count].iter().find(|a| tl::same_file(&a.name, name)) {
+            Some(a) => Ok(Placed {
+                addr: a.addr,
+                size: a.size,
+            }),
+            None => Err(AcpiError::NotAllocated(Name(*name))),
+        }
     }
 
     fn allocate(&mut self, name: &[u8; FILE_LEN], align: u32, zone: u8) -> Result<(), AcpiError> {
