@@ -23,6 +23,11 @@ pub trait Disk: Send {
     fn read_into(&mut self, _bufs: &[VolatileSlice<'_>], _offset: u64) -> io::Result<bool> {
         Ok(false)
     }
+    /// Writes `bufs` (guest memory) at `offset` straight from them, when the format can;
+    /// `Ok(false)` when it cannot, and the caller copies through `write_at`.
+    fn write_from(&mut self, _bufs: &[VolatileSlice<'_>], _offset: u64) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A raw image: the file is the disk, byte for byte.
@@ -61,6 +66,71 @@ impl RawFile {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Read,
+    Write,
+}
+
+/// preadv/pwritev of the whole of `iov` (pointer, length pairs into guest memory, mapped while
+/// the caller holds their guards) at `offset`, continuing after short transfers and EINTR.
+fn vectored(file: &File, iov: Vec<(*const u8, usize)>, offset: u64, direction: Direction) -> io::Result<()> {
+    let total: usize = iov.iter().map(|&(_, len)| len).sum();
+    let mut iov: Vec<libc::iovec> = iov
+        .into_iter()
+        .map(|(base, len)| libc::iovec {
+            iov_base: base.cast_mut().cast(),
+            iov_len: len,
+        })
+        .collect();
+    let (mut done, mut first) = (0usize, 0usize);
+    while done < total {
+        let at =
+            i64::try_from(offset + done as u64).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let rest = &iov[first..];
+        let count = libc::c_int::try_from(rest.len()).unwrap_or(libc::c_int::MAX);
+        let fd = file.as_raw_fd();
+        // SAFETY: every iovec is one guest-memory slice, mapped for its whole length while the
+        // caller's guards live; the kernel reads or writes at most those lengths.
+        let n = unsafe {
+            match direction {
+                Direction::Read => libc::preadv(fd, rest.as_ptr(), count, at),
+                Direction::Write => libc::pwritev(fd, rest.as_ptr(), count, at),
+            }
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(match direction {
+                Direction::Read => io::ErrorKind::UnexpectedEof,
+                Direction::Write => io::ErrorKind::WriteZero,
+            }
+            .into());
+        }
+        done += n as usize;
+        // Skip what the transfer covered; a partly done buffer continues where it stopped.
+        let mut n = n as usize;
+        while n > 0 && first < iov.len() {
+            let v = &mut iov[first];
+            if n >= v.iov_len {
+                n -= v.iov_len;
+                first += 1;
+            } else {
+                // SAFETY: `n` is less than the buffer's length: the pointer stays inside it.
+                v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
+                v.iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Disk for RawFile {
     fn size(&self) -> u64 {
         self.len
@@ -77,50 +147,19 @@ impl Disk for RawFile {
     /// preadv(2) into the guest's buffers: the data crosses memory once, as with QEMU.
     fn read_into(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> io::Result<bool> {
         let guards: Vec<_> = bufs.iter().map(VolatileSlice::ptr_guard_mut).collect();
-        let mut iov: Vec<libc::iovec> = guards
+        let iov = guards
             .iter()
             .zip(bufs)
-            .map(|(g, b)| libc::iovec {
-                iov_base: g.as_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let total: usize = bufs.iter().map(VolatileSlice::len).sum();
-        let (mut done, mut first) = (0usize, 0usize);
-        while done < total {
-            let at = i64::try_from(offset + done as u64)
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-            let rest = &iov[first..];
-            let count = libc::c_int::try_from(rest.len()).unwrap_or(libc::c_int::MAX);
-            // SAFETY: every iovec is one guest-memory slice, mapped for its whole length while the
-            // guards live; the kernel writes at most those lengths.
-            let n = unsafe { libc::preadv(self.file.as_raw_fd(), rest.as_ptr(), count, at) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            done += n as usize;
-            // Skip what the read filled; a partly filled buffer continues where it stopped.
-            let mut n = n as usize;
-            while n > 0 && first < iov.len() {
-                let v = &mut iov[first];
-                if n >= v.iov_len {
-                    n -= v.iov_len;
-                    first += 1;
-                } else {
-                    // SAFETY: `n` is less than the buffer's length: the pointer stays inside it.
-                    v.iov_base = unsafe { v.iov_base.cast::<u8>().add(n) }.cast();
-                    v.iov_len -= n;
-                    n = 0;
-                }
-            }
-        }
+            .map(|(g, b)| (g.as_ptr().cast_const(), b.len()));
+        vectored(&self.file, iov.collect(), offset, Direction::Read)?;
+        Ok(true)
+    }
+
+    /// pwritev(2) from the guest's buffers.
+    fn write_from(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> io::Result<bool> {
+        let guards: Vec<_> = bufs.iter().map(VolatileSlice::ptr_guard).collect();
+        let iov = guards.iter().zip(bufs).map(|(g, b)| (g.as_ptr(), b.len()));
+        vectored(&self.file, iov.collect(), offset, Direction::Write)?;
         Ok(true)
     }
 

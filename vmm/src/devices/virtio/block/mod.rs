@@ -11,11 +11,13 @@ use super::{DeviceError, VirtioDevice};
 use disk::Disk;
 use std::io::{Read, Write};
 use virtio_queue::{DescriptorChain, Queue, QueueT, Reader, Writer};
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
+use vm_memory::{Address, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 
 const DEVICE_TYPE: u32 = 2;
 const QUEUE_SIZES: [u16; 1] = [256];
 const SECTOR: u64 = 512;
+/// The request header: le32 type, le32 reserved, le64 sector.
+const HEADER_LEN: usize = 16;
 
 /// Request types (virtio 1.x, 5.2.6).
 const T_IN: u32 = 0;
@@ -47,22 +49,32 @@ const MAX_TRANSFER: usize = 16 << 20;
 /// The device ID (serial) reply length.
 const ID_LEN: usize = 20;
 
-/// The guest memory of the first `len` writable bytes of `chain`; `None` when a buffer is not
-/// inside one memory region or the chain has fewer writable bytes.
-fn writable_bufs<'m>(
+/// The guest memory of `len` bytes of `chain`'s writable (or readable) buffers, after the first
+/// `skip` of them; `None` when a buffer is not inside one memory region or the chain has fewer
+/// such bytes.
+fn chain_bufs<'m>(
     chain: DescriptorChain<&'m GuestMemoryMmap>,
     mem: &'m GuestMemoryMmap,
+    writable: bool,
+    mut skip: usize,
     len: usize,
 ) -> Option<Vec<VolatileSlice<'m>>> {
     let mut left = len;
     let mut bufs = Vec::new();
-    for d in chain.filter(|d| d.is_write_only()) {
+    for d in chain.filter(|d| d.is_write_only() == writable) {
         if left == 0 {
             break;
         }
-        let n = (d.len() as usize).min(left);
-        bufs.push(mem.get_slice(d.addr(), n).ok()?);
+        let d_len = d.len() as usize;
+        if skip >= d_len {
+            skip -= d_len;
+            continue;
+        }
+        let n = (d_len - skip).min(left);
+        let addr = d.addr().checked_add(skip as u64)?;
+        bufs.push(mem.get_slice(addr, n).ok()?);
         left -= n;
+        skip = 0;
     }
     (left == 0).then_some(bufs)
 }
@@ -139,8 +151,28 @@ impl Block {
         if len == 0 || len > MAX_TRANSFER || !self.in_range(sector, len as u64) {
             return None;
         }
-        let bufs = writable_bufs(chain.clone(), mem, len)?;
+        let bufs = chain_bufs(chain.clone(), mem, true, 0, len)?;
         match self.disk.read_into(&bufs, sector * SECTOR) {
+            Ok(true) => Some(S_OK),
+            Ok(false) => None,
+            Err(_) => Some(S_IOERR),
+        }
+    }
+
+    /// A write of `len` bytes at `sector` straight from the chain's readable buffers after the
+    /// request header, when the disk can and the buffers allow. As [`Self::read_direct`].
+    fn write_direct(
+        &mut self,
+        chain: &DescriptorChain<&GuestMemoryMmap>,
+        mem: &GuestMemoryMmap,
+        sector: u64,
+        len: usize,
+    ) -> Option<u8> {
+        if self.read_only || len == 0 || len > MAX_TRANSFER || !self.in_range(sector, len as u64) {
+            return None;
+        }
+        let bufs = chain_bufs(chain.clone(), mem, false, HEADER_LEN, len)?;
+        match self.disk.write_from(&bufs, sector * SECTOR) {
             Ok(true) => Some(S_OK),
             Ok(false) => None,
             Err(_) => Some(S_IOERR),
@@ -251,6 +283,12 @@ impl VirtioDevice for Block {
                                     status
                                 }
                                 None => self.serve(T_IN, sector, &mut req, &mut resp),
+                            }
+                        }
+                        (Ok(T_OUT), Ok(_reserved), Ok(sector)) => {
+                            match self.write_direct(&desc_chain, mem, sector, req.available_bytes()) {
+                                Some(status) => status,
+                                None => self.serve(T_OUT, sector, &mut req, &mut resp),
                             }
                         }
                         (Ok(kind), Ok(_reserved), Ok(sector)) => {

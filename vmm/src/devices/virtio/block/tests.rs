@@ -255,3 +255,107 @@ fn a_buffer_across_two_memory_regions_is_still_read_right() {
     assert_eq!((status, used), (S_OK, 1025));
     assert_eq!(got, image[512..1536]);
 }
+
+/// A 1 KiB write from two readable buffers: the header and the first 300 bytes share one
+/// descriptor (as a driver may lay them out), the other 724 bytes are at `second`.
+fn write_from_two_buffers(mem: &GuestMemoryMmap, dev: &mut Block, second: u64, data: &[u8]) -> (u8, u32) {
+    let mut header = [0u8; 16];
+    header[0..4].copy_from_slice(&T_OUT.to_le_bytes());
+    header[8..16].copy_from_slice(&1u64.to_le_bytes());
+    mem.write_slice(&header, GuestAddress(HEADER)).unwrap();
+    mem.write_slice(&data[..300], GuestAddress(HEADER + 16)).unwrap();
+    mem.write_slice(&data[300..], GuestAddress(second)).unwrap();
+    let vq = MockSplitQueue::new(mem, 16);
+    vq.build_desc_chain(&[
+        RawDescriptor::from(Descriptor::new(HEADER, 316, NEXT, 1)),
+        RawDescriptor::from(Descriptor::new(second, 724, NEXT, 2)),
+        RawDescriptor::from(Descriptor::new(STATUS, 1, WRITE, 0)),
+    ])
+    .unwrap();
+    let mut queue: Queue = vq.create_queue().unwrap();
+    assert!(dev.process(0, &mut queue, mem).unwrap());
+    let used = vq.used().ring().ref_at(0).unwrap().load().len();
+    (mem.read_obj(GuestAddress(STATUS)).unwrap(), used)
+}
+
+/// Counts how the device writes to a raw file: from guest memory, or through its copy.
+struct CountingDisk {
+    inner: RawFile,
+    direct: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Disk for CountingDisk {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&mut self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+    fn discard(&mut self, offset: u64, len: u64) -> std::io::Result<()> {
+        self.inner.discard(offset, len)
+    }
+    fn write_zeroes(&mut self, offset: u64, len: u64) -> std::io::Result<()> {
+        self.inner.write_zeroes(offset, len)
+    }
+    fn write_from(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> std::io::Result<bool> {
+        self.direct.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.write_from(bufs, offset)
+    }
+}
+
+fn counting_device(f: &Fixture) -> (Block, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let drive = Drive {
+        file: f.path.clone(),
+        ..Drive::default()
+    };
+    let direct = std::sync::Arc::default();
+    let disk = CountingDisk {
+        inner: RawFile::open(&drive).unwrap(),
+        direct: std::sync::Arc::clone(&direct),
+    };
+    (Block::new(Box::new(disk), false, "minnow-disk-0"), direct)
+}
+
+#[test]
+fn writes_go_straight_from_guest_buffers_split_anywhere() {
+    let f = Fixture::new("direct-write", &[0u8; 4096]);
+    let (mut dev, direct) = counting_device(&f);
+    let data = pattern(1024);
+    assert_eq!(
+        write_from_two_buffers(&f.mem, &mut dev, 0x4_0000, &data),
+        (S_OK, 1)
+    );
+    assert_eq!(
+        direct.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "pwritev, no copy"
+    );
+    let file = std::fs::read(&f.path).unwrap();
+    assert_eq!(&file[512..1536], &data[..]);
+    assert!(
+        file[..512].iter().chain(&file[1536..]).all(|&b| b == 0),
+        "nothing else written"
+    );
+}
+
+#[test]
+fn a_write_across_two_memory_regions_is_copied_and_still_right() {
+    let f = Fixture::new("seam-write", &[0u8; 4096]);
+    let mem =
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x8_0000), (GuestAddress(0x8_0000), 0x8_0000)])
+            .unwrap();
+    let (mut dev, direct) = counting_device(&f);
+    let data = pattern(1024);
+    assert_eq!(
+        write_from_two_buffers(&mem, &mut dev, 0x8_0000 - 100, &data),
+        (S_OK, 1)
+    );
+    assert_eq!(direct.load(std::sync::atomic::Ordering::Relaxed), 0, "copied");
+    assert_eq!(&std::fs::read(&f.path).unwrap()[512..1536], &data[..]);
+}
