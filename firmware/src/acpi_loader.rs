@@ -195,7 +195,10 @@ impl Loader<'_> {
     /// Where file `name` was allocated. Every command looks its files up here, so the name is
     /// copied only into an error, never into the result.
     fn find(&self, name: &[u8; FILE_LEN]) -> Result<Placed, AcpiError> {
-        match self.allocations[..self.count].iter().find(|a| tl::same_file(&a.name, name)) {
+        match self.allocations[..self.count]
+            .iter()
+            .find(|a| tl::same_file(&a.name, name))
+        {
             Some(a) => Ok(Placed {
                 addr: a.addr,
                 size: a.size,
