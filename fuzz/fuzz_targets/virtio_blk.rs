@@ -7,12 +7,14 @@ use minnow_vmm::devices::virtio::block::disk::Disk;
 use minnow_vmm::devices::virtio::block::Block;
 use minnow_vmm::devices::virtio::VirtioDevice;
 use virtio_queue::{Queue, QueueT};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap, VolatileSlice};
 
 const DISK_LEN: usize = 16 * 512;
 
-/// A disk in memory: the fuzzer's iterations stay off the file system.
-struct MemDisk(Vec<u8>);
+/// A disk in memory: the fuzzer's iterations stay off the file system. With `direct`, it also
+/// reads and writes guest buffers itself, as a raw file does with preadv/pwritev, so both of the
+/// device's paths are fuzzed; its slicing panics on any range the device failed to check.
+struct MemDisk(Vec<u8>, bool);
 
 impl Disk for MemDisk {
     fn size(&self) -> u64 {
@@ -38,6 +40,22 @@ impl Disk for MemDisk {
         self.0[offset as usize..(offset + len) as usize].fill(0);
         Ok(())
     }
+    fn read_into(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> std::io::Result<bool> {
+        let mut at = offset as usize;
+        for b in bufs.iter().filter(|_| self.1) {
+            b.copy_from(&self.0[at..at + b.len()]);
+            at += b.len();
+        }
+        Ok(self.1)
+    }
+    fn write_from(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> std::io::Result<bool> {
+        let mut at = offset as usize;
+        for b in bufs.iter().filter(|_| self.1) {
+            b.copy_to(&mut self.0[at..at + b.len()]);
+            at += b.len();
+        }
+        Ok(self.1)
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -55,6 +73,10 @@ fuzz_target!(|data: &[u8]| {
     queue.set_avail_ring_address(Some(0x1000), Some(0));
     queue.set_used_ring_address(Some(0x2000 + u32::from(data[1] & 3) * 4), Some(0));
     queue.set_ready(true);
-    let mut dev = Block::new(Box::new(MemDisk(vec![0; DISK_LEN])), data[1] & 4 != 0, "fuzz");
+    let mut dev = Block::new(
+        Box::new(MemDisk(vec![0; DISK_LEN], data[1] & 8 != 0)),
+        data[1] & 4 != 0,
+        "fuzz",
+    );
     let _ = dev.process(0, &mut queue, &mem);
 });

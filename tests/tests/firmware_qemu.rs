@@ -1,5 +1,5 @@
 //! Boot Debian's cloud kernel under QEMU TCG through each firmware, machine and kernel format, and
-//! check what the guest's /init reports (see `INIT_SCRIPT` in xtask/src/guest.rs).
+//! check what the guest's /init reports (see xtask/src/guest_init.sh).
 //!
 //! One #[test] per row, named `<firmware>_<machine>_<format>[_<variant>]`, so rows can be filtered:
 //! `cargo test -p minnow-tests -- qboot_`, `-- minnow_microvm`, `-- _pvh`.

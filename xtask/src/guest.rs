@@ -40,7 +40,7 @@ pub fn prepare() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// $MINNOW_CACHE, else $XDG_CACHE_HOME/minnow, else ~/.cache/minnow (tests/src/lib.rs has the same rule).
+/// $MINNOW_CACHE, else $XDG_CACHE_HOME/minnow, else ~/.cache/minnow (tests/src/prerequisites.rs has the same rule).
 pub fn cache_dir() -> Result<PathBuf> {
     cache_dir_from(|name| std::env::var_os(name))
 }

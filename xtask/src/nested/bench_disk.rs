@@ -16,7 +16,7 @@ use minnow_tests::payload_check::Loader;
 const ROUNDS: usize = 5;
 /// Where each run's fresh image is, in L2.
 const DISK: &str = "/tmp/bench-disk.img";
-/// Sizes the guest's dd runs use (see guest.rs).
+/// Sizes the guest's dd runs use (see xtask/src/guest_init.sh).
 const SEQ_MIB: f64 = 64.0;
 const SMALL_IOS: f64 = 1024.0;
 
