@@ -79,6 +79,15 @@ fn chain_bufs<'m>(
     (left == 0).then_some(bufs)
 }
 
+/// A direct transfer's status: `None` when the disk could not do it, for the copying path.
+fn direct_status(done: std::io::Result<bool>) -> Option<u8> {
+    match done {
+        Ok(true) => Some(S_OK),
+        Ok(false) => None,
+        Err(_) => Some(S_IOERR),
+    }
+}
+
 /// The first `len` bytes of `buf`, grown when needed (never shrunk: at most MAX_TRANSFER).
 fn scratch(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
     if buf.len() < len {
@@ -152,11 +161,7 @@ impl Block {
             return None;
         }
         let bufs = chain_bufs(chain.clone(), mem, true, 0, len)?;
-        match self.disk.read_into(&bufs, sector * SECTOR) {
-            Ok(true) => Some(S_OK),
-            Ok(false) => None,
-            Err(_) => Some(S_IOERR),
-        }
+        direct_status(self.disk.read_into(&bufs, sector * SECTOR))
     }
 
     /// A write of `len` bytes at `sector` straight from the chain's readable buffers after the
@@ -172,11 +177,7 @@ impl Block {
             return None;
         }
         let bufs = chain_bufs(chain.clone(), mem, false, HEADER_LEN, len)?;
-        match self.disk.write_from(&bufs, sector * SECTOR) {
-            Ok(true) => Some(S_OK),
-            Ok(false) => None,
-            Err(_) => Some(S_IOERR),
-        }
+        direct_status(self.disk.write_from(&bufs, sector * SECTOR))
     }
 
     /// Serves one request; returns its status. `data` is the writable part before the status
