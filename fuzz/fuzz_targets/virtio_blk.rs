@@ -41,20 +41,26 @@ impl Disk for MemDisk {
         Ok(())
     }
     fn read_into(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> std::io::Result<bool> {
+        if !self.1 {
+            return Ok(false);
+        }
         let mut at = offset as usize;
-        for b in bufs.iter().filter(|_| self.1) {
+        for b in bufs {
             b.copy_from(&self.0[at..at + b.len()]);
             at += b.len();
         }
-        Ok(self.1)
+        Ok(true)
     }
     fn write_from(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> std::io::Result<bool> {
+        if !self.1 {
+            return Ok(false);
+        }
         let mut at = offset as usize;
-        for b in bufs.iter().filter(|_| self.1) {
+        for b in bufs {
             b.copy_to(&mut self.0[at..at + b.len()]);
             at += b.len();
         }
-        Ok(self.1)
+        Ok(true)
     }
 }
 

@@ -74,15 +74,19 @@ enum Direction {
 
 /// preadv/pwritev of the whole of `iov` (pointer, length pairs into guest memory, mapped while
 /// the caller holds their guards) at `offset`, continuing after short transfers and EINTR.
-fn vectored(file: &File, iov: Vec<(*const u8, usize)>, offset: u64, direction: Direction) -> io::Result<()> {
-    let total: usize = iov.iter().map(|&(_, len)| len).sum();
+fn vectored(
+    file: &File,
+    iov: impl Iterator<Item = (*const u8, usize)>,
+    offset: u64,
+    direction: Direction,
+) -> io::Result<()> {
     let mut iov: Vec<libc::iovec> = iov
-        .into_iter()
         .map(|(base, len)| libc::iovec {
             iov_base: base.cast_mut().cast(),
             iov_len: len,
         })
         .collect();
+    let total: usize = iov.iter().map(|v| v.iov_len).sum();
     let (mut done, mut first) = (0usize, 0usize);
     while done < total {
         let at =
@@ -151,7 +155,7 @@ impl Disk for RawFile {
             .iter()
             .zip(bufs)
             .map(|(g, b)| (g.as_ptr().cast_const(), b.len()));
-        vectored(&self.file, iov.collect(), offset, Direction::Read)?;
+        vectored(&self.file, iov, offset, Direction::Read)?;
         Ok(true)
     }
 
@@ -159,7 +163,7 @@ impl Disk for RawFile {
     fn write_from(&mut self, bufs: &[VolatileSlice<'_>], offset: u64) -> io::Result<bool> {
         let guards: Vec<_> = bufs.iter().map(VolatileSlice::ptr_guard).collect();
         let iov = guards.iter().zip(bufs).map(|(g, b)| (g.as_ptr(), b.len()));
-        vectored(&self.file, iov.collect(), offset, Direction::Write)?;
+        vectored(&self.file, iov, offset, Direction::Write)?;
         Ok(true)
     }
 
