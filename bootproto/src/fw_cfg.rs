@@ -72,6 +72,8 @@ pub mod file {
     pub const MINNOW_KERNEL: &str = "opt/org.minnow/kernel";
     pub const MINNOW_INITRD: &str = "opt/org.minnow/initrd";
     pub const MINNOW_CMDLINE: &str = "opt/org.minnow/cmdline";
+    /// The port (u16, little-endian) the firmware writes its boot milestones to; absent: none.
+    pub const MINNOW_MILESTONES: &str = "opt/org.minnow/milestones";
 }
 
 /// DMA control bits.

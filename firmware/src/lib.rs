@@ -20,5 +20,6 @@ pub mod hw;
 pub mod layout;
 pub mod memory;
 pub mod memory_map;
+pub mod milestones;
 pub mod mptable;
 pub mod paging;

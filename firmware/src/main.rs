@@ -15,6 +15,7 @@ mod rom {
     use minnow_firmware::error::BootError;
     use minnow_firmware::fw_cfg::PortFwCfg;
     use minnow_firmware::memory_map::CmosSizes;
+    use minnow_firmware::milestones;
     use minnow_firmware::{chipset, hw};
 
     struct Hardware;
@@ -33,16 +34,22 @@ mod rom {
 
     #[no_mangle]
     extern "C" fn firmware_main() -> ! {
-        hw::outb(milestone::FIRMWARE_PORT, milestone::FIRMWARE_START);
         arch::idt::install();
         let mut cfg = PortFwCfg::new();
-        let handoff = cfg
-            .probe()
-            .map_err(BootError::from)
-            .and_then(|()| boot_sequence::run(&mut cfg, &mut hw::PhysMemory, &mut Hardware));
+        // Milestones go only where the VMM asked (opt/org.minnow/milestones), never by default.
+        let mut milestone_port = None;
+        let handoff = cfg.probe().map_err(BootError::from).and_then(|()| {
+            milestone_port = milestones::requested_port(&mut cfg);
+            if let Some(port) = milestone_port {
+                hw::outb(port, milestone::FIRMWARE_START);
+            }
+            boot_sequence::run(&mut cfg, &mut hw::PhysMemory, &mut Hardware)
+        });
         match handoff {
             Ok(h) => {
-                hw::outb(milestone::KERNEL_PORT, h.milestone());
+                if let Some(port) = milestone_port {
+                    hw::outb(port, h.milestone());
+                }
                 arch::jump(h)
             }
             Err(e) => {

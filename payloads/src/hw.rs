@@ -113,10 +113,13 @@ impl Write for Com1 {
     }
 }
 
-/// Marks the end of the boot for a VMM's timeline (Minnow's port 0xF6; nothing elsewhere), then
+/// Marks the end of the boot for a VMM's timeline (0x3f0 <- 123, as Firecracker's boot timer), then
 /// leaves QEMU through isa-debug-exit (status (code << 1) | 1), else halts for good.
 pub fn exit(code: u8) -> ! {
-    outb(minnow_bootproto::milestone::BOOT_DONE_PORT, 0);
+    outb(
+        minnow_bootproto::milestone::PORT,
+        minnow_bootproto::milestone::BOOT_DONE,
+    );
     outb(DEBUG_EXIT_PORT, code);
     loop {
         // SAFETY: stops this CPU with interrupts off; nothing follows.

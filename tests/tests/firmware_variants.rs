@@ -86,3 +86,24 @@ fn q35_under_kvm() {
     require_kvm().unwrap_or_else(|e| panic!("{e}"));
     boot("kvm_q35", "q35,accel=kvm", &[]);
 }
+
+/// A test-exit device where kvm-unit-tests and Rust OS test runners put it (0xf4, 4 ports): the
+/// firmware must not write there (it used to write its milestones to 0xf4/0xf5, and QEMU exited
+/// with status 3 before the kernel ran). The payload reaches its report and exits through 0x501.
+#[test]
+fn a_test_exit_device_at_0xf4_sees_no_firmware_write_microvm() {
+    boot(
+        "exit_f4_microvm",
+        "microvm,x-option-roms=off,accel=tcg",
+        &["-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+    );
+}
+
+#[test]
+fn a_test_exit_device_at_0xf4_sees_no_firmware_write_pc() {
+    boot(
+        "exit_f4_pc",
+        "pc,accel=tcg",
+        &["-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+    );
+}

@@ -650,6 +650,35 @@ fn seabios_boots_kernels_through_qemus_option_roms() {
     let _ = std::fs::remove_file(initrd);
 }
 
+/// Unless asked (`firmware_milestones`, which `-boot-timeline` sets), minnow.rom writes no
+/// milestone: the timeline has no firmware phases, but the payload's "boot done" (0x3f0 <- 123,
+/// Firecracker's convention) still arrives.
+#[test]
+fn the_firmware_reports_milestones_only_when_asked() {
+    use minnow_vmm::timeline::{Event, ExitKind};
+    let name = "quiet_firmware";
+    let config = Config {
+        kernel: Some(payload("pvh.elf")),
+        ..base_config(name, minnow_rom(), 1)
+    };
+    let timeline = std::sync::Arc::new(minnow_vmm::Timeline::new(Instant::now()));
+    let reason = minnow_vmm::run_with_timeline(&config, &timeline).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reason, PASS);
+    let phases = timeline.phases();
+    let events: Vec<Event> = phases.iter().map(|p| p.event).collect();
+    let text = minnow_vmm::timeline::text(&phases);
+    assert!(!events.contains(&Event::FirmwareStart), "{text}");
+    assert!(!events.contains(&Event::FirmwareHandoff), "{text}");
+    assert!(events.contains(&Event::BootDone), "{text}");
+    let milestone_exits: u64 = phases
+        .iter()
+        .flat_map(|p| p.exits.iter())
+        .filter(|(k, _)| *k == ExitKind::PioMilestone)
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(milestone_exits, 1, "only the payload's boot-done write: {text}");
+}
+
 /// The boot timeline of a firmware boot: every phase in order, the firmware's fw_cfg exits in
 /// the phase that ends at its handoff, and the payload's "boot done" write before the exit.
 #[test]
@@ -658,6 +687,7 @@ fn the_boot_timeline_has_every_phase_in_order() {
     let name = "timeline";
     let config = Config {
         kernel: Some(payload("pvh.elf")),
+        firmware_milestones: true,
         ..base_config(name, minnow_rom(), 1)
     };
     let timeline = std::sync::Arc::new(minnow_vmm::Timeline::new(Instant::now()));

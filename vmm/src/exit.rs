@@ -9,7 +9,7 @@ pub enum ExitReason {
     PowerOff,
     /// The guest reset the machine; with `-no-reboot` that ends the VM.
     Reset,
-    /// The guest wrote `value` to isa-debug-exit: QEMU's status `(value << 1) | 1`.
+    /// The guest wrote `value` to isa-debug-exit: QEMU's status `((value << 1) | 1) & 0xff`.
     DebugExit(u32),
     /// A vCPU triple-faulted (KVM_EXIT_SHUTDOWN).
     TripleFault,
@@ -20,13 +20,15 @@ pub enum ExitReason {
 }
 
 impl ExitReason {
-    /// The process exit status, QEMU-compatible where QEMU defines one.
-    pub fn status(self) -> i32 {
+    /// The process exit status, QEMU-compatible where QEMU defines one. isa-debug-exit's is
+    /// QEMU's `exit((value << 1) | 1)` as the OS reports it: the low 8 bits, so a guest that writes
+    /// 0x40000000 gets 1 (failure), never 0.
+    pub fn status(self) -> u8 {
         match self {
             Self::PowerOff | Self::Reset => 0,
-            Self::DebugExit(v) => ((v << 1) | 1) as i32,
+            Self::DebugExit(v) => (v.wrapping_shl(1) | 1) as u8,
             Self::TripleFault => 2,
-            Self::Signal(s) => 128 + s,
+            Self::Signal(s) => (128 + s) as u8,
             Self::Failure => 1,
         }
     }

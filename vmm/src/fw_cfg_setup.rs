@@ -113,6 +113,10 @@ pub fn build(c: &Config, ram: &GuestMemoryMmap) -> Result<FwCfg, FwCfgSetupError
             builder.add_file("bootorder", order, false)?;
         }
     }
+    if c.firmware_milestones && c.milestone_port_is_free() {
+        let port = minnow_bootproto::milestone::PORT.to_le_bytes();
+        builder.add_file(file::MINNOW_MILESTONES, port.to_vec(), false)?;
+    }
     for f in &c.fw_cfg {
         let data = match &f.source {
             FwCfgSource::File(path) => read(path)?,

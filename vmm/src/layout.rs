@@ -25,11 +25,9 @@ pub mod port {
     pub const I8042_COMMAND: u16 = 0x64;
     pub const RTC: u16 = 0x70;
     pub const PIC_SLAVE: u16 = 0xA0;
-    /// Firmware milestones (qboot's benchmark ports): see minnow_bootproto::milestone.
-    pub const MILESTONE_KERNEL: u16 = minnow_bootproto::milestone::KERNEL_PORT;
-    pub const MILESTONE_FIRMWARE: u16 = minnow_bootproto::milestone::FIRMWARE_PORT;
-    /// The guest's "boot done" write, for the boot timeline.
-    pub const BOOT_DONE: u16 = minnow_bootproto::milestone::BOOT_DONE_PORT;
+    /// Boot milestones: the guest's "boot done" (Firecracker's 0x3f0 <- 123) and, when asked,
+    /// the firmware's start and handoff. See minnow_bootproto::milestone.
+    pub const MILESTONES: u16 = minnow_bootproto::milestone::PORT;
     pub const COM1: u16 = 0x3F8;
     pub const FW_CFG: u16 = minnow_bootproto::fw_cfg::PORT_SELECTOR;
 }

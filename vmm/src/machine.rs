@@ -256,19 +256,14 @@ fn attach_milestones(
     record: &Arc<Mutex<Vec<Milestone>>>,
     timeline: &Arc<Timeline>,
 ) -> Result<(), MachineError> {
-    for p in [port::MILESTONE_FIRMWARE, port::MILESTONE_KERNEL, port::BOOT_DONE] {
-        // An isa-debug-exit at the same port takes it, as in QEMU (qboot's benchmark relied on it).
-        let taken = c
-            .debug_exit
-            .is_some_and(|d| (d.iobase..d.iobase + d.iosize).contains(&p));
-        if !taken {
-            let dev: SharedDevice = Arc::new(Mutex::new(MilestonePort::new(
-                p,
-                record.clone(),
-                timeline.clone(),
-            )));
-            pio.insert(u64::from(p), 1, dev)?;
-        }
+    // A user's isa-debug-exit on the port takes it, as a device placed there would in QEMU.
+    if c.milestone_port_is_free() {
+        let dev: SharedDevice = Arc::new(Mutex::new(MilestonePort::new(
+            port::MILESTONES,
+            record.clone(),
+            timeline.clone(),
+        )));
+        pio.insert(u64::from(port::MILESTONES), 1, dev)?;
     }
     Ok(())
 }

@@ -54,5 +54,5 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    ExitCode::from(status.clamp(0, 255) as u8)
+    ExitCode::from(status)
 }

@@ -2,8 +2,9 @@
 //! since exec, and which VM exits happened during each phase.
 //!
 //! Phases, each marked the first time it happens: exec, VM created, first guest instruction
-//! (vCPU 0 enters KVM_RUN), firmware start and handoff (the milestone ports 0xF5 and 0xF4), first
-//! byte on COM1, boot done (a guest write to port 0xF6: an init or a payload marks the end of its
+//! (vCPU 0 enters KVM_RUN), firmware start and handoff (minnow.rom's milestones on port 0x3f0, which
+//! it writes only when `Config::firmware_milestones` asks), first byte on COM1, boot done (a guest
+//! writes 123 to port 0x3f0, Firecracker's convention: an init or a payload marks the end of its
 //! boot), exit. Recording is always on: a mark is one mutex lock, an exit count one relaxed
 //! atomic add, both negligible next to a VM exit.
 use crate::layout::{self, port};
@@ -39,12 +40,12 @@ impl Event {
         }
     }
 
-    /// The event a milestone-port write stands for.
-    pub fn for_milestone(port: u16, value: u8) -> Option<Event> {
-        match (port, value) {
-            (milestone::FIRMWARE_PORT, milestone::FIRMWARE_START) => Some(Event::FirmwareStart),
-            (milestone::KERNEL_PORT, _) => Some(Event::FirmwareHandoff),
-            (milestone::BOOT_DONE_PORT, _) => Some(Event::BootDone),
+    /// The event a write of `value` to the milestone port stands for.
+    pub fn for_milestone(value: u8) -> Option<Event> {
+        match value {
+            milestone::FIRMWARE_START => Some(Event::FirmwareStart),
+            milestone::KERNEL_MULTIBOOT..=milestone::KERNEL_MULTIBOOT2 => Some(Event::FirmwareHandoff),
+            milestone::BOOT_DONE => Some(Event::BootDone),
             _ => None,
         }
     }
@@ -104,9 +105,7 @@ impl ExitKind {
             _ if (port::FW_CFG..port::FW_CFG + 12).contains(&p) => ExitKind::PioFwCfg,
             port::RTC | 0x71 => ExitKind::PioRtc,
             port::I8042_DATA | port::I8042_COMMAND => ExitKind::PioI8042,
-            milestone::FIRMWARE_PORT | milestone::KERNEL_PORT | milestone::BOOT_DONE_PORT => {
-                ExitKind::PioMilestone
-            }
+            port::MILESTONES => ExitKind::PioMilestone,
             _ => ExitKind::PioOther,
         }
     }
@@ -319,11 +318,15 @@ mod tests {
 
     #[test]
     fn milestones_and_devices_map_to_events_and_kinds() {
-        assert_eq!(Event::for_milestone(0xF5, 1), Some(Event::FirmwareStart));
-        assert_eq!(Event::for_milestone(0xF4, 4), Some(Event::FirmwareHandoff));
-        assert_eq!(Event::for_milestone(0xF6, 0), Some(Event::BootDone));
-        assert_eq!(Event::for_milestone(0xF5, 9), None);
+        assert_eq!(Event::for_milestone(1), Some(Event::FirmwareStart));
+        assert_eq!(Event::for_milestone(2), Some(Event::FirmwareHandoff));
+        assert_eq!(Event::for_milestone(5), Some(Event::FirmwareHandoff));
+        assert_eq!(Event::for_milestone(123), Some(Event::BootDone));
+        assert_eq!(Event::for_milestone(0), None);
+        assert_eq!(Event::for_milestone(9), None);
         assert_eq!(ExitKind::for_port(0x71), ExitKind::PioRtc);
+        assert_eq!(ExitKind::for_port(0x3F0), ExitKind::PioMilestone);
+        assert_eq!(ExitKind::for_port(0xF4), ExitKind::PioOther);
         assert_eq!(ExitKind::for_port(0x80), ExitKind::PioOther);
         assert_eq!(ExitKind::for_mmio(0xFEC1_0010), ExitKind::MmioIoapic);
         assert_eq!(ExitKind::for_mmio(0xFEA0_0202), ExitKind::MmioGed);

@@ -64,7 +64,7 @@ if $B hwclock -r -u -f /dev/rtc0 >/dev/null 2>&1; then rtc=ok; else rtc=none; fi
 echo "MINNOW-INIT rtc=$rtc epoch=$($B date +%s)"
 echo "MINNOW-INIT uptime=$($B cut -d' ' -f1 /proc/uptime)"
 echo "MINNOW-INIT done"
-# The end of the boot, for minnow's -boot-timeline (port 0xF6; nothing elsewhere).
+# The end of the boot, for minnow's -boot-timeline: 123 to port 0x3f0 (Firecracker's convention).
 /bin/boot-done 2>/dev/null
 # Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot.
 if [ -d /sys/firmware/acpi/tables ]; then $B poweroff -f; else $B reboot -f; fi

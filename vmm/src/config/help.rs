@@ -35,11 +35,14 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -no-reboot                          a guest reset ends minnow (otherwise it reboots)
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks
-                                      the end of its boot by writing to port 0xf6
+                                      the end of its boot by writing 123 to port 0x3f0
+                                      (Firecracker's convention); minnow.rom reports its
+                                      start and handoff there too (only with this option)
   -name NAME, -pidfile PATH
   -nodefaults, -no-user-config, -display none, -nographic   accepted
 
-exit status: 0 guest power-off (or reset with -no-reboot), (V << 1) | 1 isa-debug-exit,
+exit status: 0 guest power-off (or reset with -no-reboot), ((V << 1) | 1) & 0xff
+             isa-debug-exit (as QEMU),
              2 triple fault (minnow stops, where QEMU would reboot),
              128+N signal N, 1 error.
 ";

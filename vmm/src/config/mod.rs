@@ -162,6 +162,10 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// `-boot-timeline[=json:PATH]`: report the boot's phases when the VM stops.
     pub boot_timeline: Option<TimelineOutput>,
+    /// Ask minnow.rom for its start and handoff milestones (fw_cfg `opt/org.minnow/milestones`),
+    /// for the timeline's firmware phases. `-boot-timeline` sets it. Off, the ROM writes to no
+    /// port a user device could sit on.
+    pub firmware_milestones: bool,
     /// The virtio devices, in order.
     pub virtio: Vec<VirtioDeviceConfig>,
     /// `-drive`s, which virtio-blk devices name.
@@ -199,6 +203,14 @@ impl Config {
 
     /// Whether the 8259 PICs exist (`pic=on|auto`). Without them KVM runs only the local APICs
     /// and the VMM the I/O APICs (the split irqchip).
+    /// Whether the milestone port (0x3f0) is Minnow's: a user's isa-debug-exit there takes it.
+    pub fn milestone_port_is_free(&self) -> bool {
+        let p = minnow_bootproto::milestone::PORT;
+        !self
+            .debug_exit
+            .is_some_and(|d| (d.iobase..d.iobase.saturating_add(d.iosize)).contains(&p))
+    }
+
     pub fn pic(&self) -> bool {
         self.machine.pic.or(true)
     }
@@ -238,6 +250,7 @@ impl Default for Config {
             pidfile: None,
             data_dirs: Vec::new(),
             boot_timeline: None,
+            firmware_milestones: false,
             virtio: Vec::new(),
             drives: Vec::new(),
             netdevs: Vec::new(),

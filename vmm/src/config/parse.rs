@@ -176,8 +176,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
         let mut value = || args.next().ok_or_else(|| ConfigError::MissingValue(arg.clone()));
         match opt {
             "h" | "help" => return Ok(None),
-            "boot-timeline" => c.boot_timeline = Some(TimelineOutput::Stderr),
+            "boot-timeline" => {
+                c.boot_timeline = Some(TimelineOutput::Stderr);
+                c.firmware_milestones = true;
+            }
             _ if opt.starts_with("boot-timeline=") => {
+                c.firmware_milestones = true;
                 let v = &opt["boot-timeline=".len()..];
                 c.boot_timeline = match v.strip_prefix("json:") {
                     Some(path) if !path.is_empty() => Some(TimelineOutput::Json(path.into())),

@@ -183,8 +183,10 @@ fn vhost_vsock_takes_a_guest_cid_from_3() {
 
 #[test]
 fn both_spellings_of_the_boot_timeline_parse() {
+    assert!(!parse_str("").unwrap().unwrap().firmware_milestones);
     let c = parse_str("-boot-timeline").unwrap().unwrap();
     assert_eq!(c.boot_timeline, Some(TimelineOutput::Stderr));
+    assert!(c.firmware_milestones);
     let c = parse_str("--boot-timeline=json:/tmp/t.json").unwrap().unwrap();
     assert_eq!(c.boot_timeline, Some(TimelineOutput::Json("/tmp/t.json".into())));
     assert!(parse_str("-boot-timeline=yaml").is_err());

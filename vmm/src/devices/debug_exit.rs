@@ -60,6 +60,12 @@ mod tests {
     fn the_exit_status_is_qemus() {
         assert_eq!(write(&[0x10]).map(ExitReason::status), Some(0x21));
         assert_eq!(write(&[0]).map(ExitReason::status), Some(1));
+        // QEMU keeps the low 8 bits of (value << 1) | 1, whatever the access width: a 4-byte
+        // 0x40000000 fails with 1 rather than reading as a pass, and 0x80 gives 1 as well.
+        assert_eq!(write(&[0, 0, 0, 0x40]).map(ExitReason::status), Some(1));
+        assert_eq!(write(&[0x80]).map(ExitReason::status), Some(1));
+        assert_eq!(write(&[0x7f, 0x01]).map(ExitReason::status), Some(0xff));
+        assert_eq!(write(&[0x42, 0, 0, 0x80]).map(ExitReason::status), Some(0x85));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The milestone ports (see minnow_bootproto::milestone): the firmware's start and handoff
-//! (qboot's benchmark ports) and the guest's "boot done". Every write is recorded with its time,
-//! and marks the boot timeline.
+//! The milestone port (see minnow_bootproto::milestone): the guest's "boot done" (Firecracker's
+//! 0x3f0 <- 123) and, when the VMM asked for them, the firmware's start and handoff. Every write is
+//! recorded with its time, and marks the boot timeline.
 use crate::bus::BusDevice;
 use crate::timeline::{Event, Timeline};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ pub struct Milestone {
     pub at: Instant,
 }
 
-/// One device per port; both share the record.
+/// The device on the milestone port.
 pub struct MilestonePort {
     port: u16,
     record: Arc<std::sync::Mutex<Vec<Milestone>>>,
@@ -41,7 +41,7 @@ impl BusDevice for MilestonePort {
             value: data.first().copied().unwrap_or(0),
             at: Instant::now(),
         };
-        if let Some(event) = Event::for_milestone(self.port, m.value) {
+        if let Some(event) = Event::for_milestone(m.value) {
             self.timeline.mark(event);
         }
         let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -61,21 +61,24 @@ mod tests {
     fn writes_are_recorded_in_order_and_bounded() {
         let record = Arc::new(Mutex::new(Vec::new()));
         let timeline = Arc::new(Timeline::new(Instant::now()));
-        let (mut start, mut kernel) = (
-            MilestonePort::new(0xF5, record.clone(), timeline.clone()),
-            MilestonePort::new(0xF4, record.clone(), timeline.clone()),
-        );
-        start.write(0, &[1]);
-        kernel.write(0, &[4]);
+        let mut port = MilestonePort::new(0x3F0, record.clone(), timeline.clone());
+        port.write(0, &[1]);
+        port.write(0, &[4]);
+        port.write(0, &[123]);
         let r = record.lock().unwrap().clone();
-        assert_eq!((r[0].port, r[0].value, r[1].port, r[1].value), (0xF5, 1, 0xF4, 4));
+        assert_eq!((r[0].value, r[1].value, r[2].value), (1, 4, 123));
         assert!(r[0].at <= r[1].at);
-        (0..100).for_each(|_| start.write(0, &[1]));
+        (0..100).for_each(|_| port.write(0, &[1]));
         assert_eq!(record.lock().unwrap().len(), 64);
         let events: Vec<Event> = timeline.phases().iter().map(|p| p.event).collect();
         assert_eq!(
             events,
-            [Event::Exec, Event::FirmwareStart, Event::FirmwareHandoff]
+            [
+                Event::Exec,
+                Event::FirmwareStart,
+                Event::FirmwareHandoff,
+                Event::BootDone
+            ]
         );
     }
 }
