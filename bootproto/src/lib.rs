@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod e820;
+pub mod elf;
 pub mod fw_cfg;
 pub mod linux;
 pub mod milestone;

@@ -8,6 +8,12 @@ pub const START_MAGIC: u32 = 0x336E_C578;
 pub const NOTE_NAME: &[u8] = b"Xen";
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
+/// The entry in a PHYS32_ENTRY note's descriptor: its low 32 bits (Linux writes a pointer-sized
+/// value, other kernels 4 bytes). `None` when the descriptor is shorter than 4 bytes.
+pub fn entry_from_note(desc: &[u8]) -> Option<u32> {
+    desc.get(..4)?.try_into().ok().map(u32::from_le_bytes)
+}
+
 /// `struct hvm_start_info`, version 1 (56 bytes).
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
 #[repr(C)]

@@ -1,8 +1,8 @@
 //! Why a boot failed. Each variant prints as the one line a user sees on COM1.
 use crate::acpi_loader::AcpiError;
-use crate::elf::ElfError;
 use crate::fw_cfg::FwCfgError;
 use crate::memory_map::MapError;
+use minnow_bootproto::elf::ElfError;
 use minnow_bootproto::linux::HeaderError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,12 @@ pub enum BootError {
         end: u64,
     },
     Elf(ElfError),
+    /// An ELF kernel for a machine other than x86.
+    ElfMachine(u16),
+    /// An ELF kernel with more program headers than the firmware reads.
+    ElfSegments(u16),
+    /// A PVH note whose descriptor is shorter than the 4-byte entry.
+    PvhNoteTruncated,
     Multiboot(&'static str),
     /// A multiboot2 kernel requires an information tag we do not provide.
     Multiboot2Request(u32),
@@ -75,6 +81,13 @@ impl core::fmt::Display for BootError {
                 )
             }
             Self::Elf(e) => write!(f, "bad ELF kernel: {e}"),
+            Self::ElfMachine(m) => write!(f, "ELF kernel for machine {m}, not x86"),
+            Self::ElfSegments(n) => write!(
+                f,
+                "ELF kernel with {n} program headers: the firmware reads at most {}",
+                crate::boot::raw::MAX_PHDRS
+            ),
+            Self::PvhNoteTruncated => write!(f, "ELF kernel's PVH entry note is shorter than 4 bytes"),
             Self::Multiboot(why) => write!(f, "bad multiboot kernel: {why}"),
             Self::Multiboot2Request(tag) => {
                 write!(

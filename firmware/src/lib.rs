@@ -11,7 +11,6 @@ pub mod boot;
 pub mod boot_sequence;
 pub mod chipset;
 pub mod console;
-pub mod elf;
 pub mod error;
 #[cfg(test)]
 pub mod fakes;

@@ -1,5 +1,6 @@
 //! minnow.rom in the configurations the main matrices do not cover: fw_cfg without DMA (the
-//! port I/O fallback; QEMU offers DMA unless told otherwise) and pc/q35 under KVM. Each boots the
+//! port I/O fallback; QEMU offers DMA unless told otherwise), pc/q35 under KVM, a PVH kernel in
+//! an ELF32 container, and a test-exit device at 0xf4. Each boots the
 //! PVH conformance payload with an initrd and checks its report.
 use minnow_tests::payload_report::{fnv1a32, parse, PREFIX};
 use minnow_tests::{payload_dir, report, require_file, require_kvm, require_qemu, rom_path, QemuRun};
@@ -7,11 +8,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn boot(name: &str, machine: &str, extra: &[&str]) {
+    boot_kernel(name, machine, "pvh.elf", extra);
+}
+
+fn boot_kernel(name: &str, machine: &str, kernel: &str, extra: &[&str]) {
     require_qemu().unwrap_or_else(|e| panic!("{e}"));
     let rom =
         require_file(&rom_path(), "the Minnow ROM", "cargo xtask firmware").unwrap_or_else(|e| panic!("{e}"));
     let kernel = require_file(
-        &payload_dir().join("pvh.elf"),
+        &payload_dir().join(kernel),
         "the PVH payload",
         "cargo xtask payloads",
     )
@@ -106,4 +111,20 @@ fn a_test_exit_device_at_0xf4_sees_no_firmware_write_pc() {
         "pc,accel=tcg",
         &["-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
     );
+}
+
+/// The PVH payload as an ELF32 file (`objcopy -O elf32-i386`), which QEMU loads too.
+#[test]
+fn pvh_elf32_microvm() {
+    boot_kernel(
+        "elf32_microvm",
+        "microvm,x-option-roms=off,accel=tcg",
+        "pvh32.elf",
+        &[],
+    );
+}
+
+#[test]
+fn pvh_elf32_pc() {
+    boot_kernel("elf32_pc", "pc,accel=tcg", "pvh32.elf", &[]);
 }

@@ -151,6 +151,19 @@ fn direct_pvh() {
     assert_eq!(f.get("entry").map(String::as_str), Some("32"));
 }
 
+/// An ELF32 PVH kernel: direct boot reads it with the same ELF reader as minnow.rom (linux-loader's
+/// took only ELF64 and refused it with "Invalid program header size").
+#[test]
+fn direct_pvh_elf32() {
+    let f = kernel_row_with("direct_pvh_elf32", Bios::None, "pvh32.elf", "pvh", 1);
+    assert_eq!(f.get("entry").map(String::as_str), Some("32"));
+}
+
+#[test]
+fn minnow_rom_pvh_elf32() {
+    kernel_row("minnow_rom_pvh_elf32", "pvh32.elf", "pvh", 1);
+}
+
 #[test]
 fn direct_pvh_smp2() {
     kernel_row_with("direct_pvh_smp2", Bios::None, "pvh.elf", "pvh", 2);

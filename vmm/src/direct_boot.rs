@@ -1,6 +1,8 @@
 //! `-bios none`: the VMM boots the kernel itself, with no firmware. A bzImage enters through the
 //! Linux 64-bit boot protocol (the 32-bit one for a kernel without `XLF_KERNEL_64`), an ELF
-//! `vmlinux` through PVH. [`linux-loader`](linux_loader) puts the kernel in guest RAM; this
+//! `vmlinux` (ELF32 or ELF64) through PVH. [`linux-loader`](linux_loader) puts a bzImage in guest
+//! RAM, and an ELF's segments are written from the ELF reader minnow.rom shares
+//! (`minnow_bootproto::elf`, checked by `kernel_layout`); this
 //! module builds what minnow.rom would have built around it, so a kernel cannot tell the two
 //! paths apart by what it is handed: the same e820 map (RAM with the legacy area carved as
 //! `minnow_bootproto::e820::legacy` says), the command line at the same address, boot_params and

@@ -1,7 +1,9 @@
 //! `cargo xtask payloads`: build the boot conformance payloads (payloads/) for x86_64-unknown-none
 //! into target/payloads/: `multiboot1.elf`, `multiboot2.elf`, `pvh.elf` (the ELFs as linked,
-//! checked the way a loader reads them), `bzImage` (flattened from its ELF here) and `bzImage32`,
-//! the same without the 64-bit entry (XLF_KERNEL_64 clear), so loaders must take the 32-bit one.
+//! checked the way a loader reads them), `pvh32.elf` (the PVH payload in an ELF32 container, as
+//! some kernels ship, from `objcopy -O elf32-i386`), `bzImage` (flattened from its ELF here) and
+//! `bzImage32`, the same without the 64-bit entry (XLF_KERNEL_64 clear), so loaders must take the
+//! 32-bit one.
 use anyhow::{bail, ensure, Context, Result};
 use minnow_bootproto::{linux, multiboot1, multiboot2, pvh};
 use minnow_payloads::bzimage;
@@ -18,6 +20,7 @@ const ELFS: [(&str, &str); 4] = [
     // The demo's guest: a PVH payload that greets.
     ("hello", "hello.elf"),
 ];
+pub const PVH32: &str = "pvh32.elf";
 pub const BZIMAGE: &str = "bzImage";
 pub const BZIMAGE32: &str = "bzImage32";
 /// Loaders place nothing of the kernel's below 1 MiB.
@@ -51,12 +54,33 @@ pub fn build() -> Result<PathBuf> {
         .with_context(|| format!("checking {bin}"))?;
         write(&out.join(name), &elf)?;
     }
+    elf32(&out.join("pvh.elf"), &out.join(PVH32))?;
     let elf = read(&built.join("bzimage"))?;
     for (name, kernel_64) in [(BZIMAGE, true), (BZIMAGE32, false)] {
         let image = flatten_bzimage(&elf, kernel_64).with_context(|| format!("building {name}"))?;
         write(&out.join(name), &image)?;
     }
     Ok(out)
+}
+
+/// The same image in an ELF32 container (the code inside is unchanged: it enters in 32-bit mode).
+fn elf32(elf64: &Path, out: &Path) -> Result<()> {
+    let status = Command::new("objcopy")
+        .args(["-O", "elf32-i386"])
+        .arg(elf64)
+        .arg(out)
+        .status()
+        .context("running objcopy (apt-get install binutils)")?;
+    ensure!(
+        status.success(),
+        "objcopy -O elf32-i386 {} failed",
+        elf64.display()
+    );
+    let elf = read(out)?;
+    ensure!(elf.get(4) == Some(&1), "{} is not ELF32", out.display());
+    check_pvh(&elf).with_context(|| format!("checking {}", out.display()))?;
+    eprintln!("[payloads] {}: {} bytes", out.display(), elf.len());
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {

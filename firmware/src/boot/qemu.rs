@@ -2,7 +2,6 @@
 //! PVH) and multiboot loader leave them. The layout QEMU chose is honoured exactly: since QEMU 7.1
 //! setup_data nodes hold absolute addresses, so nothing may move.
 use super::{linux, load_checked, load_cmdline, multiboot1, pvh, Env, Handoff};
-use crate::elf;
 use crate::error::BootError;
 use crate::fw_cfg::FwCfg;
 use minnow_bootproto::fw_cfg::key;
@@ -39,7 +38,7 @@ pub fn load(env: &mut Env, items: &Items) -> Result<Handoff, BootError> {
     env.cfg.read_item(key::SETUP_DATA, &mut head)?;
     if head.get(0x202..0x206) == Some(&proto::HEADER_MAGIC.to_le_bytes()[..]) {
         linux_kernel(env, &head, items)
-    } else if elf::is_elf(&head) {
+    } else if minnow_bootproto::elf::is_elf(&head) {
         pvh_kernel(env, items)
     } else {
         multiboot_kernel(env, items)

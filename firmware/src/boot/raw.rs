@@ -3,10 +3,10 @@
 //! (a bzImage's "HdrS", then multiboot 2, multiboot 1, then an ELF with a PVH note), and the
 //! image is loaded straight from fw_cfg to its final place, one transfer per segment.
 use super::{check_range, linux, load_checked, load_cmdline, multiboot1, multiboot2, pvh, Env, Handoff};
-use crate::elf::{self, Header, Segment, PT_LOAD, PT_NOTE};
 use crate::error::BootError;
 use crate::fw_cfg::File;
 use crate::layout;
+use minnow_bootproto::elf::{self, ElfError, Header, ProgramHeader, PT_LOAD, PT_NOTE};
 use minnow_bootproto::fw_cfg::file;
 use minnow_bootproto::linux::{self as proto, xloadflags};
 use minnow_bootproto::multiboot1 as mb1;
@@ -16,6 +16,10 @@ use zerocopy::FromBytes;
 
 /// Bytes of the image read up front: the multiboot 1 search window.
 const HEAD: usize = mb1::SEARCH_LEN;
+/// Most program headers an ELF kernel may have (Linux has 5, Xen 2).
+pub const MAX_PHDRS: usize = 32;
+/// Most bytes of a PT_NOTE segment searched for the PVH note.
+const NOTES_MAX: usize = 2048;
 
 pub fn load(env: &mut Env, kernel: File) -> Result<Handoff, BootError> {
     let mut head = [0u8; HEAD];
@@ -110,30 +114,49 @@ fn bzimage(env: &mut Env, kernel: File, head: &[u8]) -> Result<Handoff, BootErro
 /// An ELF image loaded into memory.
 struct LoadedElf {
     header: Header,
-    segments: [Segment; elf::MAX_PHDRS],
+    segments: [ProgramHeader; MAX_PHDRS],
     /// The lowest and highest (exclusive) addresses its segments occupy.
     span: (u64, u64),
 }
 
+/// The file header, with what this loader accepts checked: x86, at most [`MAX_PHDRS`] segments.
+fn elf_header(head: &[u8]) -> Result<Header, BootError> {
+    let h = Header::parse(head)?;
+    if h.machine != elf::EM_386 && h.machine != elf::EM_X86_64 {
+        return Err(BootError::ElfMachine(h.machine));
+    }
+    if usize::from(h.phnum) > MAX_PHDRS {
+        return Err(BootError::ElfSegments(h.phnum));
+    }
+    Ok(h)
+}
+
+/// Reads program header `index` from fw_cfg.
+fn read_phdr(env: &mut Env, kernel: File, h: &Header, index: u16) -> Result<ProgramHeader, BootError> {
+    let mut raw = [0u8; elf::PHDR_MAX];
+    let raw = &mut raw[..h.phdr_size()];
+    let outside = ElfError::ProgramHeaderOutside { index };
+    let at = h
+        .phdr_offset(index)
+        .filter(|&a| a.saturating_add(raw.len() as u64) <= u64::from(kernel.size))
+        .ok_or(outside)?;
+    env.cfg.read_at(kernel.key, at as u32, raw)?;
+    Ok(h.parse_phdr(raw)?)
+}
+
 /// Reads program headers and loads every PT_LOAD segment.
 fn load_elf(env: &mut Env, kernel: File, head: &[u8]) -> Result<LoadedElf, BootError> {
-    let h = elf::parse_header(head)?;
-    let mut segments = [Segment::default(); elf::MAX_PHDRS];
-    let mut raw = [0u8; 64];
-    let entsize = usize::from(h.phentsize).min(raw.len());
+    let h = elf_header(head)?;
+    let mut segments = [ProgramHeader::default(); MAX_PHDRS];
     let (mut low, mut high) = (u64::MAX, 0);
-    for (i, seg) in segments.iter_mut().enumerate().take(usize::from(h.phnum)) {
-        let at = h.phoff + (i * usize::from(h.phentsize)) as u64;
-        if at + entsize as u64 > u64::from(kernel.size) {
-            return Err(elf::ElfError::Truncated.into());
-        }
-        env.cfg.read_at(kernel.key, at as u32, &mut raw[..entsize])?;
-        *seg = elf::parse_segment(&h, &raw[..entsize])?;
+    for (index, seg) in (0..h.phnum).zip(segments.iter_mut()) {
+        *seg = read_phdr(env, kernel, &h, index)?;
         if seg.kind != PT_LOAD || seg.memsz == 0 {
             continue;
         }
-        if seg.filesz > seg.memsz || seg.offset + seg.filesz > u64::from(kernel.size) {
-            return Err(elf::ElfError::Truncated.into());
+        let end = seg.offset.checked_add(seg.filesz);
+        if seg.filesz > seg.memsz || end.is_none_or(|e| e > u64::from(kernel.size)) {
+            return Err(ElfError::SegmentOutside { index }.into());
         }
         check_range(env.map, "kernel segment", seg.paddr, seg.memsz)?;
         load_checked(
@@ -159,24 +182,23 @@ fn load_elf(env: &mut Env, kernel: File, head: &[u8]) -> Result<LoadedElf, BootE
 }
 
 /// Finds the PVH entry in the image's PT_NOTE segments.
-fn pvh_entry(env: &mut Env, kernel: File, segments: &[Segment]) -> Result<Option<u32>, BootError> {
-    let mut notes = [0u8; 2048];
+fn pvh_entry(env: &mut Env, kernel: File, segments: &[ProgramHeader]) -> Result<Option<u32>, BootError> {
+    let mut notes = [0u8; NOTES_MAX];
     for seg in segments.iter().filter(|s| s.kind == PT_NOTE) {
         let n = (seg.filesz as usize).min(notes.len());
-        if seg.offset + n as u64 > u64::from(kernel.size) {
+        if seg.offset.saturating_add(n as u64) > u64::from(kernel.size) {
             continue;
         }
         env.cfg.read_at(kernel.key, seg.offset as u32, &mut notes[..n])?;
         if let Some(desc) = elf::find_note(
             &notes[..n],
+            seg.note_align(),
             pvh_proto::NOTE_NAME,
             pvh_proto::XEN_ELFNOTE_PHYS32_ENTRY,
         ) {
-            // Linux writes a pointer-sized value; the entry is its low 32 bits.
-            let mut low = [0u8; 4];
-            let k = desc.len().min(4);
-            low[..k].copy_from_slice(&desc[..k]);
-            return Ok(Some(u32::from_le_bytes(low)));
+            return pvh_proto::entry_from_note(desc)
+                .map(Some)
+                .ok_or(BootError::PvhNoteTruncated);
         }
     }
     Ok(None)

@@ -3,20 +3,30 @@
 //! initrd as module 0, EBX = start_info, in flat 32-bit protected mode with paging off.
 use super::{layout, place_initrd, write, write_cmdline, CpuEntry, DirectBootError, Input, Mode, Plan};
 use crate::kernel_layout;
-use linux_loader::loader::elf::{Elf, PvhBootCapability};
-use linux_loader::loader::KernelLoader;
 use minnow_bootproto::pvh::{MemmapEntry, ModlistEntry, StartInfo, START_MAGIC};
-use std::io::Cursor;
-use vm_memory::{GuestAddress, GuestMemoryMmap};
+use vm_memory::GuestMemoryMmap;
 use zerocopy::IntoBytes;
+
+/// Zeroes `len` bytes from `addr` (a segment's bss), a page-sized buffer at a time.
+fn zero(ram: &GuestMemoryMmap, addr: u64, len: u64) -> Result<(), DirectBootError> {
+    const CHUNK: u64 = 0x1_0000;
+    let zeros = [0u8; CHUNK as usize];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(CHUNK);
+        write(ram, "kernel segment's zero fill", addr + at, &zeros[..n as usize])?;
+        at += n;
+    }
+    Ok(())
+}
 
 pub(super) fn load(input: &Input, plan: &Plan, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
     let path = &input.kernel.name;
     let image = &input.kernel.bytes;
     // Checked before anything is written: every segment within the file and the RAM below 4 GiB
-    // (kernel_layout's ELF reader, which also lays PVH kernels out for the firmware) below the
-    // ACPI tables, if any, and a note.
-    let ((low, high), note) = kernel_layout::elf_extent(path, image, plan.ram_end).map_err(|e| match e {
+    // (kernel_layout's ELF reader, which also lays PVH kernels out for the firmware, on the ELF
+    // reader minnow.rom uses) below the ACPI tables, if any, and a note. 32- and 64-bit alike.
+    let elf = kernel_layout::elf_image(path, image, plan.ram_end).map_err(|e| match e {
         kernel_layout::KernelLayoutError::OutsideRam { addr, end, ram, .. } => {
             DirectBootError::KernelTooLarge {
                 path: path.clone(),
@@ -27,7 +37,8 @@ pub(super) fn load(input: &Input, plan: &Plan, ram: &GuestMemoryMmap) -> Result<
         }
         other => DirectBootError::Elf(other),
     })?;
-    let Some(note) = note else {
+    let (low, high) = (elf.low, elf.high);
+    let Some(entry) = elf.pvh_entry.map(u64::from) else {
         return Err(DirectBootError::NoPvhNote { path: path.clone() });
     };
     if low < layout::KERNEL {
@@ -36,22 +47,6 @@ pub(super) fn load(input: &Input, plan: &Plan, ram: &GuestMemoryMmap) -> Result<
             addr: low,
         });
     }
-    let loaded = Elf::load(
-        ram,
-        None,
-        &mut Cursor::new(&image[..]),
-        Some(GuestAddress(layout::KERNEL)),
-    )
-    .map_err(|source| DirectBootError::Load {
-        path: path.clone(),
-        source,
-    })?;
-    // linux-loader reports the entry of the last PT_NOTE segment it read; a kernel whose PVH note
-    // is not in its last one still has the entry kernel_layout found.
-    let entry = match loaded.pvh_boot_cap {
-        PvhBootCapability::PvhEntryPresent(GuestAddress(e)) => e,
-        _ => u64::from(note),
-    };
     if !(low..high).contains(&entry) {
         return Err(DirectBootError::PvhEntryOutside {
             path: path.clone(),
@@ -59,6 +54,10 @@ pub(super) fn load(input: &Input, plan: &Plan, ram: &GuestMemoryMmap) -> Result<
             low,
             high,
         });
+    }
+    for &(addr, data, memsz) in &elf.segments {
+        write(ram, "kernel segment", addr, data)?;
+        zero(ram, addr + data.len() as u64, memsz - data.len() as u64)?;
     }
     write_cmdline(input, ram, layout::CMDLINE_MAX - 1)?;
     let initrd = place_initrd(input, plan, ram, high.next_multiple_of(0x1000), u64::MAX)?;

@@ -1,5 +1,9 @@
-//! ELF kernels: the bounds-checked reader, and PVH kernels laid out as QEMU does.
+//! ELF kernels: the checks QEMU's load_elf makes, over the ELF reader the firmware shares
+//! (`minnow_bootproto::elf`), and PVH kernels laid out as QEMU does.
 use super::*;
+use minnow_bootproto::elf::{self as wire, ElfError, Header};
+
+pub(super) use wire::ProgramHeader as Phdr;
 
 /// The parts of an ELF file the loaders need, checked against the file's bounds.
 pub(super) struct Elf {
@@ -9,99 +13,28 @@ pub(super) struct Elf {
     pub(super) phdrs: Vec<Phdr>,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Phdr {
-    pub(super) kind: u32,
-    pub(super) flags: u32,
-    pub(super) offset: u64,
-    pub(super) vaddr: u64,
-    pub(super) paddr: u64,
-    pub(super) filesz: u64,
-    pub(super) memsz: u64,
-    pub(super) align: u64,
-}
-
 impl Elf {
     pub(super) fn parse(path: &str, d: &[u8]) -> Result<Self> {
-        let bad = |reason: &str| KernelLayoutError::BadElf {
+        let bad = |e: ElfError| KernelLayoutError::BadElf {
             path: path.into(),
-            reason: reason.into(),
+            reason: e.to_string(),
         };
-        if !d.starts_with(b"\x7fELF") {
-            return Err(bad("no ELF magic"));
-        }
-        let is64 = match d.get(4) {
-            Some(1) => false,
-            Some(2) => true,
-            _ => return Err(bad("ELF class is neither 32- nor 64-bit")),
-        };
-        if d.get(5) != Some(&1) {
-            return Err(bad("not little-endian"));
-        }
-        let truncated = || bad("file too short for its ELF header");
-        let machine = u16_at(d, 18).ok_or_else(truncated)?;
-        let (entry, phoff, flags, phentsize, phnum) = if is64 {
-            (
-                u64_at(d, 24).ok_or_else(truncated)?,
-                u64_at(d, 32).ok_or_else(truncated)?,
-                u32_at(d, 48).ok_or_else(truncated)?,
-                u16_at(d, 54).ok_or_else(truncated)?,
-                u16_at(d, 56).ok_or_else(truncated)?,
-            )
-        } else {
-            (
-                u64::from(u32_at(d, 24).ok_or_else(truncated)?),
-                u64::from(u32_at(d, 28).ok_or_else(truncated)?),
-                u32_at(d, 36).ok_or_else(truncated)?,
-                u16_at(d, 42).ok_or_else(truncated)?,
-                u16_at(d, 44).ok_or_else(truncated)?,
-            )
-        };
-        let min_phentsize = if is64 { 56 } else { 32 };
-        if phnum > 0 && phentsize < min_phentsize {
-            return Err(bad(&format!("program header entries of {phentsize} bytes")));
-        }
-        let mut phdrs = Vec::with_capacity(phnum.into());
-        for i in 0..u64::from(phnum) {
-            let at = phoff.checked_add(i * u64::from(phentsize));
-            let ph = at.and_then(|p| {
-                Some(if is64 {
-                    Phdr {
-                        kind: u32_at(d, p)?,
-                        flags: u32_at(d, p + 4)?,
-                        offset: u64_at(d, p + 8)?,
-                        vaddr: u64_at(d, p + 16)?,
-                        paddr: u64_at(d, p + 24)?,
-                        filesz: u64_at(d, p + 32)?,
-                        memsz: u64_at(d, p + 40)?,
-                        align: u64_at(d, p + 48)?,
-                    }
-                } else {
-                    Phdr {
-                        kind: u32_at(d, p)?,
-                        offset: u32_at(d, p + 4)?.into(),
-                        vaddr: u32_at(d, p + 8)?.into(),
-                        paddr: u32_at(d, p + 12)?.into(),
-                        filesz: u32_at(d, p + 16)?.into(),
-                        memsz: u32_at(d, p + 20)?.into(),
-                        flags: u32_at(d, p + 24)?,
-                        align: u32_at(d, p + 28)?.into(),
-                    }
-                })
-            });
-            phdrs.push(ph.ok_or_else(|| bad(&format!("program header {i} is past the end of the file")))?);
-        }
+        let h = Header::parse(d).map_err(bad)?;
+        let phdrs = (0..h.phnum)
+            .map(|i| h.phdr(d, i))
+            .collect::<core::result::Result<Vec<_>, _>>()
+            .map_err(bad)?;
         Ok(Self {
-            machine,
-            flags,
-            entry,
+            machine: h.machine,
+            flags: h.flags,
+            entry: h.entry,
             phdrs,
         })
     }
 
     /// The PT_LOAD segments, each checked: file data within the file, filesz <= memsz, and the
     /// memory range within `ram` bytes.
-    pub(super) fn loads<'a>(&'a self, path: &str, d: &'a [u8], ram: u64) -> Result<Vec<(Phdr, &'a [u8])>> {
+    pub(super) fn loads<'d>(&self, path: &str, d: &'d [u8], ram: u64) -> Result<Vec<(Phdr, &'d [u8])>> {
         let mut out = Vec::new();
         for (i, ph) in self.phdrs.iter().enumerate().filter(|(_, p)| p.kind == PT_LOAD) {
             let bad = |reason: String| KernelLayoutError::BadElf {
@@ -114,16 +47,12 @@ impl Elf {
                     ph.filesz, ph.memsz
                 )));
             }
-            let data = usize::try_from(ph.offset)
-                .ok()
-                .zip(usize::try_from(ph.filesz).ok())
-                .and_then(|(o, n)| d.get(o..o.checked_add(n)?))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "data at {:#x}+{:#x} is past the end of the file",
-                        ph.offset, ph.filesz
-                    ))
-                })?;
+            let data = ph.data(d).ok_or_else(|| {
+                bad(format!(
+                    "data at {:#x}+{:#x} is past the end of the file",
+                    ph.offset, ph.filesz
+                ))
+            })?;
             // Zero-sized segments count for the kernel's bounds (as in QEMU), so they are checked too.
             let end = ph.paddr.checked_add(ph.memsz);
             if end.is_none_or(|e| e > ram) {
@@ -176,38 +105,27 @@ impl Elf {
     /// divide by zero in QEMU).
     pub(super) fn pvh_entry(&self, path: &str, d: &[u8]) -> Result<Option<u32>> {
         for ph in self.phdrs.iter().filter(|p| p.kind == PT_NOTE) {
-            let notes = usize::try_from(ph.offset)
-                .ok()
-                .zip(usize::try_from(ph.filesz).ok())
-                .and_then(|(o, n)| d.get(o..o.checked_add(n)?))
-                .ok_or_else(|| KernelLayoutError::BadElf {
-                    path: path.into(),
-                    reason: format!(
-                        "notes at {:#x}+{:#x} are past the end of the file",
-                        ph.offset, ph.filesz
-                    ),
-                })?;
-            let align = if ph.align == 8 { 8 } else { 4 };
-            let mut at = 0u64;
-            while let (Some(namesz), Some(descsz), Some(kind)) =
-                (u32_at(notes, at), u32_at(notes, at + 4), u32_at(notes, at + 8))
-            {
-                let name_at = at + 12;
-                let desc_at = name_at + u64::from(namesz).next_multiple_of(align);
-                let next = desc_at + u64::from(descsz).next_multiple_of(align);
-                let name = usize::try_from(name_at)
-                    .ok()
-                    .and_then(|n| notes.get(n..n.checked_add(namesz as usize)?));
-                if kind == XEN_ELFNOTE_PHYS32_ENTRY && name == Some(b"Xen\0") {
-                    return match u32_at(notes, desc_at).filter(|_| descsz >= 4) {
-                        Some(entry) => Ok(Some(entry)),
-                        None => Err(KernelLayoutError::BadElf {
-                            path: path.into(),
-                            reason: "truncated PVH entry note".into(),
-                        }),
-                    };
-                }
-                at = next;
+            let notes = ph.data(d).ok_or_else(|| KernelLayoutError::BadElf {
+                path: path.into(),
+                reason: format!(
+                    "notes at {:#x}+{:#x} are past the end of the file",
+                    ph.offset, ph.filesz
+                ),
+            })?;
+            let note = wire::find_note(
+                notes,
+                ph.note_align(),
+                minnow_bootproto::pvh::NOTE_NAME,
+                XEN_ELFNOTE_PHYS32_ENTRY,
+            );
+            if let Some(desc) = note {
+                return match minnow_bootproto::pvh::entry_from_note(desc) {
+                    Some(entry) => Ok(Some(entry)),
+                    None => Err(KernelLayoutError::BadElf {
+                        path: path.into(),
+                        reason: "truncated PVH entry note".into(),
+                    }),
+                };
             }
         }
         Ok(None)
@@ -217,14 +135,30 @@ impl Elf {
 // ---------------------------------------------------------------------------------------------
 // PVH
 
-/// For loaders that write an ELF kernel's segments themselves (`-bios none`, see direct_boot.rs):
-/// the guest range `[low, high)` its PT_LOAD segments occupy, each checked as [`layout`] checks
-/// them (within the file, within the `below_4g_mem_size` bytes of RAM below 4 GiB), and its PVH
-/// entry, `None` without the note.
-pub fn elf_extent(path: &str, d: &[u8], below_4g_mem_size: u64) -> Result<((u64, u64), Option<u32>)> {
+/// An ELF kernel as a loader that writes the segments itself sees it (`-bios none`, see
+/// direct_boot.rs), 32- or 64-bit alike.
+pub struct ElfImage<'a> {
+    /// The guest range `[low, high)` the PT_LOAD segments occupy.
+    pub low: u64,
+    pub high: u64,
+    /// The PVH entry, `None` without the note.
+    pub pvh_entry: Option<u32>,
+    /// Each PT_LOAD segment: its address, its file bytes, and its size in memory (the rest zeros).
+    pub segments: Vec<(u64, &'a [u8], u64)>,
+}
+
+/// Reads `d` as [`layout`] does, each segment checked within the file and within the
+/// `below_4g_mem_size` bytes of RAM below 4 GiB.
+pub fn elf_image<'a>(path: &str, d: &'a [u8], below_4g_mem_size: u64) -> Result<ElfImage<'a>> {
     let elf = Elf::parse(path, d)?;
     let loads = elf.loads(path, d, below_4g_mem_size)?;
-    Ok((Elf::bounds(&loads), elf.pvh_entry(path, d)?))
+    let (low, high) = Elf::bounds(&loads);
+    Ok(ElfImage {
+        low,
+        high,
+        pvh_entry: elf.pvh_entry(path, d)?,
+        segments: loads.iter().map(|(p, data)| (p.paddr, *data, p.memsz)).collect(),
+    })
 }
 
 pub(super) fn pvh(mut input: KernelInput) -> Result<KernelLayout> {

@@ -30,7 +30,7 @@ mod multiboot;
 #[cfg(test)]
 mod tests;
 
-pub use elf::elf_extent;
+pub use elf::{elf_image, ElfImage};
 
 /// Linux: real-mode part, command line and protected-mode part, for protocol 2.02 and later.
 pub const LINUX_REAL_ADDR: u64 = 0x1_0000;
@@ -45,8 +45,7 @@ pub const LINUX_ZIMAGE_PROT_ADDR: u64 = 0x1_0000;
 pub const LOADER_TYPE_QEMU: u8 = 0xB0;
 /// How much of an ELF kernel QEMU hands over in SETUP_DATA (its header buffer).
 pub const PVH_SETUP_SIZE: usize = 8192;
-/// Xen ELF note type of the PVH 32-bit entry point (XEN_ELFNOTE_PHYS32_ENTRY).
-pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+pub use minnow_bootproto::pvh::XEN_ELFNOTE_PHYS32_ENTRY;
 /// QEMU's multiboot layout: the memory map area the firmware fills, and the MBI after it.
 pub const MULTIBOOT_MMAP_ADDR: u32 = 0x9000;
 pub const MULTIBOOT_MBI_ADDR: u32 = 0x9500;
@@ -62,11 +61,7 @@ pub const ELF_REFUSED_FLAGS: u32 = 0x0001_0004;
 const PAGE: u64 = 4096;
 /// QEMU searches for the multiboot header below 8192 - 48 (its 12-word header must fit).
 const MULTIBOOT_SEARCH_END: usize = 8192 - 48;
-const EM_386: u16 = 3;
-const EM_X86_64: u16 = 62;
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
-const PF_X: u32 = 1;
+use minnow_bootproto::elf::{u16_at, EM_386, EM_X86_64, PF_X, PT_LOAD, PT_NOTE};
 
 /// A file handed to the loader: `name` is how the user named it (QEMU puts the kernel's and each
 /// multiboot module's in the multiboot command lines), `bytes` its contents.
@@ -294,19 +289,4 @@ fn place_initrd(initrd: Blob, initrd_max: u64) -> Result<(u64, Items)> {
         (key::INITRD_DATA, initrd.bytes),
     ];
     Ok((addr, items))
-}
-
-/// Little-endian reads at a file offset: `None` past the file's end.
-fn get<const N: usize>(d: &[u8], at: u64) -> Option<[u8; N]> {
-    let at = usize::try_from(at).ok()?;
-    d.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-fn u16_at(d: &[u8], at: u64) -> Option<u16> {
-    get(d, at).map(u16::from_le_bytes)
-}
-fn u32_at(d: &[u8], at: u64) -> Option<u32> {
-    get(d, at).map(u32::from_le_bytes)
-}
-fn u64_at(d: &[u8], at: u64) -> Option<u64> {
-    get(d, at).map(u64::from_le_bytes)
 }

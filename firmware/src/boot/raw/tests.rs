@@ -277,7 +277,7 @@ fn bad_images_are_refused_with_the_reason_not_a_panic() {
     short.truncate(100); // program headers cut off
     assert_eq!(
         boot(short, &[]).0.unwrap_err(),
-        BootError::Elf(elf::ElfError::Truncated)
+        BootError::Elf(minnow_bootproto::elf::ElfError::ProgramHeaderOutside { index: 0 })
     );
     assert_eq!(
         boot(vec![0x55; 5000], &[]).0.unwrap_err(),
