@@ -103,6 +103,46 @@ impl SetupHeader {
         let end = 0x202 + usize::from(self.jump.get().to_le_bytes()[1]);
         end.clamp(0x202, 0x26C) - HEADER_OFFSET
     }
+
+    /// Where a kernel that is not relocatable must be loaded: `pref_address` from protocol 2.10,
+    /// 1 MiB (the protected-mode code's default `code32_start`) before.
+    pub fn load_address(&self) -> u64 {
+        match self.pref_address.get() {
+            0 => 0x10_0000,
+            pref => pref,
+        }
+    }
+
+    /// Zeroes every field the kernel's protocol version does not define (boot.rst gives the
+    /// version each field appeared in), so that bytes an older kernel keeps there (code, or
+    /// another header's data) are never read as `init_size`, `pref_address`, `xloadflags`...
+    fn clear_fields_newer_than(&mut self, version: u16) {
+        if version < 0x0207 {
+            self.hardware_subarch = 0.into();
+            self.hardware_subarch_data = 0.into();
+        }
+        if version < 0x0208 {
+            self.payload_offset = 0.into();
+            self.payload_length = 0.into();
+        }
+        if version < 0x0209 {
+            self.setup_data = 0.into();
+        }
+        if version < 0x020A {
+            self.min_alignment = 0;
+            self.pref_address = 0.into();
+            self.init_size = 0.into();
+        }
+        if version < 0x020B {
+            self.handover_offset = 0.into();
+        }
+        if version < 0x020C {
+            self.xloadflags = 0.into();
+        }
+        if version < 0x020F {
+            self.kernel_info_offset = 0.into();
+        }
+    }
 }
 
 /// The zero page handed to the 32- and 64-bit entries: exactly 4 KiB.
@@ -202,6 +242,8 @@ pub fn parse_header(image: &[u8], image_len: usize) -> Result<SetupHeader, Heade
     if hdr.setup_size() >= image_len {
         return Err(HeaderError::SetupBeyondImage);
     }
+    let mut hdr = hdr;
+    hdr.clear_fields_newer_than(hdr.version.get());
     Ok(hdr)
 }
 
@@ -224,6 +266,27 @@ mod tests {
         let hdr = parse_header(&image(0x020F, 0, 0x1000), 0x10_0000).unwrap();
         assert_eq!(hdr.setup_size(), 5 * 512);
         assert_eq!(hdr.header_len(), 0x26C - 0x1F1);
+    }
+
+    /// A 2.07 kernel (iPXE's ipxe.lkrn) ends its header long before `init_size`: what lies
+    /// there is not read as header fields.
+    #[test]
+    fn fields_newer_than_the_protocol_read_as_zero() {
+        let mut img = image(0x0207, 0, 0);
+        img[0x250..0x26C].fill(0xA5); // setup_data .. kernel_info_offset: code, in an old kernel
+        img[0x236..0x238].fill(0xA5); // xloadflags (2.12)
+        let hdr = parse_header(&img, 0x10_0000).unwrap();
+        assert_eq!(hdr.init_size.get(), 0);
+        assert_eq!(hdr.pref_address.get(), 0);
+        assert_eq!(hdr.load_address(), 0x10_0000);
+        assert_eq!(hdr.xloadflags.get(), 0);
+        assert_eq!(hdr.setup_data.get(), 0);
+        assert_eq!(hdr.handover_offset.get(), 0);
+        let mut new = image(0x020F, 0, 0);
+        new[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+        new[0x260..0x264].copy_from_slice(&0x80_0000u32.to_le_bytes());
+        let hdr = parse_header(&new, 0x10_0000).unwrap();
+        assert_eq!((hdr.load_address(), hdr.init_size.get()), (0x100_0000, 0x80_0000));
     }
 
     #[test]

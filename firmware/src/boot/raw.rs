@@ -80,11 +80,12 @@ fn bzimage(env: &mut Env, kernel: File, head: &[u8]) -> Result<Handoff, BootErro
     let header = proto::parse_header(head, kernel.size as usize)?;
     let setup = header.setup_size() as u32;
     let kernel_len = kernel.size - setup;
-    // Relocatable kernels may sit at 1 MiB (they move themselves); others need pref_address.
+    // Relocatable kernels may sit at 1 MiB (they move themselves); others need pref_address
+    // (1 MiB before protocol 2.10).
     let kernel_addr = if header.relocatable_kernel != 0 {
         layout::HIGH_MEMORY
     } else {
-        header.pref_address.get()
+        header.load_address()
     };
     linux::check_kernel_room(env, &header, kernel_addr, u64::from(kernel_len))?;
     load_checked(env, "kernel", kernel.key, setup, kernel_addr, kernel_len)?;
