@@ -215,6 +215,9 @@ pub enum HeaderError {
     TooOld(u16),
     /// setup_sects says the real-mode part is longer than the image.
     SetupBeyondImage,
+    /// `code32_start` is 0: the image has no protected-mode entry, only its real-mode setup code,
+    /// which runs on BIOS services (iPXE's ipxe.lkrn, protocol 2.07). Linux always sets it.
+    NoProtectedModeEntry(u16),
 }
 
 impl core::fmt::Display for HeaderError {
@@ -224,6 +227,14 @@ impl core::fmt::Display for HeaderError {
             Self::NoMagic => write!(f, "no \"HdrS\" magic at 0x202"),
             Self::TooOld(v) => write!(f, "boot protocol {}.{:02} is older than 2.06", v >> 8, v & 0xff),
             Self::SetupBeyondImage => write!(f, "setup_sects points past the end of the image"),
+            Self::NoProtectedModeEntry(v) => write!(
+                f,
+                "a boot protocol {}.{:02} image with no 32-bit entry (code32_start is 0): it starts only \
+                 through its real-mode setup code, on BIOS services, which Minnow does not provide \
+                 (boot it with SeaBIOS)",
+                v >> 8,
+                v & 0xff
+            ),
         }
     }
 }
@@ -242,6 +253,9 @@ pub fn parse_header(image: &[u8], image_len: usize) -> Result<SetupHeader, Heade
     if hdr.setup_size() >= image_len {
         return Err(HeaderError::SetupBeyondImage);
     }
+    if hdr.code32_start.get() == 0 {
+        return Err(HeaderError::NoProtectedModeEntry(hdr.version.get()));
+    }
     let mut hdr = hdr;
     hdr.clear_fields_newer_than(hdr.version.get());
     Ok(hdr)
@@ -257,6 +271,7 @@ mod tests {
         img[0x201] = 0x6A; // jump displacement: header ends at 0x26C
         img[0x202..0x206].copy_from_slice(&HEADER_MAGIC.to_le_bytes());
         img[0x206..0x208].copy_from_slice(&version.to_le_bytes());
+        img[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes()); // code32_start
         let _ = len;
         img
     }
@@ -305,6 +320,12 @@ mod tests {
         assert_eq!(
             parse_header(&image(0x020F, 200, 0), 0x1000).unwrap_err(),
             HeaderError::SetupBeyondImage
+        );
+        let mut ipxe = image(0x0207, 0, 0);
+        ipxe[0x214..0x218].fill(0);
+        assert_eq!(
+            parse_header(&ipxe, 0x10_0000).unwrap_err(),
+            HeaderError::NoProtectedModeEntry(0x0207)
         );
     }
 }

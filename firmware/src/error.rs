@@ -59,6 +59,7 @@ impl core::fmt::Display for BootError {
                 f,
                 "no kernel in fw_cfg: pass -kernel FILE, or -fw_cfg name=opt/org.minnow/kernel,file=FILE"
             ),
+            Self::LinuxHeader(e @ HeaderError::NoProtectedModeEntry(_)) => write!(f, "kernel is {e}"),
             Self::LinuxHeader(e) => write!(f, "corrupt Linux setup header: {e}"),
             Self::NoPvhNote => write!(
                 f,

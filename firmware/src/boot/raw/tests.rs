@@ -21,6 +21,7 @@ fn bzimage() -> Vec<u8> {
     img[0x201] = 0x6A;
     put(&mut img, 0x202, &proto::HEADER_MAGIC.to_le_bytes());
     put(&mut img, 0x206, &0x020Fu16.to_le_bytes());
+    put(&mut img, 0x214, &0x10_0000u32.to_le_bytes()); // code32_start
     put(&mut img, 0x22C, &0x7FFF_FFFFu32.to_le_bytes()); // initrd_addr_max
     img[0x234] = 1; // relocatable
     put(&mut img, 0x236, &xloadflags::KERNEL_64.to_le_bytes());

@@ -65,6 +65,7 @@ pub fn seed_images() -> Vec<Vec<u8>> {
     bz[0x201] = 0x6A;
     bz[0x202..0x206].copy_from_slice(b"HdrS");
     bz[0x206..0x208].copy_from_slice(&0x020Fu16.to_le_bytes());
+    bz[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes()); // code32_start
     bz[0x234] = 1;
     bz[0x236] = 1;
     bz[0x238] = 255;
