@@ -3,6 +3,7 @@
 //!
 //! Missing prerequisites (QEMU, the ROM, the guest files) are errors, never skips: a suite that
 //! quietly tests nothing is worse than a red one.
+pub mod ansi_screen;
 pub mod payload_check;
 pub mod payload_report;
 mod prerequisites;

@@ -44,6 +44,17 @@ pub fn payload_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/payloads"))
 }
 
+/// Systems nobody here wrote, from Debian's packages: $MINNOW_THIRD_PARTY_DIR, else
+/// `third-party/` in the cache directory, which `cargo xtask third-party` fills.
+pub fn third_party_file(name: &str) -> Result<PathBuf, String> {
+    let dir = std::env::var_os("MINNOW_THIRD_PARTY_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| default_cache_dir().map(|d| d.join("third-party")))
+        .ok_or("no cache directory: set MINNOW_THIRD_PARTY_DIR (or HOME)")?;
+    require_file(&dir.join(name), name, "cargo xtask third-party")
+}
+
 /// Fails unless /dev/kvm can be opened for reading and writing, as QEMU's `-accel kvm` needs.
 pub fn require_kvm() -> Result<(), String> {
     std::fs::OpenOptions::new()

@@ -69,6 +69,8 @@ pub struct QemuRun {
     marker: Option<String>,
     timeout: Duration,
     grace: Duration,
+    /// The console paints a screen with ANSI escapes (see [`crate::ansi_screen`]).
+    screen: bool,
 }
 
 impl QemuRun {
@@ -86,7 +88,15 @@ impl QemuRun {
             marker: None,
             timeout: Duration::from_secs(60),
             grace: Duration::ZERO,
+            screen: false,
         }
+    }
+    /// Read the console as a full-screen program's (memtest86+): lines come from cursor moves,
+    /// escapes are dropped, spaces collapsed. A marker then matches anywhere in a line when it
+    /// starts with `*`.
+    pub fn screen(mut self) -> Self {
+        self.screen = true;
+        self
     }
     pub fn bios(mut self, path: impl Into<PathBuf>) -> Self {
         self.bios = Some(path.into());
@@ -200,17 +210,12 @@ impl QemuRun {
 
         // One thread turns the serial output into lines; the channel gives the deadline.
         let (tx, rx) = mpsc::channel::<(String, Instant)>();
+        let screen = self.screen;
         let reader = thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            let mut buf = Vec::new();
-            while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
-                let line = String::from_utf8_lossy(&buf)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string();
-                if tx.send((line, Instant::now())).is_err() {
-                    break;
-                }
-                buf.clear();
+            if screen {
+                read_screen(stdout, &tx)
+            } else {
+                read_lines(stdout, &tx)
             }
         });
         let err_reader = thread::spawn(move || {
@@ -247,10 +252,7 @@ impl QemuRun {
             match rx.recv_timeout(deadline - now) {
                 Ok((line, at)) => {
                     let hit = out.marker_at.is_none()
-                        && self.marker.as_deref().is_some_and(|m| match m.strip_suffix('*') {
-                            Some(prefix) => line.starts_with(prefix),
-                            None => line.trim_end() == m,
-                        });
+                        && self.marker.as_deref().is_some_and(|m| marker_matches(m, &line));
                     out.lines.push(line);
                     if hit {
                         out.marker_at = Some(at - start);
@@ -268,6 +270,46 @@ impl QemuRun {
         out.lines.extend(rx.try_iter().map(|(l, _)| l));
         out.stderr = err_reader.join().unwrap_or_default();
         Ok(out)
+    }
+}
+
+/// `marker` against one line: `*text` anywhere in it, `prefix*` at its start, else all of it.
+fn marker_matches(marker: &str, line: &str) -> bool {
+    if let Some(text) = marker.strip_prefix('*') {
+        line.contains(text)
+    } else if let Some(prefix) = marker.strip_suffix('*') {
+        line.starts_with(prefix)
+    } else {
+        line.trim_end() == marker
+    }
+}
+
+fn read_lines(stdout: impl Read, tx: &mpsc::Sender<(String, Instant)>) {
+    let mut r = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    while matches!(r.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+        let line = String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
+        if tx.send((line, Instant::now())).is_err() {
+            break;
+        }
+        buf.clear();
+    }
+}
+
+fn read_screen(mut stdout: impl Read, tx: &mpsc::Sender<(String, Instant)>) {
+    let mut screen = crate::ansi_screen::AnsiScreen::default();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stdout.read(&mut buf) {
+        for line in screen.feed(&buf[..n]) {
+            if tx.send((line, Instant::now())).is_err() {
+                return;
+            }
+        }
+    }
+    if let Some(line) = screen.finish() {
+        let _ = tx.send((line, Instant::now()));
     }
 }
 

@@ -71,7 +71,7 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// Runs a command, turning "not installed" and failures into one line that says what to do.
-fn run(cmd: &mut Command, fix: &str) -> Result<Output> {
+pub(crate) fn run(cmd: &mut Command, fix: &str) -> Result<Output> {
     let name = cmd.get_program().to_string_lossy().into_owned();
     let out = match cmd.output() {
         Ok(out) => out,

@@ -13,6 +13,7 @@ mod payloads;
 mod seed_disk;
 mod seed_kernel;
 mod test;
+mod third_party;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Minnow build tasks")]
@@ -62,6 +63,9 @@ enum Task {
     /// Build the seed workload's guest kernel (virtio-blk, virtio-mmio with command-line devices
     /// and ext4 built in) from Debian's linux-source; cached.
     SeedKernel,
+    /// Fetch and cache the third-party systems the tests boot (memtest86+, iPXE, Xen) from
+    /// Debian's packages.
+    ThirdParty,
     /// Build everything the tests need, then run the whole test suite.
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -87,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Task::Payloads => payloads::build().map(|_| ()),
         Task::SeedKernel => seed_kernel::build().map(|_| ()),
         Task::Test { args } => test::run(&args),
+        Task::ThirdParty => third_party::prepare().map(|_| ()),
     }
 }
 

@@ -8,12 +8,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let rom = crate::firmware::build()?;
     let guest = crate::guest::prepare()?;
     let payloads = crate::payloads::build()?;
+    let third_party = crate::third_party::prepare()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!(
-        "[test] MINNOW_ROM={} MINNOW_GUEST_DIR={} MINNOW_PAYLOAD_DIR={}",
+        "[test] MINNOW_ROM={} MINNOW_GUEST_DIR={} MINNOW_PAYLOAD_DIR={} MINNOW_THIRD_PARTY_DIR={}",
         rom.display(),
         guest.display(),
-        payloads.display()
+        payloads.display(),
+        third_party.display()
     );
     eprintln!("[test] {cargo} test --workspace {}", args.join(" "));
     // The boot tests read these instead of guessing the paths.
@@ -24,6 +26,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .env("MINNOW_ROM", &rom)
         .env("MINNOW_GUEST_DIR", &guest)
         .env("MINNOW_PAYLOAD_DIR", &payloads)
+        .env("MINNOW_THIRD_PARTY_DIR", &third_party)
         .status()
         .with_context(|| format!("running `{cargo} test`"))?;
     if !status.success() {
