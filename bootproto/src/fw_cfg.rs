@@ -72,6 +72,10 @@ pub mod file {
     pub const MINNOW_KERNEL: &str = "opt/org.minnow/kernel";
     pub const MINNOW_INITRD: &str = "opt/org.minnow/initrd";
     pub const MINNOW_CMDLINE: &str = "opt/org.minnow/cmdline";
+    /// Multiboot modules, in order: `opt/org.minnow/module/0`, `/1`, ... (numbered from 0 with no
+    /// gap), each with an optional command line in `opt/org.minnow/module/N/cmdline`.
+    pub const MINNOW_MODULE_PREFIX: &str = "opt/org.minnow/module/";
+    pub const MINNOW_MODULE_CMDLINE_SUFFIX: &str = "/cmdline";
     /// The port (u16, little-endian) the firmware writes its boot milestones to; absent: none.
     pub const MINNOW_MILESTONES: &str = "opt/org.minnow/milestones";
 }

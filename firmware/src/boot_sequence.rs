@@ -1,6 +1,7 @@
 //! The boot sequence, one step per line. `main.rs` runs it on the real machine; tests run it
 //! against fakes.
 use crate::acpi_loader;
+use crate::bios_data::{self, FarPointer};
 use crate::boot::{self, Handoff};
 use crate::error::BootError;
 use crate::fw_cfg::FwCfg;
@@ -17,6 +18,8 @@ pub trait Machine {
     fn cmos_sizes(&mut self) -> CmosSizes;
     /// CPUID(1) EAX and EDX, for the MP table's processor entries.
     fn cpu_signature(&self) -> (u32, u32);
+    /// The ROM's real-mode stub every IVT vector points at (see bios_data.rs).
+    fn unsupported_bios_call(&self) -> FarPointer;
 }
 
 /// Everything from fw_cfg to a loaded kernel. Returns how to enter it.
@@ -27,6 +30,7 @@ pub fn run(
 ) -> Result<Handoff, BootError> {
     machine.init_chipset();
     let mut map = read_memory_map(cfg, machine)?;
+    bios_data::install(mem, &map, machine.unsupported_bios_call());
     let kernel = boot::Kernel::find(cfg)?;
     let rsdp = acpi_loader::install(cfg, mem, &mut map, &kernel.occupied())?;
     if rsdp.is_none() {
@@ -95,6 +99,9 @@ mod tests {
         }
         fn cpu_signature(&self) -> (u32, u32) {
             (0x600, 0x200)
+        }
+        fn unsupported_bios_call(&self) -> FarPointer {
+            FarPointer::in_rom(0xF_FF40)
         }
     }
 

@@ -6,7 +6,12 @@
 //! - PCI interrupt routing (PIRQ A-D to IRQ 10, 10, 11, 11, as qboot and SeaBIOS do);
 //! - q35: MMCONFIG (PCIEXBAR) at 0xB0000000, 256 buses, so QEMU emits an MCFG table.
 //!
-//! Not done (Linux does it itself): PCI BAR assignment, the PIC, option ROMs, SMM.
+//! - every machine: both 8259 PICs masked. After reset they are unprogrammed with vector base 0
+//!   and the PIT's channel 0 running, so a kernel that enables interrupts in real mode (Xen's
+//!   trampoline, around its BIOS calls) would take the timer tick as vector 0; a BIOS leaves them
+//!   masked or handled, and kernels program them themselves.
+//!
+//! Not done (Linux does it itself): PCI BAR assignment, option ROMs, SMM.
 //! microvm has no PCI host bridge: the probe reads all-ones and nothing else happens.
 use crate::hw;
 
@@ -68,8 +73,14 @@ pub fn detect() -> Chipset {
     }
 }
 
+const PIC_MASTER_DATA: u16 = 0x21;
+const PIC_SLAVE_DATA: u16 = 0xA1;
+
 /// Sets up what the boot needs on `chipset` (see the module comment).
 pub fn init(chipset: Chipset) {
+    // OCW1 (the interrupt mask) is accepted before any initialization sequence.
+    hw::outb(PIC_MASTER_DATA, 0xFF);
+    hw::outb(PIC_SLAVE_DATA, 0xFF);
     match chipset {
         Chipset::None => {}
         Chipset::I440fx => {

@@ -38,6 +38,12 @@ pub enum BootError {
         len: u64,
         max: u64,
     },
+    /// More than `raw::modules::MAX_MODULES` multiboot modules.
+    TooManyModules(usize),
+    /// `opt/org.minnow/module/N` given to a kernel that takes one initrd (Linux, PVH).
+    ModulesNeedMultiboot,
+    /// Both `opt/org.minnow/initrd` and `opt/org.minnow/module/0`.
+    InitrdAndModules,
     FwCfg(FwCfgError),
     Map(MapError),
     Acpi(AcpiError),
@@ -96,6 +102,20 @@ impl core::fmt::Display for BootError {
                     "multiboot2 kernel requires boot information tag {tag}, which Minnow does not provide"
                 )
             }
+            Self::TooManyModules(max) => write!(
+                f,
+                "more than {max} multiboot modules (opt/org.minnow/module/0 to /{})",
+                max - 1
+            ),
+            Self::ModulesNeedMultiboot => write!(
+                f,
+                "opt/org.minnow/module/N is for multiboot kernels; a Linux or PVH kernel takes one \
+                 initrd: opt/org.minnow/initrd"
+            ),
+            Self::InitrdAndModules => write!(
+                f,
+                "both opt/org.minnow/initrd and opt/org.minnow/module/0: give the modules one way"
+            ),
             Self::CmdlineTooLong { len, max } => {
                 write!(f, "command line of {len} bytes is longer than {max}")
             }

@@ -39,21 +39,33 @@ pub fn cpu_signature() -> (u32, u32) {
 /// Physical memory through the firmware's identity map (all of the low 4 GiB).
 pub struct PhysMemory;
 
+// Copies go through `rep movsb`/`rep stosb` rather than core::ptr: guest-physical address 0 is
+// RAM the firmware must write (the real-mode IVT), and a Rust pointer to it is null, which the
+// compiler may assume never happens.
 impl Memory for PhysMemory {
     fn write(&mut self, addr: u64, data: &[u8]) {
         // SAFETY: the identity map covers the low 4 GiB and callers only write ranges the memory map
         // says are RAM and that no Rust object lives in (they are checked against layout.rs).
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) }
+        unsafe {
+            core::arch::asm!("rep movsb", inout("rsi") data.as_ptr() => _, inout("rdi") addr => _,
+                inout("rcx") data.len() => _, options(nostack, preserves_flags))
+        }
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) {
         // SAFETY: as in `write`; reads of RAM or ROM have no side effects.
-        unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, buf.as_mut_ptr(), buf.len()) }
+        unsafe {
+            core::arch::asm!("rep movsb", inout("rsi") addr => _, inout("rdi") buf.as_mut_ptr() => _,
+                inout("rcx") buf.len() => _, options(nostack, preserves_flags))
+        }
     }
 
     fn fill(&mut self, addr: u64, len: u64, byte: u8) {
         // SAFETY: as in `write`.
-        unsafe { core::ptr::write_bytes(addr as *mut u8, byte, len as usize) }
+        unsafe {
+            core::arch::asm!("rep stosb", inout("rdi") addr => _, inout("rcx") len => _,
+                in("al") byte, options(nostack, preserves_flags))
+        }
     }
 
     fn byte_sum(&self, addr: u64, len: u64) -> u8 {

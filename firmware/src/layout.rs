@@ -4,6 +4,11 @@
 //! of the handoff structures early, so apart from the MP table none of it is reserved in e820.
 use minnow_bootproto::e820::legacy;
 
+/// The real-mode interrupt vector table and the two BIOS data area words kernels read (see
+/// bios_data.rs): the EBDA segment and the KiB of base memory.
+pub const REAL_MODE_IVT: u64 = 0;
+pub const BDA_EBDA_SEGMENT: u64 = 0x40E;
+pub const BDA_BASE_MEMORY_KIB: u64 = 0x413;
 /// PVH `hvm_start_info`, then its module list and memory map.
 pub const PVH_START_INFO: u64 = 0x6000;
 pub const PVH_MODLIST: u64 = 0x6040;
@@ -22,6 +27,9 @@ pub const MULTIBOOT_INFO_END: u64 = 0x2_0000;
 /// Kernel command line, for every protocol (QEMU's choice for bzImage too).
 pub const CMDLINE: u64 = 0x2_0000;
 pub const CMDLINE_MAX: u64 = 0x1_0000;
+/// Raw multiboot kernels' module strings (each "<fw_cfg name> <command line>").
+pub const MODULE_STRINGS: u64 = 0x3_0000;
+pub const MODULE_STRINGS_END: u64 = 0x4_0000;
 /// Page tables reset.S builds when the CPU lacks 1 GiB pages (see paging.rs), then the
 /// firmware's own .bss and stack (see firmware.ld).
 pub const FALLBACK_PAGE_TABLES: u64 = 0x7_0000;

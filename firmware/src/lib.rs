@@ -7,6 +7,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod acpi_loader;
+pub mod bios_data;
 pub mod boot;
 pub mod boot_sequence;
 pub mod chipset;

@@ -10,6 +10,7 @@ mod rom {
     use crate::arch;
     use core::fmt::Write;
     use minnow_bootproto::milestone;
+    use minnow_firmware::bios_data::FarPointer;
     use minnow_firmware::boot_sequence::{self, Machine};
     use minnow_firmware::console::Console;
     use minnow_firmware::error::BootError;
@@ -29,6 +30,9 @@ mod rom {
         }
         fn cpu_signature(&self) -> (u32, u32) {
             hw::cpu_signature()
+        }
+        fn unsupported_bios_call(&self) -> FarPointer {
+            arch::unsupported_bios_call()
         }
     }
 

@@ -246,6 +246,10 @@ pub fn check<'l>(lines: impl IntoIterator<Item = &'l str>, e: &Expected) -> Vec<
 fn check_cmdline(bad: &mut Vec<String>, f: &HashMap<String, String>, e: &Expected) {
     let want = match (e.route, e.payload) {
         (Route::Kernel, Payload::Multiboot1) => format!("{} {}", e.kernel_arg, e.cmdline),
+        // minnow.rom puts the image's name first for multiboot kernels, as QEMU does.
+        (Route::FwCfg, Payload::Multiboot1 | Payload::Multiboot2) => {
+            format!("opt/org.minnow/kernel {}", e.cmdline)
+        }
         _ => e.cmdline.to_string(),
     };
     match f.get("cmdline") {

@@ -290,7 +290,7 @@ fn minnow_rom_multiboot2_from_fw_cfg() {
     assert_eq!(f.get("proto").map(String::as_str), Some("multiboot2"), "{log}");
     assert_eq!(
         f.get("cmdline").map(String::as_str),
-        Some("mb2 from fw_cfg"),
+        Some("opt/org.minnow/kernel mb2 from fw_cfg"),
         "{log}"
     );
 }

@@ -97,11 +97,12 @@ pub(crate) fn run(cmd: &mut Command, fix: &str) -> Result<Output> {
     Ok(out)
 }
 
-/// The versioned kernel package the meta package depends on, as ("linux-image-...", "6.1.x-y").
-fn resolve_kernel_package() -> Result<(String, String)> {
+/// The versioned kernel package a meta package (`linux-image-cloud-amd64`) depends on, as
+/// ("linux-image-...", "6.1.x-y").
+pub(crate) fn resolve_kernel_package(meta: &str) -> Result<(String, String)> {
     let fix = "run `apt-get update` (as root) so apt knows the Debian package lists";
     let out = run(
-        Command::new("apt-cache").args(["show", "--no-all-versions", META_PACKAGE]),
+        Command::new("apt-cache").args(["show", "--no-all-versions", meta]),
         fix,
     )?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -122,7 +123,7 @@ fn resolve_kernel_package() -> Result<(String, String)> {
             .unwrap_or("");
         return Ok((name.to_string(), version.to_string()));
     }
-    bail!("`apt-cache show {META_PACKAGE}` names no linux-image package; {fix}")
+    bail!("`apt-cache show {meta}` names no linux-image package; {fix}")
 }
 
 /// True if `path` holds a bzImage whose payload we can locate.
@@ -135,7 +136,7 @@ fn fetch_kernel(dir: &Path) -> Result<PathBuf> {
     let vmlinuz = dir.join("vmlinuz");
     let stamp_path = dir.join(KERNEL_STAMP);
     let stamp = fs::read_to_string(&stamp_path).unwrap_or_default();
-    let (pkg, version) = match resolve_kernel_package() {
+    let (pkg, version) = match resolve_kernel_package(META_PACKAGE) {
         Ok(found) => found,
         // Offline, or apt lists gone: a kernel fetched earlier is still good enough.
         Err(e) if !stamp.is_empty() && valid_bzimage(&vmlinuz) => {

@@ -10,6 +10,8 @@ echo 5 >/proc/sys/kernel/printk
 echo "MINNOW-INIT cmdline=$($B cat /proc/cmdline)"
 echo "MINNOW-INIT mem_total_kb=$($B awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 echo "MINNOW-INIT cpus=$($B grep -c '^processor' /proc/cpuinfo)"
+# "xen" when this kernel is Xen's dom0 (the third-party Xen tests boot this /init there).
+echo "MINNOW-INIT hypervisor=$($B cat /sys/hypervisor/type 2>/dev/null || echo none)"
 # Debian's virtio drivers are modules. virtio_mmio takes the devices named on the command line
 # (auto-kernel-cmdline, without ACPI) as insmod arguments; with ACPI it finds them in the DSDT.
 for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done

@@ -125,19 +125,32 @@ pub fn load_checked(
     Ok(())
 }
 
-/// Copies a command line of `len` bytes from fw_cfg item `key` to `layout::CMDLINE`, NUL-terminated.
-/// Returns its address.
-pub fn load_cmdline(env: &mut Env, key: Option<u16>, len: u32, max: u64) -> Result<u64, BootError> {
+/// Copies a command line of `len` bytes from fw_cfg item `key` to `layout::CMDLINE`, NUL-terminated,
+/// after `name` and a space when `name` is not empty (multiboot's convention). Returns its address.
+pub fn load_cmdline(
+    env: &mut Env,
+    name: &[u8],
+    key: Option<u16>,
+    len: u32,
+    max: u64,
+) -> Result<u64, BootError> {
     let max = max.min(layout::CMDLINE_MAX - 1);
-    if u64::from(len) > max {
-        return Err(BootError::CmdlineTooLong {
-            len: u64::from(len),
-            max,
-        });
+    let mut at = layout::CMDLINE;
+    if !name.is_empty() {
+        env.mem.write(at, name);
+        at += name.len() as u64;
+        if key.is_some() {
+            env.mem.write(at, b" ");
+            at += 1;
+        }
+    }
+    let total = at - layout::CMDLINE + u64::from(len);
+    if total > max {
+        return Err(BootError::CmdlineTooLong { len: total, max });
     }
     if let Some(key) = key {
-        load_checked(env, "command line", key, 0, layout::CMDLINE, len)?;
+        load_checked(env, "command line", key, 0, at, len)?;
     }
-    env.mem.write(layout::CMDLINE + u64::from(len), &[0]);
+    env.mem.write(at + u64::from(len), &[0]);
     Ok(layout::CMDLINE)
 }

@@ -1,5 +1,6 @@
 //! Multiboot 1: the information structure (MBI) a kernel gets in EBX. QEMU builds most of it for
 //! `-kernel` and leaves the memory fields to firmware; for raw images we build all of it.
+use super::raw::modules::{Module as LoadedModule, MAX_MODULES};
 use super::{Env, Handoff};
 use crate::error::BootError;
 use crate::layout;
@@ -12,15 +13,15 @@ const MMAP: u64 = MBI + 0x100;
 const MMAP_END: u64 = MBI + 0x800;
 const MODULES: u64 = MMAP_END;
 const LOADER_NAME: u64 = MBI + 0x900;
-const EMPTY_STRING: u64 = MBI + 0x910;
+const _: () = assert!(MODULES + 16 * MAX_MODULES as u64 <= LOADER_NAME);
 
 /// mem_lower and mem_upper: KiB of RAM from 0 and from 1 MiB up to the first hole.
 pub fn mem_info(map: &MemoryMap) -> (u32, u32) {
-    let lower = map.ram_end_from(0).unwrap_or(0).min(layout::BASE_MEMORY_END) / 1024;
+    let lower = crate::bios_data::base_memory_kib(map);
     let upper = map
         .ram_end_from(layout::HIGH_MEMORY)
         .map_or(0, |end| (end - layout::HIGH_MEMORY) / 1024);
-    (lower as u32, upper.min(u64::from(u32::MAX)) as u32)
+    (u32::from(lower), upper.min(u64::from(u32::MAX)) as u32)
 }
 
 /// Writes the memory map at `addr` (at most `max` entries); returns its length in bytes.
@@ -67,18 +68,16 @@ pub fn finish_qemu(env: &mut Env, entry: u32, mbi: u64) -> Result<Handoff, BootE
     })
 }
 
-/// Builds a whole MBI for a raw image: memory, map, command line, the initrd as module 0 and the
-/// loader name.
+/// Builds a whole MBI for a raw image: memory, map, command line, the modules and the loader name.
 pub fn finish_raw(
     env: &mut Env,
     entry: u32,
     cmdline: u64,
-    initrd: Option<(u64, u64)>,
+    modules: &[LoadedModule],
 ) -> Result<Handoff, BootError> {
     let (lower, upper) = mem_info(env.map);
     let mmap_length = write_mmap(env, MMAP, ((MMAP_END - MMAP) / 24) as usize);
     env.mem.write(LOADER_NAME, b"minnow\0");
-    env.mem.write(EMPTY_STRING, &[0]);
     let mut info = Info {
         flags: (info_flags::MEMORY | info_flags::CMDLINE | info_flags::MMAP | info_flags::LOADER_NAME).into(),
         mem_lower: lower.into(),
@@ -89,16 +88,19 @@ pub fn finish_raw(
         boot_loader_name: (LOADER_NAME as u32).into(),
         ..Default::default()
     };
-    if let Some((start, size)) = initrd {
-        let m = Module {
-            mod_start: (start as u32).into(),
-            mod_end: ((start + size) as u32).into(),
-            string: (EMPTY_STRING as u32).into(),
+    // modules.rs loads them below 4 GiB and caps their number at what fits before LOADER_NAME.
+    for (i, m) in modules.iter().enumerate() {
+        let entry = Module {
+            mod_start: (m.start as u32).into(),
+            mod_end: (m.end as u32).into(),
+            string: (m.string as u32).into(),
             reserved: 0.into(),
         };
-        write_obj(env.mem, MODULES, &m);
+        write_obj(env.mem, MODULES + 16 * i as u64, &entry);
+    }
+    if !modules.is_empty() {
         info.flags = (info.flags.get() | info_flags::MODS).into();
-        info.mods_count = 1.into();
+        info.mods_count = (modules.len() as u32).into();
         info.mods_addr = (MODULES as u32).into();
     }
     write_obj(env.mem, MBI, &info);
@@ -164,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn raw_mbi_lists_the_initrd_as_a_module() {
+    fn raw_mbi_lists_every_module_with_its_string() {
         let map = map();
         let (mut cfg, mut mem) = (FakeFwCfg::new(), FakeMemory::default());
         let mut env = Env {
@@ -173,11 +175,33 @@ mod tests {
             map: &map,
             rsdp: None,
         };
-        finish_raw(&mut env, 0x100000, 0x20000, Some((0x200_0000, 0x1000))).unwrap();
+        let modules = [
+            LoadedModule {
+                start: 0x200_0000,
+                end: 0x200_1000,
+                string: 0x3_0000,
+            },
+            LoadedModule {
+                start: 0x300_0000,
+                end: 0x300_0010,
+                string: 0x3_0020,
+            },
+        ];
+        finish_raw(&mut env, 0x100000, 0x20000, &modules).unwrap();
         let info: Info = read_obj(&mem, MBI);
-        assert_eq!(info.mods_count.get(), 1);
-        let m: Module = read_obj(&mem, u64::from(info.mods_addr.get()));
-        assert_eq!((m.mod_start.get(), m.mod_end.get()), (0x200_0000, 0x200_1000));
+        assert_eq!(info.mods_count.get(), 2);
+        let list: [Module; 2] = read_obj(&mem, u64::from(info.mods_addr.get()));
+        let got: Vec<_> = list
+            .iter()
+            .map(|m| (m.mod_start.get(), m.mod_end.get(), m.string.get()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0x200_0000, 0x200_1000, 0x3_0000),
+                (0x300_0000, 0x300_0010, 0x3_0020)
+            ]
+        );
         assert_eq!(mem.bytes(u64::from(info.boot_loader_name.get()), 7), b"minnow\0");
     }
 }

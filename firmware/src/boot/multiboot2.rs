@@ -1,4 +1,5 @@
 //! Multiboot 2: the boot information a kernel gets in EBX, as a list of 8-byte-aligned tags.
+use super::raw::modules::Module;
 use super::{multiboot1::mem_info, Env, Handoff};
 use crate::error::BootError;
 use crate::layout;
@@ -48,31 +49,35 @@ impl Tags<'_, '_> {
     }
 }
 
-/// Reads the NUL-terminated string at `addr` (at most `CMDLINE_MAX` bytes) into `buf`.
-fn read_cstr<'b>(env: &Env, addr: u64, buf: &'b mut [u8]) -> &'b [u8] {
+/// Longest string (with its NUL) copied into a tag; raw.rs and modules.rs refuse longer ones.
+pub const STRING_MAX: usize = 4096;
+
+/// Reads the NUL-terminated string at `addr` (at most `STRING_MAX` bytes) into `buf`.
+fn read_cstr<'b>(env: &Env, addr: u64, buf: &'b mut [u8; STRING_MAX]) -> &'b [u8] {
     env.mem.read(addr, buf);
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len() - 1);
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(STRING_MAX - 1);
+    buf[end] = 0;
     &buf[..=end]
 }
 
-pub fn finish(
-    env: &mut Env,
-    entry: u32,
-    cmdline: u64,
-    initrd: Option<(u64, u64)>,
-) -> Result<Handoff, BootError> {
+pub fn finish(env: &mut Env, entry: u32, cmdline: u64, modules: &[Module]) -> Result<Handoff, BootError> {
     let start = layout::MULTIBOOT_INFO;
     let (lower, upper) = mem_info(env.map);
     let rsdp = env.rsdp;
     let mut tags = Tags { env, at: start + 8 };
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; STRING_MAX];
     let line = read_cstr(tags.env, cmdline, &mut buf);
     tags.tag(info_tag::CMDLINE, &[line])?;
     tags.tag(info_tag::LOADER_NAME, &[b"minnow\0"])?;
-    if let Some((s, n)) = initrd {
+    for m in modules {
+        let string = read_cstr(tags.env, m.string, &mut buf);
         tags.tag(
             info_tag::MODULE,
-            &[&(s as u32).to_le_bytes(), &((s + n) as u32).to_le_bytes(), &[0]],
+            &[
+                &(m.start as u32).to_le_bytes(),
+                &(m.end as u32).to_le_bytes(),
+                string,
+            ],
         )?;
     }
     tags.tag(
@@ -135,6 +140,7 @@ mod tests {
         map.set(0x100000, 0x7F0_0000, e820::RAM).unwrap();
         let (mut cfg, mut mem) = (FakeFwCfg::new(), FakeMemory::default());
         mem.write(layout::CMDLINE, b"console=ttyS0 x\0");
+        mem.write(layout::MODULE_STRINGS, b"m0 a=1\0m1\0");
         let mut rsdp = [0u8; 36];
         rsdp[..8].copy_from_slice(b"RSD PTR ");
         rsdp[15] = 2;
@@ -145,10 +151,23 @@ mod tests {
             map: &map,
             rsdp: Some(0xE0000),
         };
-        finish(&mut env, 0x100000, layout::CMDLINE, Some((0x300_0000, 0x10))).unwrap();
+        let modules = [
+            Module {
+                start: 0x300_0000,
+                end: 0x300_0010,
+                string: layout::MODULE_STRINGS,
+            },
+            Module {
+                start: 0x400_0000,
+                end: 0x400_2000,
+                string: layout::MODULE_STRINGS + 7,
+            },
+        ];
+        finish(&mut env, 0x100000, layout::CMDLINE, &modules).unwrap();
         let hdr: InfoHeader = read_obj(&mem, layout::MULTIBOOT_INFO);
         let mut at = layout::MULTIBOOT_INFO + 8;
         let mut seen = Vec::new();
+        let mut modules_seen = Vec::new();
         loop {
             assert_eq!(at % 8, 0);
             let tag: InfoTag = read_obj(&mem, at);
@@ -156,13 +175,25 @@ mod tests {
             if tag.kind.get() == info_tag::CMDLINE {
                 assert_eq!(mem.bytes(at + 8, 16), b"console=ttyS0 x\0");
             }
+            if tag.kind.get() == info_tag::MODULE {
+                let body = mem.bytes(at + 8, tag.size.get() as usize - 8);
+                modules_seen.push(body);
+            }
             if tag.kind.get() == info_tag::END {
                 assert_eq!(tag.size.get(), 8);
                 break;
             }
             at = (at + u64::from(tag.size.get())).next_multiple_of(8);
         }
-        assert_eq!(seen, vec![1, 2, 3, 4, 6, 15, 0]);
+        assert_eq!(seen, vec![1, 2, 3, 3, 4, 6, 15, 0]);
+        let le = |v: u32| v.to_le_bytes();
+        assert_eq!(
+            modules_seen,
+            [
+                [&le(0x300_0000)[..], &le(0x300_0010), b"m0 a=1\0"].concat(),
+                [&le(0x400_0000)[..], &le(0x400_2000), b"m1\0"].concat(),
+            ]
+        );
         assert_eq!(u64::from(hdr.total_size.get()), at + 8 - layout::MULTIBOOT_INFO);
     }
 }

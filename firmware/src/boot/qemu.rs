@@ -105,7 +105,7 @@ fn pvh_kernel(env: &mut Env, items: &Items) -> Result<Handoff, BootError> {
     let entry = env.cfg.read_u32(key::KERNEL_ENTRY)?;
     // CMDLINE_SIZE counts the NUL QEMU appends.
     let cmdline_size = env.cfg.read_u32(key::CMDLINE_SIZE)?;
-    let cmdline_addr = load_cmdline(env, Some(key::CMDLINE_DATA), cmdline_size, u64::MAX)?;
+    let cmdline_addr = load_cmdline(env, b"", Some(key::CMDLINE_DATA), cmdline_size, u64::MAX)?;
     let initrd = initrd(env, items)?;
     pvh::finish(
         env,

@@ -41,18 +41,31 @@ pub fn load(env: &mut Env, kernel: File) -> Result<Handoff, BootError> {
     Err(BootError::UnknownFormat)
 }
 
-/// Loads `opt/org.minnow/cmdline` (or an empty line) to `layout::CMDLINE`.
-fn cmdline(env: &mut Env, max: u64) -> Result<u64, BootError> {
+/// Loads `opt/org.minnow/cmdline` (or an empty line) to `layout::CMDLINE`, after `name`
+/// (multiboot kernels get the image's name first, see modules.rs).
+fn cmdline(env: &mut Env, name: &[u8], max: u64) -> Result<u64, BootError> {
     match env.cfg.file(file::MINNOW_CMDLINE) {
         // A trailing NUL in the file, if any, is part of the string; we add our own.
-        Some(f) => load_cmdline(env, Some(f.key), f.size, max),
-        None => load_cmdline(env, None, 0, max),
+        Some(f) => load_cmdline(env, name, Some(f.key), f.size, max),
+        None => load_cmdline(env, name, None, 0, max),
     }
+}
+
+/// A multiboot kernel's command line, its name first (no longer than multiboot 2 tags take).
+fn multiboot_cmdline(env: &mut Env) -> Result<u64, BootError> {
+    cmdline(
+        env,
+        file::MINNOW_KERNEL.as_bytes(),
+        multiboot2::STRING_MAX as u64 - 1,
+    )
 }
 
 /// Loads `opt/org.minnow/initrd`, if present, page-aligned as high as it fits below `limit`, clear
 /// of the kernel at `kernel`.
 fn initrd(env: &mut Env, limit: u64, kernel: (u64, u64)) -> Result<Option<(u64, u64)>, BootError> {
+    if modules::any(env) {
+        return Err(BootError::ModulesNeedMultiboot);
+    }
     let Some(f) = env.cfg.file(file::MINNOW_INITRD) else {
         return Ok(None);
     };
@@ -89,7 +102,7 @@ fn bzimage(env: &mut Env, kernel: File, head: &[u8]) -> Result<Handoff, BootErro
     };
     linux::check_kernel_room(env, &header, kernel_addr, u64::from(kernel_len))?;
     load_checked(env, "kernel", kernel.key, setup, kernel_addr, kernel_len)?;
-    let cmdline_addr = cmdline(env, u64::from(header.cmdline_size.get()))?;
+    let cmdline_addr = cmdline(env, b"", u64::from(header.cmdline_size.get()))?;
     let limit = if header.xloadflags.get() & xloadflags::CAN_BE_LOADED_ABOVE_4G != 0 {
         layout::FOUR_GIB
     } else {
@@ -208,7 +221,7 @@ fn pvh_entry(env: &mut Env, kernel: File, segments: &[ProgramHeader]) -> Result<
 fn pvh_kernel(env: &mut Env, kernel: File, head: &[u8]) -> Result<Handoff, BootError> {
     let image = load_elf(env, kernel, head)?;
     let entry = pvh_entry(env, kernel, &image.segments)?.ok_or(BootError::NoPvhNote)?;
-    let cmdline_addr = cmdline(env, u64::MAX)?;
+    let cmdline_addr = cmdline(env, b"", u64::MAX)?;
     let initrd = initrd(env, layout::FOUR_GIB, image.span)?;
     pvh::finish(
         env,
@@ -280,9 +293,9 @@ fn multiboot1_kernel(
         let image = load_elf(env, kernel, head)?;
         (image.header.entry, image.span)
     };
-    let cmdline_addr = cmdline(env, u64::MAX)?;
-    let initrd = initrd(env, layout::FOUR_GIB, span)?;
-    multiboot1::finish_raw(env, entry32(entry)?, cmdline_addr, initrd)
+    let cmdline_addr = multiboot_cmdline(env)?;
+    let modules = modules::load(env, layout::FOUR_GIB, span)?;
+    multiboot1::finish_raw(env, entry32(entry)?, cmdline_addr, modules.as_slice())
 }
 
 /// Searches the first 32 KiB for a multiboot 2 header (beyond the 8 KiB already read, in pieces).
@@ -417,10 +430,12 @@ fn multiboot2_kernel(
         (None, Some(e)) => entry32(e)?,
         (None, None) => return Err(BootError::Multiboot("no entry address tag and no ELF entry")),
     };
-    let cmdline_addr = cmdline(env, u64::MAX)?;
-    let initrd = initrd(env, layout::FOUR_GIB, span)?;
-    multiboot2::finish(env, entry, cmdline_addr, initrd)
+    let cmdline_addr = multiboot_cmdline(env)?;
+    let modules = modules::load(env, layout::FOUR_GIB, span)?;
+    multiboot2::finish(env, entry, cmdline_addr, modules.as_slice())
 }
+
+pub mod modules;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Start-up (reset.S), the exception stubs, and the jumps to kernels (handoff.S).
 use minnow_bootproto::{multiboot1, multiboot2};
+use minnow_firmware::bios_data::FarPointer;
 use minnow_firmware::boot::Handoff;
 
 pub mod idt;
@@ -11,6 +12,14 @@ core::arch::global_asm!(include_str!("exceptions.S"), options(att_syntax));
 extern "C" {
     fn handoff_linux64(entry: u64, boot_params: u64) -> !;
     fn handoff_protected32(entry: u32, eax: u32, ebx: u32, esi: u32) -> !;
+    /// reset.S's real-mode stub for BIOS calls; only its address is used.
+    #[link_name = "unsupported_bios_call"]
+    static BIOS_CALL_STUB: u8;
+}
+
+/// The real-mode address of reset.S's BIOS-call stub, for the IVT.
+pub fn unsupported_bios_call() -> FarPointer {
+    FarPointer::in_rom(core::ptr::addr_of!(BIOS_CALL_STUB) as u64)
 }
 
 /// Enters the kernel as its protocol asks.

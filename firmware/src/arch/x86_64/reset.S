@@ -49,6 +49,21 @@ gdt_descriptor:
     .word gdt_end - gdt - 1
     .long gdt
 
+/*
+ * Real-mode BIOS services: there are none. Every vector of the real-mode IVT (bios_data.rs) points
+ * here, for kernels that call the BIOS before they have their own handlers (Xen's trampoline asks
+ * int 10h, 13h and 15h). It returns with CF set in the caller's saved FLAGS, the BIOS convention
+ * for "function not supported": [bp+0] old BP, [bp+2] IP, [bp+4] CS, [bp+6] FLAGS.
+ */
+.code16
+.globl unsupported_bios_call
+unsupported_bios_call:
+    pushw   %bp
+    movw    %sp, %bp
+    orb     $1, 6(%bp)
+    popw    %bp
+    iret
+
 /* ---- the reset vector: the ROM's last 16 bytes ---------------------------------------------- */
 .section .reset, "ax"
 .code16

@@ -15,7 +15,7 @@ fn put(buf: &mut Vec<u8>, at: usize, bytes: &[u8]) {
     buf[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
-fn bzimage() -> Vec<u8> {
+pub(super) fn bzimage() -> Vec<u8> {
     let mut img = vec![0u8; 1024 + 4096];
     img[0x1F1] = 1; // setup_sects: 1024 bytes of setup
     img[0x201] = 0x6A;
@@ -70,7 +70,7 @@ fn a_raw_bzimage_with_a_long_cmdline_or_no_room_is_refused() {
     assert!(matches!(boot(img, &[]).0.unwrap_err(), BootError::LinuxHeader(_)));
 }
 
-fn multiboot1_aout(flags: u32) -> Vec<u8> {
+pub(super) fn multiboot1_aout(flags: u32) -> Vec<u8> {
     let mut img = vec![0x90u8; 0x1000];
     let fields = [
         mb1::HEADER_MAGIC,
@@ -109,7 +109,11 @@ fn a_raw_multiboot1_aout_image_loads_and_gets_an_mbi() {
     assert_eq!(mem.bytes(0x100000, img.len()), img);
     assert_eq!(mem.bytes(0x101000, 0x1000), vec![0; 0x1000], "bss is zeroed");
     let info: Info = read_obj(&mem, layout::MULTIBOOT_INFO);
-    assert_eq!(mem.bytes(u64::from(info.cmdline.get()), 9), b"mb1 args\0");
+    // The image's name first, as QEMU's -kernel and GRUB legacy give it.
+    assert_eq!(
+        mem.bytes(u64::from(info.cmdline.get()), 31),
+        b"opt/org.minnow/kernel mb1 args\0"
+    );
     assert_eq!(info.mods_count.get(), 1);
 }
 
@@ -123,7 +127,7 @@ fn a_multiboot1_header_whose_addresses_disagree_is_refused() {
     assert!(matches!(boot(img, &[]).0.unwrap_err(), BootError::Multiboot(_)));
 }
 
-fn multiboot2(extra_tags: &[u8]) -> Vec<u8> {
+pub(super) fn multiboot2(extra_tags: &[u8]) -> Vec<u8> {
     let mut tags = Vec::new();
     let addr: Vec<u8> = [0x100008u32, 0x100000, 0, 0x103000]
         .iter()
