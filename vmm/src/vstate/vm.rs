@@ -88,6 +88,11 @@ pub fn create(kvm: &Kvm, memory: &GuestMemoryMmap, irqchip: Irqchip) -> Result<V
     match irqchip {
         Irqchip::InKernel { pit } => {
             vm.create_irq_chip().map_err(setup("interrupt controllers"))?;
+            let routes = super::legacy_routes::table().ok_or(VmError::Setup {
+                what: "interrupt routes",
+                source: kvm_ioctls::Error::new(libc::ENOMEM),
+            })?;
+            vm.set_gsi_routing(&routes).map_err(setup("interrupt routes"))?;
             if pit {
                 let config = kvm_pit_config {
                     flags: KVM_PIT_SPEAKER_DUMMY,
