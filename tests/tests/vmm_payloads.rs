@@ -122,6 +122,27 @@ fn kernel_row_with(name: &str, bios: Bios, file: &str, proto: &str, cpus: u8) ->
     f
 }
 
+/// `-initrd "file args,file2"` is a module list for a multiboot kernel, as in QEMU (Xen's dom0
+/// kernel and initrd come this way); module 0 is the first file, whole.
+#[test]
+fn minnow_rom_multiboot1_takes_a_module_list() {
+    let name = "minnow_rom_multiboot1_modules";
+    let (first, sum) = initrd(name, 64 * 1024);
+    let (second, _) = initrd(&format!("{name}_2"), 4096);
+    let list = format!("{} console=hvc0 a=b,{}", first.display(), second.display());
+    let config = Config {
+        kernel: Some(payload("multiboot1.elf")),
+        initrd: Some(PathBuf::from(list)),
+        append: Some(format!("minnow.test={name}")),
+        ..base_config(name, minnow_rom(), 1)
+    };
+    let (reason, f, log) = boot(name, &config);
+    let _ = (std::fs::remove_file(first), std::fs::remove_file(second));
+    assert_eq!(reason, PASS, "{log}");
+    assert_eq!(f.get("initrd_len").map(String::as_str), Some("65536"), "{log}");
+    assert_eq!(f.get("initrd_sum"), Some(&format!("{sum:08x}")), "{log}");
+}
+
 #[test]
 fn minnow_rom_pvh() {
     kernel_row("minnow_rom_pvh", "pvh.elf", "pvh", 1);

@@ -29,6 +29,18 @@ pub enum FwCfgSetupError {
     Acpi(#[from] minnow_acpi::AcpiError),
 }
 
+/// A multiboot `-initrd` list: each module's file is its text up to the first space, and the
+/// whole text is its command line (the module's name in the MBI).
+fn multiboot_modules(arg: &Path) -> Result<Vec<Blob>, FwCfgSetupError> {
+    kernel_layout::multiboot_modules(&arg.to_string_lossy())
+        .into_iter()
+        .map(|text| {
+            let file = text.split(' ').next().unwrap_or_default();
+            Ok(Blob::new(text.clone(), read(Path::new(file))?))
+        })
+        .collect()
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, FwCfgSetupError> {
     std::fs::read(path).map_err(|source| FwCfgSetupError::Read {
         path: path.to_path_buf(),
@@ -87,12 +99,15 @@ pub fn build(c: &Config, ram: &GuestMemoryMmap) -> Result<FwCfg, FwCfgSetupError
     }
     // With -bios none the VMM loads the kernel itself (direct_boot.rs): no kernel items.
     if let Some(kernel) = c.kernel.as_ref().filter(|_| c.bios != Bios::None) {
+        let kernel_bytes = read(kernel)?;
         let initrds = match &c.initrd {
+            // As QEMU: for a multiboot kernel, -initrd is "file args,file2 args2".
+            Some(arg) if kernel_layout::is_multiboot(&kernel_bytes) => multiboot_modules(arg)?,
             Some(path) => vec![Blob::new(path.display().to_string(), read(path)?)],
             None => Vec::new(),
         };
         let input = KernelInput {
-            kernel: Blob::new(kernel.display().to_string(), read(kernel)?),
+            kernel: Blob::new(kernel.display().to_string(), kernel_bytes),
             initrds,
             cmdline: placement::kernel_cmdline(c),
             below_4g_mem_size: c.memory.min(layout::LOW_RAM_MAX),

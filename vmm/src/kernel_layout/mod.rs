@@ -211,6 +211,13 @@ pub fn layout(input: KernelInput) -> Result<KernelLayout> {
     })
 }
 
+/// Whether `layout` takes `kernel` for a multiboot kernel (not a bzImage; a multiboot 1 header
+/// in its search window): then `-initrd` is a module list, see [`multiboot_modules`].
+pub fn is_multiboot(kernel: &[u8]) -> bool {
+    kernel.get(0x202..0x206) != Some(&HEADER_MAGIC.to_le_bytes()[..])
+        && multiboot1::find_header(&kernel[..kernel.len().min(MULTIBOOT_SEARCH_END + 11)]).is_some()
+}
+
 /// Splits a QEMU `-initrd` argument into multiboot module command lines: comma-separated, ",,"
 /// standing for a comma (QEMU's get_opt_value). Each module's file is its text up to the first
 /// space; the whole text is its command line ([`Blob::name`]).
