@@ -409,9 +409,10 @@ mod tests {
                 "{marker}"
             );
         }
-        assert!(INIT_SCRIPT
-            .trim_end()
-            .ends_with("$B poweroff -f; else $B reboot -f; fi"));
+        for end in ["echo b >/proc/sysrq-trigger", "$B poweroff -f", "$B reboot -f"] {
+            assert!(INIT_SCRIPT.contains(end), "{end}");
+        }
+        assert!(INIT_SCRIPT.trim_end().ends_with("fi"));
     }
 
     #[test]

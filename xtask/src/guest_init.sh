@@ -68,5 +68,16 @@ echo "MINNOW-INIT uptime=$($B cut -d' ' -f1 /proc/uptime)"
 echo "MINNOW-INIT done"
 # The end of the boot, for minnow's -boot-timeline: 123 to port 0x3f0 (Firecracker's convention).
 /bin/boot-done 2>/dev/null
-# Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot.
-if [ -d /sys/firmware/acpi/tables ]; then $B poweroff -f; else $B reboot -f; fi
+# Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot. minnow.reboot asks
+# for an immediate reset anyway (Xen's dom0 on microvm: Xen drives only I/O-port ACPI sleep
+# registers, and microvm's are MMIO).
+if $B grep -q minnow.reboot /proc/cmdline; then
+    echo "MINNOW-INIT end=reset"
+    echo b >/proc/sysrq-trigger
+elif [ -d /sys/firmware/acpi/tables ]; then
+    echo "MINNOW-INIT end=poweroff"
+    $B poweroff -f
+else
+    echo "MINNOW-INIT end=reboot"
+    $B reboot -f
+fi

@@ -39,6 +39,8 @@ struct Inputs {
     seed_kernel: PathBuf,
     seed_disk: PathBuf,
     payload_dir: PathBuf,
+    /// `cargo xtask third-party`'s cache: Xen, its dom0 kernel, memtest86+.
+    third_party: PathBuf,
     /// Put Debian's QEMU (with its libraries and ROMs) into L2 too, to compare against it.
     with_qemu: bool,
 }
@@ -62,6 +64,7 @@ fn prepare(with_qemu: bool) -> Result<Inputs> {
     let guest_tools = guest::build_guest_tools()?;
     let seed_kernel = crate::seed_kernel::build()?;
     let seed_disk = crate::seed_disk::build(&guest_tools.join("hello"))?;
+    let third_party = crate::third_party::prepare()?;
     Ok(Inputs {
         guest_dir,
         modules,
@@ -71,6 +74,7 @@ fn prepare(with_qemu: bool) -> Result<Inputs> {
         seed_kernel,
         seed_disk,
         payload_dir,
+        third_party,
         with_qemu,
     })
 }

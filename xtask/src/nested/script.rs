@@ -14,6 +14,10 @@ pub fn sh_quote(word: &str) -> String {
 }
 
 /// The whole script, for the kernel modules (loaded in order) and the cases.
+/// The L3 serial lines L2 relays: the test guest's reports, the seed workload's greeting, kernel
+/// trouble, Xen's command line, and memtest86+'s screen.
+const SERIAL_PATTERN: &str = "MINNOW-|seed workload|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP|\\(XEN\\) Command line|Panic|Memory  :|MB of [0-9]+MB\\]|Address test";
+
 pub fn l2_init(modules: &[&str], cases: &[Case]) -> String {
     let mut s = format!(
         r#"#!/bin/busybox sh
@@ -49,8 +53,10 @@ run_case() {{
     fi
     rc=$?
     t1=$(up)
-    tr -d '\r' </tmp/serial.log | grep -E 'MINNOW-|seed workload|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP' | sed 's/^/{SERIAL}/'
-    tr -d '\r' </tmp/serial.log | tail -n {TAIL_LINES} | sed 's/^/{TAIL}/'
+    # Full-screen output (memtest86+) is cut at each escape sequence, so its texts are lines.
+    tr -d '\r' </tmp/serial.log | tr '\033' '\n' | grep -E '{SERIAL_PATTERN}' | sed 's/^/{SERIAL}/'
+    # awk ends an unterminated last line, or the next relay line would be glued onto it.
+    tr -d '\r' </tmp/serial.log | tr '\033' '\n' | tail -n {TAIL_LINES} | awk 1 | sed 's/^/{TAIL}/'
     sed 's/^/{STDERR}/' /tmp/stderr.log
     rm -f /tmp/serial.log /tmp/stderr.log
 }}

@@ -117,6 +117,15 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             }
             bad
         }
+        Expect::Xen {
+            xen_cmdline,
+            dom0_cmdline,
+        } => check_xen(out, xen_cmdline, dom0_cmdline),
+        Expect::Screen { must_have } => must_have
+            .iter()
+            .filter(|text| !out.serial.iter().any(|l| l.contains(text.as_str())))
+            .map(|text| format!("{text:?} never showed on the screen"))
+            .collect(),
         Expect::Payload {
             loader,
             route,
@@ -147,6 +156,37 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             bad
         }
     }
+}
+
+fn check_xen(out: &CaseOutput, xen_cmdline: &str, dom0_cmdline: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    if field(out, "MINNOW-INIT done").is_none() {
+        bad.push("dom0's /init never reported done".into());
+        return bad;
+    }
+    let want = format!("(XEN) Command line: {xen_cmdline}");
+    if !out.serial.iter().chain(&out.tail).any(|l| l.trim_end() == want) {
+        bad.push(format!("Xen did not print {want:?}"));
+    }
+    if field(out, "MINNOW-INIT hypervisor=") != Some("xen") {
+        bad.push(format!(
+            "hypervisor={:?}, expected xen",
+            field(out, "MINNOW-INIT hypervisor=")
+        ));
+    }
+    if field(out, "MINNOW-INIT cmdline=") != Some(dom0_cmdline) {
+        bad.push(format!(
+            "dom0's cmdline {:?}, expected {dom0_cmdline:?}",
+            field(out, "MINNOW-INIT cmdline=")
+        ));
+    }
+    if out.rc != 0 {
+        bad.push(format!(
+            "minnow exited with {}, expected 0 (dom0 reset the machine)",
+            out.rc
+        ));
+    }
+    bad
 }
 
 fn check_linux(out: &CaseOutput, smp: u32, acpi: bool, rtc: bool, append: &str, now: i64) -> Vec<String> {

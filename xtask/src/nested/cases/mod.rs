@@ -35,6 +35,10 @@ pub mod paths {
     /// The same bytes as a qcow2 image (made with qemu-img on the host).
     pub const PAYLOAD_QCOW2: &str = "/payload/initrd.qcow2";
     pub const QEMU_IMG: &str = "/usr/bin/qemu-img";
+    /// Debian's Xen, its dom0 kernel, and memtest86+ (`cargo xtask third-party`).
+    pub const XEN: &str = "/third-party/xen-4.17-amd64";
+    pub const DOM0_KERNEL: &str = "/third-party/dom0-vmlinuz";
+    pub const MEMTEST: &str = "/third-party/memtest86+x64.bin";
 }
 
 /// The tables Minnow's microvm has with ACPI on (the payload may find more).
@@ -86,6 +90,15 @@ pub enum Expect {
         killed: bool,
         append: String,
     },
+    /// Xen's dom0 ran the test initramfs's /init: Xen read its own command line whole, dom0 got
+    /// its own, and /init saw the hypervisor.
+    Xen {
+        xen_cmdline: String,
+        dom0_cmdline: String,
+    },
+    /// A full-screen program on COM1 (memtest86+): every text must be on its screen, which L2
+    /// relays cut at each escape sequence.
+    Screen { must_have: Vec<String> },
     Payload {
         loader: Loader,
         route: Route,
@@ -278,7 +291,10 @@ mod check;
 mod payload;
 #[cfg(test)]
 mod tests;
+mod third_party;
 mod virtio;
+
+pub use third_party::{memtest_case, xen_case, xen_fw_cfg_case};
 
 pub use check::check;
 pub use payload::{payload_cases, payload_not_supported};
@@ -327,6 +343,9 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_vsock_fd(Pvh, Direct),
         seed_case(true),
         seed_case(false),
+        xen_case(),
+        xen_fw_cfg_case(),
+        memtest_case(),
     ]);
     cases
 }

@@ -1,0 +1,95 @@
+//! Systems nobody here wrote (`cargo xtask third-party`) on minnow's own VMM, on real KVM:
+//! Xen 4.17 with Debian's dom0 kernel through minnow.rom (multiboot 1 with modules from `-initrd`,
+//! and multiboot 2 with modules from fw_cfg files), and memtest86+ on all of RAM. Xen's platform
+//! timer is the PIT (`pit=on`, the default: KVM's in-kernel PIT, with port 0x61's gate), whose
+//! tick reaches I/O APIC pin 2 as the MADT says (vstate/legacy_routes.rs); memtest times itself
+//! with the same.
+use super::*;
+
+/// Xen's command line. `smap=0`: L2's KVM runs on QEMU TCG's emulated SVM, and TCG's SMAP
+/// faults Xen's own writes to a PV guest's stack (`create_bounce_frame`: dom0 dies at its first
+/// exception), as it does under TCG without nesting, with SeaBIOS too. Real KVM needs no option.
+const XEN_CMDLINE: &str = "console=com1 com1=115200 dom0_mem=256M smap=0";
+/// `minnow.reboot`: dom0's /init ends with an immediate reset (sysrq), which `-no-reboot` turns
+/// into minnow's exit. Xen cannot power this machine off: it drives only I/O-port ACPI sleep
+/// registers (it logs "Invalid sleep control/status register data"), and microvm's, as QEMU's,
+/// are memory-mapped. (An orderly `reboot -f` in dom0 stops before "Restarting system" here.)
+const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen minnow.reboot minnow.case=xen";
+/// Xen and its dom0 get more than the other cases' 256 MiB.
+const XEN_MEM_MIB: u64 = 512;
+const MEMTEST_MEM_MIB: u64 = 256;
+/// memtest never stops by itself: L2 stops minnow after this long, and the screen must show
+/// test #0 over the top of RAM by then.
+const MEMTEST_SECS: u32 = 45;
+
+fn machine(mem_mib: u64) -> Vec<String> {
+    let mut args = machine_args(true, true, true, 1);
+    let at = args.iter().position(|a| a == "-m").map_or(0, |i| i + 1);
+    args[at] = format!("{mem_mib}M");
+    args
+}
+
+/// Xen as multiboot 1 through minnow.rom, dom0 to the test initramfs's /init, which reports
+/// `hypervisor=xen` and resets the machine through Xen.
+pub fn xen_case() -> Case {
+    let mut args = machine(XEN_MEM_MIB);
+    let modules = format!("{} {DOM0_CMDLINE},{}", paths::DOM0_KERNEL, paths::INITRAMFS);
+    args.extend(["-kernel", paths::XEN, "-append", XEN_CMDLINE, "-initrd", &modules].map(String::from));
+    Case::new(
+        "thirdparty-xen-multiboot1-minnowrom".into(),
+        paths::MINNOW,
+        args,
+        Expect::Xen {
+            xen_cmdline: XEN_CMDLINE.into(),
+            dom0_cmdline: DOM0_CMDLINE.into(),
+        },
+    )
+}
+
+/// The same through minnow's fw_cfg files: minnow.rom detects Xen as multiboot 2 and passes the
+/// dom0 kernel (with its command line) and initrd as modules 0 and 1.
+pub fn xen_fw_cfg_case() -> Case {
+    let mut args = machine(XEN_MEM_MIB);
+    for (name, value) in [
+        ("kernel", format!("file={}", paths::XEN)),
+        ("cmdline", format!("string={XEN_CMDLINE}")),
+        ("module/0", format!("file={}", paths::DOM0_KERNEL)),
+        ("module/0/cmdline", format!("string={DOM0_CMDLINE}")),
+        ("module/1", format!("file={}", paths::INITRAMFS)),
+    ] {
+        args.push("-fw_cfg".into());
+        args.push(format!("name=opt/org.minnow/{name},{value}"));
+    }
+    Case::new(
+        "thirdparty-xen-multiboot2-fwcfg-minnowrom".into(),
+        paths::MINNOW,
+        args,
+        Expect::Xen {
+            xen_cmdline: XEN_CMDLINE.into(),
+            dom0_cmdline: DOM0_CMDLINE.into(),
+        },
+    )
+}
+
+/// memtest86+ (x64) through minnow.rom: all of RAM found, and test #0's window at its top.
+pub fn memtest_case() -> Case {
+    let mut args = machine(MEMTEST_MEM_MIB);
+    args.extend(["-kernel", paths::MEMTEST, "-append", "console=ttyS0,115200"].map(String::from));
+    let top = MEMTEST_MEM_MIB - 1;
+    let mut case = Case::new(
+        "thirdparty-memtest-x64-minnowrom".into(),
+        paths::MINNOW,
+        args,
+        Expect::Screen {
+            must_have: vec![
+                format!("Memory  :  {MEMTEST_MEM_MIB}MB"),
+                "#0  [Address test".into(),
+                format!("MB of {top}MB]"),
+                // The last 4 MiB window of the first test: memtest got through all of RAM.
+                format!("[{}MB of {top}MB]", top - 4),
+            ],
+        },
+    );
+    case.stop_after = Some(MEMTEST_SECS);
+    case
+}
