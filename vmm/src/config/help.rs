@@ -15,7 +15,8 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       (then /usr/share/qemu); x-option-roms=on serves
                                       QEMU's linuxboot_dma.bin/pvh.bin/multiboot_dma.bin
   -kernel FILE                        bzImage, ELF with a PVH note, or multiboot kernel
-  -initrd FILE, -append CMDLINE       initrd and kernel command line
+  -initrd FILE, -append CMDLINE       initrd and kernel command line; for a multiboot kernel,
+                                      -initrd lists modules as QEMU does: "file args,file2"
   -fw_cfg name=NAME,file=PATH|string=TEXT
   -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
   -device isa-debug-exit,iobase=PORT,iosize=N
