@@ -16,7 +16,7 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       QEMU's linuxboot_dma.bin/pvh.bin/multiboot_dma.bin
   -kernel FILE                        bzImage, ELF with a PVH note, or multiboot kernel
   -initrd FILE, -append CMDLINE       initrd and kernel command line; for a multiboot kernel,
-                                      -initrd lists modules as QEMU does: "file args,file2"
+                                      -initrd lists modules as QEMU does: 'file args,file2'
   -fw_cfg name=NAME,file=PATH|string=TEXT
   -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
   -device isa-debug-exit,iobase=PORT,iosize=N
