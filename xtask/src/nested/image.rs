@@ -115,12 +115,14 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
         let dest = format!("{}/{}", paths::PAYLOAD_DIR, p.file());
         img.file(&dest, 0o755, &read(&inputs.payload_dir.join(p.file()))?)?;
     }
-    for (dest, name) in [
-        (paths::XEN, "xen-4.17-amd64"),
-        (paths::DOM0_KERNEL, "dom0-vmlinuz"),
-        (paths::MEMTEST, "memtest86+x64.bin"),
+    for name in [
+        "xen-4.17-amd64",
+        "dom0-vmlinuz",
+        "memtest86+x64.bin",
+        "memtest86+ia32.bin",
     ] {
-        img.file(dest, 0o644, &read(&inputs.third_party.join(name))?)?;
+        let dest = format!("{}/{name}", paths::THIRD_PARTY);
+        img.file(&dest, 0o644, &read(&inputs.third_party.join(name))?)?;
     }
     img.file(paths::PAYLOAD_INITRD, 0o644, &initrd_bytes())?;
     img.file(paths::PAYLOAD_QCOW2, 0o644, &qcow2_of(&initrd_bytes())?)?;

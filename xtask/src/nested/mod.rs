@@ -154,11 +154,15 @@ pub fn run(filter: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Boots L2 for `cases`; when L2 gets stuck (QEMU TCG's nested SVM has locked up on us, rarely,
-/// with nothing on L2's console), shows the end of its console, boots a fresh L2 for the cases
-/// that had not finished, and runs the stuck one again last. L2 runs cases in order, so the stuck
-/// one is the first without a result. A case that L2 gets stuck on twice is failed, with the rest
-/// still run. The outcome holds every result.
+/// How many times L2 may get stuck on one case before the case fails.
+const TIMES_STUCK_TO_FAIL: usize = 4;
+
+/// Boots L2 for `cases`; when L2 gets stuck (QEMU TCG's nested SVM has locked up on us, about once
+/// in 60 Linux cases and in 4 of 10 Xen boots, with nothing on L2's console), shows the end of its console, boots a fresh L2 for
+/// the cases that had not finished, and runs the stuck one again last. L2 runs cases in order, so
+/// the stuck one is the first without a result. A case that L2 gets stuck on
+/// [`TIMES_STUCK_TO_FAIL`] times is failed, with the rest still run. The outcome holds every
+/// result.
 fn boot_to_the_end(
     cases: &[Case],
     mut boot: impl FnMut(&[Case], &str) -> Result<Outcome>,
@@ -178,7 +182,7 @@ fn boot_to_the_end(
         let stuck = left.remove(0);
         show_console_tail(&outcome.log);
         // Last, so a case that sticks again cannot hold up the others.
-        if !stuck_on.contains(&stuck.name) {
+        if stuck_on.iter().filter(|n| **n == stuck.name).count() + 1 < TIMES_STUCK_TO_FAIL {
             left.push(stuck.clone());
         }
         stuck_on.push(stuck.name);
@@ -319,9 +323,14 @@ mod tests {
     }
 
     #[test]
-    fn a_case_l2_sticks_on_twice_fails_and_the_rest_still_run() {
+    fn a_case_l2_sticks_on_every_time_fails_and_the_rest_still_run() {
         let cases = names(4);
-        let (boot, _) = fake_l2(&[&cases[1].name, &cases[1].name]);
+        let stuck = vec![cases[1].name.as_str(); TIMES_STUCK_TO_FAIL];
+        let once_less = fake_l2(&stuck[1..]).0;
+        let outcome = boot_to_the_end(&cases, once_less).unwrap();
+        assert!(!outcome.timed_out, "one time less is not yet a failure");
+        assert_eq!(outcome.results.len(), 4);
+        let (boot, _) = fake_l2(&stuck);
         let outcome = boot_to_the_end(&cases, boot).unwrap();
         assert!(outcome.timed_out);
         assert_eq!(outcome.results.len(), 3);

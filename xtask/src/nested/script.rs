@@ -38,6 +38,8 @@ if [ ! -c /dev/kvm ]; then
     poweroff -f
 fi
 echo "{L2}/dev/kvm ready at $(up) s"
+# A task stuck in the kernel (a VMM that cannot be killed) is reported with its stack after 10 s.
+echo 10 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 # run_case NAME SIGNAL SECONDS SERIAL PROGRAM ARGS...: SERIAL "file" adds -serial file:, "stdout"
 # takes the program's stdout (its own -serial mon:stdio) as the serial log.
 run_case() {{

@@ -36,9 +36,9 @@ pub mod paths {
     pub const PAYLOAD_QCOW2: &str = "/payload/initrd.qcow2";
     pub const QEMU_IMG: &str = "/usr/bin/qemu-img";
     /// Debian's Xen, its dom0 kernel, and memtest86+ (`cargo xtask third-party`).
+    pub const THIRD_PARTY: &str = "/third-party";
     pub const XEN: &str = "/third-party/xen-4.17-amd64";
     pub const DOM0_KERNEL: &str = "/third-party/dom0-vmlinuz";
-    pub const MEMTEST: &str = "/third-party/memtest86+x64.bin";
 }
 
 /// The tables Minnow's microvm has with ACPI on (the payload may find more).
@@ -294,7 +294,7 @@ mod tests;
 mod third_party;
 mod virtio;
 
-pub use third_party::{memtest_case, xen_case, xen_fw_cfg_case};
+pub use third_party::{memtest_case, xen_case};
 
 pub use check::check;
 pub use payload::{payload_cases, payload_not_supported};
@@ -343,9 +343,12 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_vsock_fd(Pvh, Direct),
         seed_case(true),
         seed_case(false),
+        // One Xen boot only: QEMU TCG's emulated SVM freezes L2 in about 4 of 10 of them (L2's
+        // CPU halted, its timer never firing again; the harness retries). The multiboot 2 route
+        // is Xen's QEMU test's (tests/tests/third_party_qemu.rs) and the fw_cfg payloads' here.
         xen_case(),
-        xen_fw_cfg_case(),
-        memtest_case(),
+        memtest_case("x64"),
+        memtest_case("ia32"),
     ]);
     cases
 }

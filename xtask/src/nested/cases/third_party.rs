@@ -1,6 +1,6 @@
 //! Systems nobody here wrote (`cargo xtask third-party`) on minnow's own VMM, on real KVM:
-//! Xen 4.17 with Debian's dom0 kernel through minnow.rom (multiboot 1 with modules from `-initrd`,
-//! and multiboot 2 with modules from fw_cfg files), and memtest86+ on all of RAM. Xen's platform
+//! Xen 4.17 with Debian's dom0 kernel through minnow.rom (multiboot 1 with modules from `-initrd`),
+//! and memtest86+ (x64 and ia32) on all of RAM. Xen's platform
 //! timer is the PIT (`pit=on`, the default: KVM's in-kernel PIT, with port 0x61's gate), whose
 //! tick reaches I/O APIC pin 2 as the MADT says (vstate/legacy_routes.rs); memtest times itself
 //! with the same.
@@ -19,8 +19,9 @@ const DOM0_CMDLINE: &str = "console=hvc0 earlyprintk=xen minnow.reboot minnow.ca
 const XEN_MEM_MIB: u64 = 512;
 const MEMTEST_MEM_MIB: u64 = 256;
 /// memtest never stops by itself: L2 stops minnow after this long, and the screen must show
-/// test #0 over the top of RAM by then.
-const MEMTEST_SECS: u32 = 45;
+/// test #0 over the top of RAM by then (it gets there in a few seconds; by 25 s it is at test #4
+/// or so).
+const MEMTEST_SECS: u32 = 25;
 
 fn machine(mem_mib: u64) -> Vec<String> {
     let mut args = machine_args(true, true, true, 1);
@@ -46,38 +47,15 @@ pub fn xen_case() -> Case {
     )
 }
 
-/// The same through minnow's fw_cfg files: minnow.rom detects Xen as multiboot 2 and passes the
-/// dom0 kernel (with its command line) and initrd as modules 0 and 1.
-pub fn xen_fw_cfg_case() -> Case {
-    let mut args = machine(XEN_MEM_MIB);
-    for (name, value) in [
-        ("kernel", format!("file={}", paths::XEN)),
-        ("cmdline", format!("string={XEN_CMDLINE}")),
-        ("module/0", format!("file={}", paths::DOM0_KERNEL)),
-        ("module/0/cmdline", format!("string={DOM0_CMDLINE}")),
-        ("module/1", format!("file={}", paths::INITRAMFS)),
-    ] {
-        args.push("-fw_cfg".into());
-        args.push(format!("name=opt/org.minnow/{name},{value}"));
-    }
-    Case::new(
-        "thirdparty-xen-multiboot2-fwcfg-minnowrom".into(),
-        paths::MINNOW,
-        args,
-        Expect::Xen {
-            xen_cmdline: XEN_CMDLINE.into(),
-            dom0_cmdline: DOM0_CMDLINE.into(),
-        },
-    )
-}
-
-/// memtest86+ (x64) through minnow.rom: all of RAM found, and test #0's window at its top.
-pub fn memtest_case() -> Case {
+/// memtest86+ (`build`: "x64" or "ia32") through minnow.rom: all of RAM found, and test #0's
+/// window at its top.
+pub fn memtest_case(build: &str) -> Case {
     let mut args = machine(MEMTEST_MEM_MIB);
-    args.extend(["-kernel", paths::MEMTEST, "-append", "console=ttyS0,115200"].map(String::from));
+    let kernel = format!("{}/memtest86+{build}.bin", paths::THIRD_PARTY);
+    args.extend(["-kernel", &kernel, "-append", "console=ttyS0,115200"].map(String::from));
     let top = MEMTEST_MEM_MIB - 1;
     let mut case = Case::new(
-        "thirdparty-memtest-x64-minnowrom".into(),
+        format!("thirdparty-memtest-{build}-minnowrom"),
         paths::MINNOW,
         args,
         Expect::Screen {
