@@ -21,6 +21,10 @@ pub struct CaseOutput {
     pub rc: i32,
     /// Wall time of the minnow run, in L2's clock.
     pub seconds: f64,
+    /// L2's uptime when the run ended.
+    pub ended_at: f64,
+    /// The host's Unix time when the run ended (set by whoever knows when L2 booted).
+    pub host_time: i64,
     pub serial: Vec<String>,
     pub tail: Vec<String>,
     pub stderr: Vec<String>,
@@ -29,6 +33,11 @@ pub struct CaseOutput {
 
 /// An END line: (name, rc, seconds).
 pub fn parse_end(line: &str) -> Option<(&str, i32, f64)> {
+    parse_end_times(line).map(|(name, rc, start, end)| (name, rc, end - start))
+}
+
+/// An END line: (name, rc, L2's uptime at the start, at the end).
+fn parse_end_times(line: &str) -> Option<(&str, i32, f64, f64)> {
     let rest = line.strip_prefix(END)?;
     let mut words = rest.split_whitespace();
     let name = words.next()?;
@@ -42,7 +51,7 @@ pub fn parse_end(line: &str) -> Option<(&str, i32, f64)> {
             _ => {}
         }
     }
-    Some((name, rc?, end? - start?))
+    Some((name, rc?, start?, end?))
 }
 
 /// Splits the console into the cases that finished. A case with a BEGIN but no END (L2 died
@@ -59,11 +68,12 @@ pub fn split(console: &str) -> HashMap<String, CaseOutput> {
         let line = &line[at..];
         if let Some(name) = line.strip_prefix(BEGIN) {
             current = Some((name.trim().to_string(), CaseOutput::default()));
-        } else if let Some((name, rc, seconds)) = parse_end(line) {
+        } else if let Some((name, rc, start, end)) = parse_end_times(line) {
             if let Some((open, mut out)) = current.take() {
                 if open == name {
                     out.rc = rc;
-                    out.seconds = seconds;
+                    out.seconds = end - start;
+                    out.ended_at = end;
                     done.insert(open, out);
                 }
             }
@@ -102,6 +112,7 @@ mod tests {
         let a = &cases["a"];
         assert_eq!(a.rc, 0);
         assert!((a.seconds - 2.5).abs() < 1e-9);
+        assert!((a.ended_at - 13.0).abs() < 1e-9);
         assert_eq!(a.serial, ["MINNOW-INIT cpus=2"]);
         assert_eq!(a.tail, ["[ 1.0] reboot: Power down"]);
         assert_eq!(a.stderr, ["minnow: warning"]);

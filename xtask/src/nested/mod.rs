@@ -98,6 +98,7 @@ fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
     let log = out.join(format!("{tag}-console.log"));
     // About 10 s per Linux boot inside L2, well under 1 s per payload; generous, but finite.
     let timeout = Duration::from_secs(180 + 60 * cases.len() as u64);
+    let booted = unix_now();
     let run = l1::run(
         &inputs.guest_dir.join("vmlinuz"),
         &image,
@@ -106,12 +107,28 @@ fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
         timeout,
     )?;
     Ok(Outcome {
-        results: console::split(&run.console),
+        results: with_host_times(console::split(&run.console), booted),
         log,
         timed_out: run.timed_out,
         timeout,
         elapsed: run.elapsed,
     })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Dates each result by the host's clock: L2 starts its uptime about when L1 starts, so a case
+/// that ended at uptime `t` ended near `booted + t`. The guests' RTC checks compare against it; a
+/// run with retries lasts longer than their slack.
+fn with_host_times(mut results: HashMap<String, CaseOutput>, booted: i64) -> HashMap<String, CaseOutput> {
+    for out in results.values_mut() {
+        out.host_time = booted + out.ended_at as i64;
+    }
+    results
 }
 
 /// `cargo xtask nested-test [FILTER]`.
@@ -126,10 +143,7 @@ pub fn run(filter: Option<&str>) -> Result<()> {
     }
     let inputs = prepare(false)?;
     let outcome = boot_to_the_end(&cases, |cases, tag| boot(&inputs, cases, tag))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let failed = report(&cases, &outcome.results, now);
+    let failed = report(&cases, &outcome.results);
     for (name, why) in cases::payload_not_supported() {
         if filter.is_none_or(|f| name.contains(f)) {
             eprintln!("[nested] not supported: {name}: {why}");
@@ -219,11 +233,7 @@ fn show_console_tail(log: &std::path::Path) {
 
 /// Prints one line per case, and for a failure what was wrong with the tail of its serial log
 /// and minnow's stderr. Returns the number of failures.
-fn report(
-    cases: &[Case],
-    results: &std::collections::HashMap<String, console::CaseOutput>,
-    now: i64,
-) -> usize {
+fn report(cases: &[Case], results: &std::collections::HashMap<String, console::CaseOutput>) -> usize {
     let mut failed = 0;
     for case in cases {
         let Some(out) = results.get(&case.name) else {
@@ -234,7 +244,7 @@ fn report(
             );
             continue;
         };
-        let bad = cases::check(case, out, now);
+        let bad = cases::check(case, out, out.host_time);
         if bad.is_empty() {
             eprintln!("[nested] ok   {} ({:.2} s)", case.name, out.seconds);
             continue;
@@ -292,6 +302,15 @@ mod tests {
             })
         };
         (boot, boots)
+    }
+
+    #[test]
+    fn each_result_is_dated_by_when_its_case_ended_not_when_the_suite_did() {
+        let console = "NESTED-CASE-BEGIN a\nNESTED-CASE-END a rc=0 start=3.0 end=12.6\n\
+                       NESTED-CASE-BEGIN b\nNESTED-CASE-END b rc=0 start=12.7 end=700.2\n";
+        let results = with_host_times(console::split(console), 1_000_000);
+        assert_eq!(results["a"].host_time, 1_000_012);
+        assert_eq!(results["b"].host_time, 1_000_700);
     }
 
     fn names(n: usize) -> Vec<Case> {

@@ -8,6 +8,7 @@ fn output(rc: i32, serial: &[&str], stderr: &[&str]) -> CaseOutput {
         tail: vec![],
         stderr: stderr.iter().map(|s| s.to_string()).collect(),
         after: vec![],
+        ..CaseOutput::default()
     }
 }
 
@@ -134,4 +135,46 @@ fn a_variant_of_a_variant_keeps_its_name_in_the_command_line() {
         "{append}"
     );
     assert!(case.args.contains(append));
+}
+
+#[test]
+fn a_xen_case_passes_only_when_dom0_ran_under_xen_with_both_command_lines() {
+    let case = xen_case();
+    let Expect::Xen {
+        xen_cmdline,
+        dom0_cmdline,
+    } = &case.expect
+    else {
+        unreachable!()
+    };
+    let xen = format!("(XEN) Command line: {xen_cmdline}");
+    let dom0 = format!("MINNOW-INIT cmdline={dom0_cmdline}");
+    let good = [
+        xen.as_str(),
+        &dom0,
+        "MINNOW-INIT hypervisor=xen",
+        "MINNOW-INIT done",
+    ];
+    assert_eq!(check(&case, &output(0, &good, &[]), 0), Vec::<String>::new());
+    let mut no_xen = good;
+    no_xen[2] = "MINNOW-INIT hypervisor=none";
+    assert_eq!(check(&case, &output(0, &no_xen, &[]), 0).len(), 1);
+    // Xen dropped the first word of its command line: the name was missing.
+    let cut = format!("(XEN) Command line: {}", xen_cmdline.split_once(' ').unwrap().1);
+    let mut first_word_lost = good;
+    first_word_lost[0] = &cut;
+    assert_eq!(check(&case, &output(0, &first_word_lost, &[]), 0).len(), 1);
+    assert_eq!(check(&case, &output(137, &good, &[]), 0).len(), 1);
+}
+
+#[test]
+fn a_memtest_case_needs_every_text_on_its_screen() {
+    let case = memtest_case("x64");
+    let Expect::Screen { must_have } = &case.expect else {
+        unreachable!()
+    };
+    let screen: Vec<String> = must_have.iter().map(|t| format!("[5;35H{t}   ")).collect();
+    let lines: Vec<&str> = screen.iter().map(String::as_str).collect();
+    assert!(check(&case, &output(143, &lines, &[]), 0).is_empty());
+    assert_eq!(check(&case, &output(143, &lines[1..], &[]), 0).len(), 1);
 }
