@@ -195,27 +195,46 @@ pub fn layout(input: KernelInput) -> Result<KernelLayout> {
         });
     }
     check_nul("the kernel command line", &input.cmdline)?;
-    let k = &input.kernel.bytes;
+    match detect(&input.kernel.bytes) {
+        Detected::BzImage => bzimage::bzimage(input),
+        Detected::Multiboot { offset } => multiboot::multiboot(input, offset),
+        Detected::Elf => elf::pvh(input),
+        Detected::Unknown => Err(KernelLayoutError::Unrecognised {
+            path: input.kernel.name,
+        }),
+    }
+}
+
+/// What a `-kernel` image is taken for, in QEMU's order of precedence.
+enum Detected {
+    BzImage,
+    /// A multiboot 1 header at `offset`.
+    Multiboot {
+        offset: usize,
+    },
+    /// An ELF without a multiboot header: PVH or nothing.
+    Elf,
+    Unknown,
+}
+
+fn detect(k: &[u8]) -> Detected {
     if k.get(0x202..0x206) == Some(&HEADER_MAGIC.to_le_bytes()[..]) {
-        return bzimage::bzimage(input);
+        return Detected::BzImage;
     }
     let search = &k[..k.len().min(MULTIBOOT_SEARCH_END + 11)];
     if let Some((offset, _)) = multiboot1::find_header(search) {
-        return multiboot::multiboot(input, offset);
+        return Detected::Multiboot { offset };
     }
     if k.starts_with(b"\x7fELF") {
-        return elf::pvh(input);
+        return Detected::Elf;
     }
-    Err(KernelLayoutError::Unrecognised {
-        path: input.kernel.name,
-    })
+    Detected::Unknown
 }
 
-/// Whether `layout` takes `kernel` for a multiboot kernel (not a bzImage; a multiboot 1 header
-/// in its search window): then `-initrd` is a module list, see [`multiboot_modules`].
+/// Whether `layout` takes `kernel` for a multiboot kernel: then `-initrd` is a module list, see
+/// [`multiboot_modules`].
 pub fn is_multiboot(kernel: &[u8]) -> bool {
-    kernel.get(0x202..0x206) != Some(&HEADER_MAGIC.to_le_bytes()[..])
-        && multiboot1::find_header(&kernel[..kernel.len().min(MULTIBOOT_SEARCH_END + 11)]).is_some()
+    matches!(detect(kernel), Detected::Multiboot { .. })
 }
 
 /// Splits a QEMU `-initrd` argument into multiboot module command lines: comma-separated, ",,"
