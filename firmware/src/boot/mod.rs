@@ -135,22 +135,37 @@ pub fn load_cmdline(
     max: u64,
 ) -> Result<u64, BootError> {
     let max = max.min(layout::CMDLINE_MAX - 1);
-    let mut at = layout::CMDLINE;
-    if !name.is_empty() {
-        env.mem.write(at, name);
-        at += name.len() as u64;
-        if key.is_some() {
-            env.mem.write(at, b" ");
-            at += 1;
-        }
-    }
-    let total = at - layout::CMDLINE + u64::from(len);
-    if total > max {
-        return Err(BootError::CmdlineTooLong { len: total, max });
-    }
-    if let Some(key) = key {
-        load_checked(env, "command line", key, 0, at, len)?;
-    }
-    env.mem.write(at + u64::from(len), &[0]);
+    let item = key.map(|key| (key, len));
+    write_named_string(env, "command line", layout::CMDLINE, name, item, max)?;
     Ok(layout::CMDLINE)
+}
+
+/// Writes at `at` the string `name`, then, when `item` (fw_cfg key, length) is given, a space
+/// (if `name` is not empty) and the item's bytes, then a NUL: multiboot's "name args" form, or
+/// the item alone. At most `max` bytes before the NUL. Returns the NUL's address.
+pub fn write_named_string(
+    env: &mut Env,
+    what: &'static str,
+    at: u64,
+    name: &[u8],
+    item: Option<(u16, u32)>,
+    max: u64,
+) -> Result<u64, BootError> {
+    let space = u64::from(!name.is_empty() && item.is_some());
+    let len = name.len() as u64 + space + item.map_or(0, |(_, n)| u64::from(n));
+    if len > max {
+        return Err(BootError::CmdlineTooLong { len, max });
+    }
+    env.mem.write(at, name);
+    let mut end = at + name.len() as u64;
+    if let Some((key, n)) = item {
+        if space == 1 {
+            env.mem.write(end, b" ");
+            end += 1;
+        }
+        load_checked(env, what, key, 0, end, n)?;
+        end += u64::from(n);
+    }
+    env.mem.write(end, &[0]);
+    Ok(end)
 }

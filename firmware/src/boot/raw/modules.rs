@@ -7,7 +7,7 @@
 //! first word (Xen does unless the loader calls itself GRUB 2); without the name they would drop
 //! the first option instead.
 use super::super::multiboot2::STRING_MAX;
-use super::super::{load_checked, Env};
+use super::super::{load_checked, write_named_string, Env};
 use crate::error::BootError;
 use crate::fw_cfg::File;
 use crate::layout;
@@ -145,24 +145,13 @@ impl Strings {
     /// Writes "`name` `cmdline`" (or just the name) and returns its address.
     fn add(&mut self, env: &mut Env, name: &[u8], cmdline: Option<File>) -> Result<u64, BootError> {
         let start = self.at;
-        let cmdline_len = cmdline.map_or(0, |f| u64::from(f.size) + 1);
-        let len = name.len() as u64 + cmdline_len + 1;
-        let max = (STRING_MAX as u64).min(layout::MODULE_STRINGS_END - start);
-        if len > max {
-            return Err(BootError::CmdlineTooLong {
-                len: len - 1,
-                max: max - 1,
-            });
-        }
-        env.mem.write(start, name);
-        let mut end = start + name.len() as u64;
-        if let Some(f) = cmdline {
-            env.mem.write(end, b" ");
-            load_checked(env, "module command line", f.key, 0, end + 1, f.size)?;
-            end += 1 + u64::from(f.size);
-        }
-        env.mem.write(end, &[0]);
-        self.at = end + 1;
+        // Room for the string and its NUL.
+        let max = (STRING_MAX as u64)
+            .min(layout::MODULE_STRINGS_END - start)
+            .saturating_sub(1);
+        let item = cmdline.map(|f| (f.key, f.size));
+        let nul = write_named_string(env, "module command line", start, name, item, max)?;
+        self.at = nul + 1;
         Ok(start)
     }
 }
