@@ -179,12 +179,16 @@ fn on_off(b: bool) -> &'static str {
 
 /// `pic=off` adds the split irqchip: KVM runs the local APICs and minnow the I/O APICs.
 fn machine_args(acpi: bool, rtc: bool, pic: bool, smp: u32) -> Vec<String> {
+    machine_args_with_memory(acpi, rtc, pic, smp, MEM_MIB)
+}
+
+fn machine_args_with_memory(acpi: bool, rtc: bool, pic: bool, smp: u32, mem_mib: u64) -> Vec<String> {
     let pic = if pic { "" } else { ",pic=off" };
     vec![
         "-M".into(),
         format!("microvm,acpi={},rtc={}{pic}", on_off(acpi), on_off(rtc)),
         "-m".into(),
-        format!("{MEM_MIB}M"),
+        format!("{mem_mib}M"),
         "-smp".into(),
         smp.to_string(),
         "-nodefaults".into(),

@@ -24,10 +24,7 @@ const MEMTEST_MEM_MIB: u64 = 256;
 const MEMTEST_SECS: u32 = 25;
 
 fn machine(mem_mib: u64) -> Vec<String> {
-    let mut args = machine_args(true, true, true, 1);
-    let at = args.iter().position(|a| a == "-m").map_or(0, |i| i + 1);
-    args[at] = format!("{mem_mib}M");
-    args
+    machine_args_with_memory(true, true, true, 1, mem_mib)
 }
 
 /// Xen as multiboot 1 through minnow.rom, dom0 to the test initramfs's /init, which reports
