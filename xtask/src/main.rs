@@ -57,7 +57,16 @@ enum Task {
     Guest,
     /// Boot real Linux and the payloads with a static minnow inside a nested KVM host (QEMU TCG
     /// emulating AMD SVM), and check what every guest reports. FILTER picks cases by name.
-    NestedTest { filter: Option<String> },
+    NestedTest {
+        filter: Option<String>,
+        /// Run each case QEMU can run again with QEMU as the L3 VMM in the same L2, and list the
+        /// cases that fail on minnow only.
+        #[arg(long)]
+        control: bool,
+        /// Keep a CPU-bound job running on one host core beside the nested host.
+        #[arg(long)]
+        load: bool,
+    },
     /// Build the boot conformance payloads (multiboot 1 and 2, PVH, bzImage) into target/payloads/.
     Payloads,
     /// Build the seed workload's guest kernel (virtio-blk, virtio-mmio with command-line devices
@@ -87,7 +96,11 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz { seconds } => fuzz::run(seconds),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
-        Task::NestedTest { filter } => nested::run(filter.as_deref()),
+        Task::NestedTest {
+            filter,
+            control,
+            load,
+        } => nested::run(filter.as_deref(), nested::Options { control, load }),
         Task::Payloads => payloads::build().map(|_| ()),
         Task::SeedKernel => seed_kernel::build().map(|_| ()),
         Task::Test { args } => test::run(&args),

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod bench_disk;
 mod cases;
 mod console;
+mod control;
 pub mod demo;
 mod image;
 mod l1;
@@ -52,6 +53,8 @@ struct Outcome {
     timed_out: bool,
     timeout: Duration,
     elapsed: Duration,
+    /// The cases L2 got stuck on, in order, one entry per fresh L2 boot they cost.
+    stuck_on: Vec<String>,
 }
 
 /// Builds the ROM, the guest, the payloads and the static minnow.
@@ -112,6 +115,7 @@ fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
         timed_out: run.timed_out,
         timeout,
         elapsed: run.elapsed,
+        stuck_on: Vec::new(),
     })
 }
 
@@ -131,29 +135,60 @@ fn with_host_times(mut results: HashMap<String, CaseOutput>, booted: i64) -> Has
     results
 }
 
-/// `cargo xtask nested-test [FILTER]`.
-pub fn run(filter: Option<&str>) -> Result<()> {
-    let cases: Vec<Case> = cases::linux_cases()
+/// How `cargo xtask nested-test` runs its cases.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Run each case QEMU can run again right after it, with QEMU as the L3 VMM.
+    pub control: bool,
+    /// Keep a CPU-bound job running on one host core beside the nested host.
+    pub load: bool,
+}
+
+/// `cargo xtask nested-test [FILTER] [--control] [--load]`.
+pub fn run(filter: Option<&str>, options: Options) -> Result<()> {
+    let chosen: Vec<Case> = cases::linux_cases()
         .into_iter()
         .chain(cases::payload_cases())
         .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
         .collect();
-    if cases.is_empty() {
+    if chosen.is_empty() {
         bail!("no case matches {filter:?}");
     }
-    let inputs = prepare(false)?;
+    let cases = match options.control {
+        true => control::with_controls(chosen.clone()),
+        false => chosen.clone(),
+    };
+    let inputs = prepare(options.control)?;
+    let load = options.load.then(control::Load::start);
     let outcome = boot_to_the_end(&cases, |cases, tag| boot(&inputs, cases, tag))?;
-    let failed = report(&cases, &outcome.results);
+    drop(load);
+    let failed = report(&chosen, &outcome.results);
+    if options.control {
+        report_controls(&chosen, &outcome.results);
+    }
     for (name, why) in cases::payload_not_supported() {
         if filter.is_none_or(|f| name.contains(f)) {
             eprintln!("[nested] not supported: {name}: {why}");
         }
     }
     eprintln!(
-        "[nested] {} of {} cases passed in {:.0} s (console: {})",
-        cases.len() - failed,
-        cases.len(),
+        "[nested] {} of {} cases passed in {:.0} s{}; L2 got stuck {} time(s){} (console: {})",
+        chosen.len() - failed,
+        chosen.len(),
         outcome.elapsed.as_secs_f64(),
+        if options.load {
+            " beside a CPU-bound job"
+        } else {
+            ""
+        },
+        outcome.stuck_on.len(),
+        match outcome.stuck_on.is_empty() {
+            true => String::new(),
+            false => format!(
+                ", during {}, and was booted again each time",
+                outcome.stuck_on.join(", ")
+            ),
+        },
         outcome.log.display()
     );
     if outcome.timed_out {
@@ -166,6 +201,47 @@ pub fn run(filter: Option<&str>) -> Result<()> {
         bail!("{failed} nested case(s) failed");
     }
     Ok(())
+}
+
+/// One line per QEMU control run, then the cases that failed on minnow but passed on QEMU: those
+/// are minnow's bugs, not the test bed's.
+fn report_controls(cases: &[Case], results: &HashMap<String, CaseOutput>) {
+    let mut ours = Vec::new();
+    for case in cases {
+        let Some(control) = control::qemu_control(case) else {
+            continue;
+        };
+        let passed = |c: &Case| {
+            results
+                .get(&c.name)
+                .is_some_and(|out| cases::check(c, out, out.host_time).is_empty())
+        };
+        let (minnow_ok, qemu_ok) = (passed(case), passed(&control));
+        eprintln!(
+            "[nested] control {} {} (minnow: {})",
+            if qemu_ok { "ok  " } else { "FAIL" },
+            control.name,
+            if minnow_ok { "ok" } else { "FAIL" }
+        );
+        if !qemu_ok {
+            if let Some(out) = results.get(&control.name) {
+                for b in cases::check(&control, out, out.host_time) {
+                    eprintln!("    {b}");
+                }
+            }
+        }
+        if qemu_ok && !minnow_ok {
+            ours.push(case.name.clone());
+        }
+    }
+    eprintln!(
+        "[nested] failed on minnow but not on QEMU in the same L2: {}",
+        if ours.is_empty() {
+            "none".into()
+        } else {
+            ours.join(", ")
+        }
+    );
 }
 
 /// How many times L2 may get stuck on one case before the case fails.
@@ -215,9 +291,7 @@ fn boot_to_the_end(
         outcome.log = next.log;
         ran = left;
     }
-    if !stuck_on.is_empty() {
-        eprintln!("[nested] L2 got stuck during: {}", stuck_on.join(", "));
-    }
+    outcome.stuck_on = stuck_on;
     Ok(outcome)
 }
 
@@ -299,6 +373,7 @@ mod tests {
                 timed_out,
                 timeout: Duration::from_secs(1),
                 elapsed: Duration::from_secs(1),
+                stuck_on: Vec::new(),
             })
         };
         (boot, boots)

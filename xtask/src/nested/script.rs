@@ -13,11 +13,31 @@ pub fn sh_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
 }
 
-/// The whole script, for the kernel modules (loaded in order) and the cases.
+/// The shell function that ends a VM once a text shows on its serial log (see `Case::stop_when`).
+const STOP_ON_TEXT: &str = r#"# stop_on_text PID LOG TEXT SECONDS: waits for PID, ending it with SIGTERM once TEXT is in LOG
+# (escape sequences count as line ends) or SECONDS have passed, and with SIGKILL 10 s after a
+# SIGTERM it did not end on. Sets rc.
+stop_on_text() {
+    pid=$1; ticks=$(($4 * 2))
+    while kill -0 $pid 2>/dev/null && [ $ticks -gt 0 ]; do
+        tr '\033' '\n' <"$2" | grep -q -F -e "$3" && break
+        ticks=$((ticks - 1))
+        sleep 0.5
+    done
+    kill -TERM $pid 2>/dev/null
+    (sleep 10; kill -KILL $pid 2>/dev/null) &
+    killer=$!
+    wait $pid
+    rc=$?
+    kill $killer 2>/dev/null
+}
+"#;
+
 /// The L3 serial lines L2 relays: the test guest's reports, the seed workload's greeting, kernel
 /// trouble, Xen's command line, and memtest86+'s screen.
 const SERIAL_PATTERN: &str = "MINNOW-|seed workload|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP|\\(XEN\\) Command line|Panic|Memory  :|MB of [0-9]+MB\\]|Address test";
 
+/// The whole script, for the kernel modules (loaded in order) and the cases.
 pub fn l2_init(modules: &[&str], cases: &[Case]) -> String {
     let mut s = format!(
         r#"#!/bin/busybox sh
@@ -40,20 +60,26 @@ fi
 echo "{L2}/dev/kvm ready at $(up) s"
 # A task stuck in the kernel (a VMM that cannot be killed) is reported with its stack after 10 s.
 echo 10 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
-# run_case NAME SIGNAL SECONDS SERIAL PROGRAM ARGS...: SERIAL "file" adds -serial file:, "stdout"
-# takes the program's stdout (its own -serial mon:stdio) as the serial log.
+# run_case NAME TEXT SECONDS SERIAL PROGRAM ARGS...: SERIAL "file" adds -serial file:, "stdout"
+# takes the program's stdout (its own -serial mon:stdio) as the serial log. With TEXT empty the
+# VM must stop by itself and gets SIGKILL after SECONDS, as hung; otherwise L2 stops it with
+# SIGTERM as soon as TEXT is on its serial console, or after SECONDS.
 run_case() {{
-    name=$1; sig=$2; secs=$3; serial=$4; program=$5; shift 5
+    name=$1; text=$2; secs=$3; serial=$4; program=$5; shift 5
     echo "{BEGIN}$name"
     t0=$(up)
     # A case's setup may leave its stdin in /tmp/case.stdin (a file, or a FIFO it writes).
     in=/dev/null; [ -e /tmp/case.stdin ] && in=/tmp/case.stdin
-    if [ "$serial" = stdout ]; then
-        timeout -s $sig $secs "$program" "$@" <$in >/tmp/serial.log 2>/tmp/stderr.log
+    out=/tmp/stdout.log
+    if [ "$serial" = stdout ]; then out=/tmp/serial.log; else set -- "$@" -serial file:/tmp/serial.log; fi
+    : >/tmp/serial.log
+    if [ -z "$text" ]; then
+        timeout -s KILL $secs "$program" "$@" <$in >$out 2>/tmp/stderr.log
+        rc=$?
     else
-        timeout -s $sig $secs "$program" "$@" -serial file:/tmp/serial.log <$in >/tmp/stdout.log 2>/tmp/stderr.log
+        "$program" "$@" <$in >$out 2>/tmp/stderr.log &
+        stop_on_text $! /tmp/serial.log "$text" $secs
     fi
-    rc=$?
     t1=$(up)
     # Full-screen output (memtest86+) is cut at each escape sequence, so its texts are lines.
     tr -d '\r' </tmp/serial.log | tr '\033' '\n' | grep -E '{SERIAL_PATTERN}' | sed 's/^/{SERIAL}/'
@@ -62,7 +88,7 @@ run_case() {{
     sed 's/^/{STDERR}/' /tmp/stderr.log
     rm -f /tmp/serial.log /tmp/stderr.log
 }}
-end_case() {{
+{STOP_ON_TEXT}end_case() {{
     rm -f /tmp/stdout.log /tmp/case.stdin
     echo "{END}$name rc=$rc start=$t0 end=$t1"
 }}
@@ -73,13 +99,13 @@ end_case() {{
         for line in &case.setup {
             s.push_str(&format!("{line}\n"));
         }
-        let (sig, secs) = match case.stop_after {
-            Some(secs) => ("TERM", secs),
-            None => ("KILL", CASE_TIMEOUT_SECS),
+        let (text, secs) = match &case.stop_when {
+            Some(stop) => (stop.text.as_str(), stop.limit_secs),
+            None => ("", CASE_TIMEOUT_SECS),
         };
         let serial = if case.serial_on_stdout { "stdout" } else { "file" };
         let secs = secs.to_string();
-        let words: Vec<String> = [case.name.as_str(), sig, &secs, serial, case.program]
+        let words: Vec<String> = [case.name.as_str(), text, &secs, serial, case.program]
             .into_iter()
             .chain(case.args.iter().map(String::as_str))
             .map(sh_quote)
@@ -111,6 +137,45 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout), word);
     }
 
+    /// Runs [`STOP_ON_TEXT`] in sh on a program that prints `line` after a second and then runs
+    /// on; returns the exit status it set and how long it took.
+    fn stop_on_text(line: &str, text: &str, secs: u32) -> (String, std::time::Duration) {
+        let log = std::env::temp_dir().join(format!("minnow-stop-on-text-{}-{secs}.log", std::process::id()));
+        let script = format!(
+            "{STOP_ON_TEXT}\n: >{log}; (sleep 1; printf '\\033[5;1H{line}' >>{log}; exec sleep 30) &\n\
+             stop_on_text $! {log} {} {secs}; echo rc=$rc",
+            sh_quote(text),
+            log = log.display()
+        );
+        let started = std::time::Instant::now();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        let _ = std::fs::remove_file(&log);
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            started.elapsed(),
+        )
+    }
+
+    #[test]
+    fn a_guest_is_stopped_as_soon_as_its_text_shows_or_at_the_limit() {
+        let (rc, took) = stop_on_text("[251MB of 255MB]", "[251MB of 255MB]", 20);
+        assert_eq!(rc, "rc=143");
+        assert!(
+            took.as_secs() < 5,
+            "stopped {took:?} after the start, not at once"
+        );
+        let (rc, took) = stop_on_text("[4MB of 255MB]", "[251MB of 255MB]", 3);
+        assert_eq!(rc, "rc=143");
+        assert!(
+            took.as_secs_f64() >= 2.9,
+            "stopped after {took:?}, before the limit"
+        );
+    }
+
     #[test]
     fn every_case_is_run_by_name() {
         let cases = super::super::cases::payload_cases();
@@ -119,10 +184,7 @@ mod tests {
         assert!(script.contains("insmod /lib/modules/$m.ko"));
         for c in &cases {
             assert!(
-                script.contains(&format!(
-                    "run_case '{}' 'KILL' '{CASE_TIMEOUT_SECS}' 'file' ",
-                    c.name
-                )),
+                script.contains(&format!("run_case '{}' '' '{CASE_TIMEOUT_SECS}' 'file' ", c.name)),
                 "{}",
                 c.name
             );

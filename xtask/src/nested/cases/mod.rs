@@ -120,9 +120,10 @@ pub struct Case {
     /// COM1 is the command line's own `-serial mon:stdio`, so L2 takes minnow's stdout as the
     /// serial log instead of adding `-serial file:`.
     pub serial_on_stdout: bool,
-    /// Stop the VM with SIGTERM after this many seconds (a guest that halts instead of powering
-    /// off); otherwise it gets SIGKILL after the script's CASE_TIMEOUT_SECS, as a hang.
-    pub stop_after: Option<u32>,
+    /// For a guest that never stops by itself (it halts, or runs forever): L2 stops the VM with
+    /// SIGTERM as soon as this text is on its serial console, or after the limit. Otherwise the
+    /// VM gets SIGKILL after the script's CASE_TIMEOUT_SECS, as a hang.
+    pub stop_when: Option<StopWhen>,
     /// Shell lines L2 runs before the case (e.g. to make a disk image).
     pub setup: Vec<String>,
     /// Shell lines L2 runs after it, their output relayed (e.g. to read the image back).
@@ -130,6 +131,15 @@ pub struct Case {
     /// A line the after-commands' output must have.
     pub after_must_have: Option<&'static str>,
     pub expect: Expect,
+}
+
+/// When L2 stops a guest that does not stop by itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StopWhen {
+    /// Text on the serial console (escape sequences count as line ends) that ends the wait.
+    pub text: String,
+    /// Seconds to wait for it at most: a few times what it took on the slowest host measured.
+    pub limit_secs: u32,
 }
 
 impl Case {
@@ -141,7 +151,7 @@ impl Case {
             program,
             args,
             serial_on_stdout: false,
-            stop_after: None,
+            stop_when: None,
             setup: vec![],
             after: vec![],
             after_must_have: None,
