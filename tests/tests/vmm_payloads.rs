@@ -366,20 +366,19 @@ fn the_minnow_rom_error_line_reaches_the_serial_log() {
         }
         false
     });
-    let timeline = std::sync::Arc::new(minnow_vmm::Timeline::new(Instant::now()));
-    let machine = minnow_vmm::machine::build(&config, timeline).unwrap_or_else(|e| panic!("{e}"));
-    let stopper = machine.exit_signal();
+    let vm = minnow_vmm::Vm::start(&config).unwrap_or_else(|e| panic!("{e}"));
+    let stopper = vm.handle();
     let watcher = std::thread::spawn(move || {
         let seen = exit.join().unwrap_or(false);
-        stopper.request(ExitReason::PowerOff);
+        stopper.quit().expect("the VM was running");
         seen
     });
-    let reason = machine.run().unwrap_or_else(|e| panic!("{e}"));
+    let reason = vm.wait();
     assert!(
         watcher.join().unwrap_or(false),
         "no 'minnow: no kernel' line on COM1"
     );
-    assert_eq!(reason, ExitReason::PowerOff);
+    assert_eq!(reason, ExitReason::Quit);
 }
 
 #[test]

@@ -14,6 +14,9 @@ pub trait BusDevice: Send {
     fn read(&mut self, offset: u64, data: &mut [u8]);
     /// Writes `data` to the register at `offset`.
     fn write(&mut self, offset: u64, data: &[u8]);
+    /// The machine resets: back to the power-on state, keeping the host resources the device
+    /// was given (its output, its files, its interrupt line).
+    fn reset(&mut self) {}
 }
 
 pub type SharedDevice = Arc<Mutex<dyn BusDevice>>;
@@ -77,6 +80,13 @@ impl Bus {
                 data.fill(0xFF);
                 false
             }
+        }
+    }
+
+    /// Resets every device on the bus (a machine reset).
+    pub fn reset(&self) {
+        for range in self.ranges.values() {
+            lock(&range.device).reset();
         }
     }
 

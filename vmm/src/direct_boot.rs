@@ -299,6 +299,51 @@ fn read(path: &Path) -> Result<Blob, DirectBootError> {
     Ok(Blob::new(path.display().to_string(), bytes))
 }
 
+/// What `-bios none` loads, read once: a reset loads it again from here, without reopening the
+/// files.
+#[derive(Clone, Debug)]
+pub struct DirectBootImage {
+    kernel: Blob,
+    initrd: Option<Blob>,
+    acpi: Option<AcpiFiles>,
+    cmdline: String,
+    memory: u64,
+    cpus: u8,
+    cpu_signature: (u32, u32),
+}
+
+impl DirectBootImage {
+    /// Reads `-kernel` and `-initrd`, with the ACPI tables fw_cfg serves when `c` has ACPI.
+    pub fn read(c: &Config, cpu_signature: (u32, u32)) -> Result<Self, DirectBootError> {
+        Ok(Self {
+            kernel: read(c.kernel.as_deref().ok_or(DirectBootError::NoKernel)?)?,
+            initrd: c.initrd.as_deref().map(read).transpose()?,
+            acpi: match c.acpi() {
+                true => Some(minnow_acpi::build(&crate::fw_cfg_setup::acpi_machine(c))?),
+                false => None,
+            },
+            cmdline: crate::devices::virtio::placement::kernel_cmdline(c),
+            memory: c.memory,
+            cpus: c.cpus,
+            cpu_signature,
+        })
+    }
+
+    /// Loads it into `ram` as [`load`] does; returns vCPU 0's entry state.
+    pub fn load(&self, ram: &GuestMemoryMmap) -> Result<CpuEntry, DirectBootError> {
+        let input = Input {
+            kernel: &self.kernel,
+            initrd: self.initrd.as_ref(),
+            cmdline: &self.cmdline,
+            memory: self.memory,
+            cpus: self.cpus,
+            cpu_signature: self.cpu_signature,
+            acpi: self.acpi.as_ref(),
+        };
+        load(&input, ram)
+    }
+}
+
 /// Reads `-kernel` and `-initrd` and loads them as [`load`] does, with the ACPI tables fw_cfg
 /// serves when `c` has ACPI.
 pub fn load_files(
@@ -306,23 +351,7 @@ pub fn load_files(
     ram: &GuestMemoryMmap,
     cpu_signature: (u32, u32),
 ) -> Result<CpuEntry, DirectBootError> {
-    let kernel = read(c.kernel.as_deref().ok_or(DirectBootError::NoKernel)?)?;
-    let initrd = c.initrd.as_deref().map(read).transpose()?;
-    let acpi = match c.acpi() {
-        true => Some(minnow_acpi::build(&crate::fw_cfg_setup::acpi_machine(c))?),
-        false => None,
-    };
-    let cmdline = crate::devices::virtio::placement::kernel_cmdline(c);
-    let input = Input {
-        kernel: &kernel,
-        initrd: initrd.as_ref(),
-        cmdline: &cmdline,
-        memory: c.memory,
-        cpus: c.cpus,
-        cpu_signature,
-        acpi: acpi.as_ref(),
-    };
-    load(&input, ram)
+    DirectBootImage::read(c, cpu_signature)?.load(ram)
 }
 
 /// Loads the kernel and everything around it into `ram`; returns vCPU 0's entry state.

@@ -1,6 +1,11 @@
-//! Why the VM stopped, and how any thread asks it to stop.
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+//! Why the VM stopped, and how a device or vCPU asks for it: a guest-triggered stop (power off,
+//! reset, a triple fault, an isa-debug-exit write, a VMM failure on a vCPU) parks every vCPU at
+//! once, so no further guest instruction runs, and wakes the lifecycle controller, which decides
+//! what follows (reboot in place, stay stopped, or end).
+use crate::runtime::vcpu_control::{Command, VcpuControl};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use vmm_sys_util::eventfd::EventFd;
 
 /// The reason a VM ended. `minnow` turns it into its exit status (see `ExitReason::status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,8 +18,10 @@ pub enum ExitReason {
     DebugExit(u32),
     /// A vCPU triple-faulted (KVM_EXIT_SHUTDOWN).
     TripleFault,
-    /// SIGTERM or SIGINT.
+    /// SIGTERM, SIGINT or SIGHUP.
     Signal(i32),
+    /// The embedding application (or a monitor's `quit`) stopped the VM.
+    Quit,
     /// The VMM failed (the error is reported separately).
     Failure,
 }
@@ -25,7 +32,7 @@ impl ExitReason {
     /// 0x40000000 gets 1 (failure), never 0.
     pub fn status(self) -> u8 {
         match self {
-            Self::PowerOff | Self::Reset => 0,
+            Self::PowerOff | Self::Reset | Self::Quit => 0,
             Self::DebugExit(v) => (v.wrapping_shl(1) | 1) as u8,
             Self::TripleFault => 2,
             Self::Signal(s) => (128 + s) as u8,
@@ -34,34 +41,69 @@ impl ExitReason {
     }
 }
 
-/// Shared by the devices, the vCPU threads and the signal handling: the first request wins.
-#[derive(Clone, Default)]
+struct Inner {
+    events: Mutex<VecDeque<ExitReason>>,
+    wake: EventFd,
+    vcpus: Arc<VcpuControl>,
+}
+
+/// Shared by the devices and the vCPU threads: what the guest asked for, in order.
+#[derive(Clone)]
 pub struct ExitSignal {
-    state: Arc<(Mutex<Option<ExitReason>>, Condvar)>,
+    inner: Arc<Inner>,
+}
+
+impl Default for ExitSignal {
+    /// A signal with no vCPUs behind it (device tests, fuzzing).
+    fn default() -> Self {
+        Self::new(Arc::new(VcpuControl::new(0))).expect("an eventfd for a test's exit signal")
+    }
 }
 
 impl ExitSignal {
+    pub fn new(vcpus: Arc<VcpuControl>) -> std::io::Result<Self> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                events: Mutex::new(VecDeque::new()),
+                wake: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
+                vcpus,
+            }),
+        })
+    }
+
+    /// Stops every vCPU and tells the controller why.
     pub fn request(&self, reason: ExitReason) {
-        let (reason_slot, wake) = &*self.state;
-        reason_slot
+        self.inner.vcpus.set(Command::Park);
+        self.inner
+            .events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(reason);
-        wake.notify_all();
+            .push_back(reason);
+        let _ = self.inner.wake.write(1);
     }
 
+    /// The oldest request not yet taken.
+    pub fn take(&self) -> Option<ExitReason> {
+        self.inner
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    /// The oldest request not yet taken, left in place (for device tests).
     pub fn requested(&self) -> Option<ExitReason> {
-        *self.state.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .front()
+            .copied()
     }
 
-    /// Waits up to `timeout` for a request.
-    pub fn wait(&self, timeout: Duration) -> Option<ExitReason> {
-        let (reason_slot, wake) = &*self.state;
-        let guard = reason_slot.lock().unwrap_or_else(|p| p.into_inner());
-        let (guard, _) = wake
-            .wait_timeout_while(guard, timeout, |r| r.is_none())
-            .unwrap_or_else(|p| p.into_inner());
-        *guard
+    /// Readable while requests wait (for the event loop).
+    pub fn event(&self) -> &EventFd {
+        &self.inner.wake
     }
 }
 
@@ -70,14 +112,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_request_wins_and_wakes_waiters() {
-        let exit = ExitSignal::default();
-        assert_eq!(exit.wait(Duration::from_millis(1)), None);
-        let other = exit.clone();
-        let t = std::thread::spawn(move || other.wait(Duration::from_secs(10)));
+    fn requests_come_out_in_order_and_park_the_vcpus() {
+        let vcpus = Arc::new(VcpuControl::new(1));
+        vcpus.set(Command::Run);
+        let exit = ExitSignal::new(vcpus.clone()).unwrap();
         exit.request(ExitReason::DebugExit(0x10));
         exit.request(ExitReason::PowerOff);
-        assert_eq!(t.join().unwrap(), Some(ExitReason::DebugExit(0x10)));
+        assert_eq!(vcpus.command(), Command::Park);
+        assert_eq!(exit.event().read().unwrap(), 2);
+        assert_eq!(exit.take(), Some(ExitReason::DebugExit(0x10)));
+        assert_eq!(exit.take(), Some(ExitReason::PowerOff));
+        assert_eq!(exit.take(), None);
         assert_eq!(ExitReason::DebugExit(0x10).status(), 33);
         assert_eq!(ExitReason::Signal(15).status(), 143);
     }

@@ -16,49 +16,36 @@ pub mod layout;
 pub mod machine;
 pub mod option_roms;
 pub mod rom;
-pub mod rtc_timer;
-pub mod signals;
+pub mod runtime;
 pub mod timeline;
 pub mod vstate;
 
 pub use config::Config;
 pub use exit::ExitReason;
 pub use machine::MachineError;
-use std::sync::Arc;
+pub use runtime::lifecycle::{LifecycleError, RunState};
+pub use runtime::vm::{StartOptions, Vm, VmError, VmHandle};
 pub use timeline::Timeline;
 
 /// Builds the VM `config` describes and runs it to the end. Returns why it stopped; never exits
 /// the process.
 ///
-/// A guest reset reboots: the machine is built again from `config` (files are read again), as
-/// QEMU reboots, unless `config.no_reboot`, when the reset ends the VM. A triple fault always
-/// ends it (QEMU would reboot; a guest that faults at boot would then loop silently).
-pub fn run(config: &Config) -> Result<ExitReason, MachineError> {
-    run_with_timeline(config, &Arc::new(Timeline::new(std::time::Instant::now())))
+/// A guest reset reboots in place, as QEMU's does: devices and vCPUs back to power-on, nothing
+/// reopened; unless `config.no_reboot`, when the reset ends the VM. A triple fault always ends it
+/// (QEMU would reboot; a guest that faults at boot would then loop silently).
+pub fn run(config: &Config) -> Result<ExitReason, VmError> {
+    Ok(Vm::start(config)?.wait())
 }
 
 /// [`run`], recording the boot's phases in `timeline` (read them with [`Timeline::phases`]).
 /// Create it as early as the process starts, so its "exec" is the process's start.
-pub fn run_with_timeline(config: &Config, timeline: &Arc<Timeline>) -> Result<ExitReason, MachineError> {
-    // One serial log for the VM's whole life, reboots included, as QEMU keeps its chardev.
-    if let config::Serial::File(path) = &config.serial {
-        std::fs::File::create(path).map_err(|source| MachineError::Io {
-            what: format!("creating the serial log {}", path.display()),
-            source,
-        })?;
-    }
-    loop {
-        match machine::build(config, timeline.clone())?.run()? {
-            ExitReason::Reset if !config.no_reboot => {
-                // A SIGTERM during the reset must not be lost to the next boot.
-                if let Some(sig) = signals::take_termination() {
-                    return Ok(ExitReason::Signal(sig));
-                }
-            }
-            reason => {
-                timeline.mark(timeline::Event::Exit);
-                return Ok(reason);
-            }
-        }
-    }
+pub fn run_with_timeline(
+    config: &Config,
+    timeline: &std::sync::Arc<Timeline>,
+) -> Result<ExitReason, VmError> {
+    let options = StartOptions {
+        timeline: timeline.clone(),
+        termination: None,
+    };
+    Ok(Vm::start_with(config, options)?.wait())
 }

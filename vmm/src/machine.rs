@@ -1,5 +1,6 @@
-//! From a `Config` to a running VM, in order: validate, map memory, create the VM and vCPUs,
-//! attach the devices, fill fw_cfg; then run the vCPUs to the end.
+//! From a `Config` to a VM ready to start, in order: validate, read the files, map memory,
+//! create the VM and vCPUs (keeping their power-on state for resets), attach the devices, fill
+//! fw_cfg. `runtime::vm` starts it.
 use crate::bus::{Bus, BusError, SharedDevice};
 use crate::config::{Bios, Config, OnOffAuto, Serial};
 use crate::devices::cmos::Cmos;
@@ -9,28 +10,27 @@ use crate::devices::i8042::I8042;
 use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
-use crate::devices::virtio::{io_thread, mmio::MmioTransport, placement};
-use crate::direct_boot::{self, DirectBootError};
-use crate::exit::{ExitReason, ExitSignal};
+use crate::devices::virtio::{mmio::MmioTransport, placement};
+use crate::direct_boot::{CpuEntry, DirectBootError, DirectBootImage};
+use crate::exit::ExitSignal;
 use crate::fw_cfg_setup::{self, FwCfgSetupError};
 use crate::irq::IrqLine;
 use crate::layout::{gsi, port};
 use crate::rom::{self, RomError};
-use crate::signals;
+use crate::runtime::guest_log::GuestLog;
+use crate::runtime::output::GuestOutput;
+use crate::runtime::stdin::InputSink;
+use crate::runtime::vcpu_control::VcpuControl;
 use crate::timeline::{Event, FirstByte, Timeline};
 use crate::vstate::cpuid;
+use crate::vstate::irqchip_state::{IrqchipState, IrqchipStateError};
 use crate::vstate::memory::{self, MemoryError, Rom};
 use crate::vstate::msi_routes::MsiRoutes;
 use crate::vstate::vcpu::{ExitHandlers, Vcpu, VcpuError};
 use crate::vstate::vm::{self, Irqchip, VmError};
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 use vm_memory::GuestMemoryMmap;
-use vmm_sys_util::eventfd::EventFd;
-use vmm_sys_util::signal::Killable;
 
 mod virtio_devices;
 
@@ -61,6 +61,8 @@ pub enum MachineError {
     FwCfg(#[from] FwCfgSetupError),
     #[error(transparent)]
     DirectBoot(#[from] DirectBootError),
+    #[error(transparent)]
+    Irqchip(#[from] IrqchipStateError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MachineError {
@@ -68,26 +70,110 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MachineError {
     move |source| MachineError::Io { what, source }
 }
 
-/// A built VM, ready to run.
+/// A built VM, ready to start: its vCPUs (for their threads), what the vCPU threads need to
+/// handle exits, what the lifecycle controller keeps, and what the event loop serves.
 pub struct Machine {
-    // Field order is drop order: vCPUs and the VM go before the memory they map.
-    vcpus: Vec<Vcpu>,
-    // The devices may hold the VM (the I/O APICs route through it): they go before it.
-    handlers: ExitHandlers,
-    _vm: Arc<VmFd>,
-    _kvm: Kvm,
-    _ram: GuestMemoryMmap,
-    milestones: Arc<Mutex<Vec<Milestone>>>,
-    rtc: Option<Arc<Mutex<Cmos>>>,
-    /// virtio transports whose device polls a host fd, each served by an I/O thread.
-    virtio_io: Vec<Arc<Mutex<MmioTransport>>>,
-    serial: Option<(Arc<Mutex<serial::Serial<Output>>>, bool)>,
-    /// Last: guest memory's ROM windows point into this mapping.
-    _rom: Option<Rom>,
+    pub vcpus: Vec<Vcpu>,
+    pub handlers: ExitHandlers,
+    pub control: Arc<VcpuControl>,
+    pub core: MachineCore,
+    pub io: MachineIo,
 }
 
-/// Where COM1 writes.
-pub type Output = Box<dyn Write + Send>;
+/// The host fds the event loop serves.
+pub struct MachineIo {
+    /// Transports whose device has a host fd (a TAP, vhost's signal, console input).
+    pub virtio: Vec<Arc<Mutex<MmioTransport>>>,
+    pub rtc: Option<Arc<Mutex<Cmos>>>,
+    /// The device stdin feeds, if any.
+    pub stdin: Option<Box<dyn InputSink>>,
+}
+
+/// What the lifecycle controller keeps for the VM's life: what a reset puts back, what the end
+/// flushes, and what the guest's memory and KVM objects hang on.
+pub struct MachineCore {
+    // Field order is drop order: the devices (which may hold the VM: the I/O APICs route through
+    // it) before the VM, the VM before the memory it maps.
+    pio: Bus,
+    mmio: Bus,
+    transports: Vec<Arc<Mutex<MmioTransport>>>,
+    ged: Option<Arc<Mutex<Ged>>>,
+    /// COM1's and the virtio consoles' output.
+    pub outputs: Vec<GuestOutput>,
+    irqchip: Option<IrqchipState>,
+    direct_boot: Option<DirectBootImage>,
+    milestones: Arc<Mutex<Vec<Milestone>>>,
+    pub guest_log: GuestLog,
+    timeline: Arc<Timeline>,
+    vm: Arc<VmFd>,
+    _kvm: Kvm,
+    ram: GuestMemoryMmap,
+    /// Last: guest memory's ROM windows point into this mapping.
+    rom: Option<(Rom, Vec<u8>)>,
+}
+
+impl MachineCore {
+    /// The GED, whose power button `system_powerdown` presses (with ACPI).
+    pub fn ged(&self) -> Option<&Arc<Mutex<Ged>>> {
+        self.ged.as_ref()
+    }
+
+    /// The milestones the firmware wrote, in order.
+    pub fn milestones(&self) -> Vec<Milestone> {
+        self.milestones.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Stops (or restarts) the devices taking input from the host while the VM is paused.
+    pub fn set_devices_paused(&self, paused: bool) {
+        for t in &self.transports {
+            t.lock().unwrap_or_else(|p| p.into_inner()).set_paused(paused);
+        }
+    }
+
+    /// Everything but the vCPUs back to power-on, the vCPUs parked: the devices, KVM's
+    /// interrupt controllers and PIT, the ROM's bytes (the firmware keeps data in it), and with
+    /// `-bios none` the kernel and its boot structures, loaded again from memory. Returns vCPU
+    /// 0's entry for `-bios none`.
+    pub fn reset_devices_and_memory(&self) -> Result<Option<CpuEntry>, MachineError> {
+        self.pio.reset();
+        self.mmio.reset();
+        if let Some(chips) = &self.irqchip {
+            chips.restore(&self.vm)?;
+        }
+        if let Some((rom, image)) = &self.rom {
+            rom.restore(image);
+        }
+        Ok(match &self.direct_boot {
+            Some(image) => Some(image.load(&self.ram)?),
+            None => None,
+        })
+    }
+
+    /// The end: every disk flushed and synced, and what the guest said written out, waiting up
+    /// to `output_limit` for a slow reader. Reports what could not be saved.
+    pub fn shutdown(&self, output_limit: std::time::Duration) {
+        for t in &self.transports {
+            let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = t.flush() {
+                eprintln!("minnow: {}: flushing at exit: {e}", t.name());
+            }
+        }
+        let until = std::time::Instant::now() + output_limit;
+        for out in &self.outputs {
+            let dropped = out.finish(until.saturating_duration_since(std::time::Instant::now()));
+            if dropped > 0 {
+                eprintln!(
+                    "minnow: {}: {dropped} bytes of guest output were dropped: nothing read them",
+                    out.name()
+                );
+            }
+        }
+        self.timeline.set_guest_events(self.guest_log.counts());
+    }
+}
+
+/// Where COM1 writes: its output, marking the timeline's first serial byte.
+pub type Output = FirstByte<GuestOutput>;
 
 /// Refuses combinations that cannot work, saying why, before anything is created.
 pub fn validate(c: &Config) -> Result<(), MachineError> {
@@ -133,11 +219,16 @@ pub fn validate(c: &Config) -> Result<(), MachineError> {
     Ok(())
 }
 
-/// Builds the VM `c` describes, marking its phases in `timeline`.
+/// Builds the VM `c` describes, marking its phases in `timeline`. Every file is read and every
+/// host resource opened here, once: a reset reuses them.
 pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineError> {
     validate(c)?;
-    let rom = rom::image(c)?.map(|image| Rom::new(&image)).transpose()?;
-    let ram = memory::create(c.memory, rom.as_ref())?;
+    let guest_log = GuestLog::default();
+    let rom = match rom::image(c)? {
+        Some(image) => Some((Rom::new(&image)?, image)),
+        None => None,
+    };
+    let ram = memory::create(c.memory, rom.as_ref().map(|(r, _)| r))?;
     let kvm = vm::open_kvm()?;
     let irqchip = match c.pic() {
         true => Irqchip::InKernel { pit: c.pit() },
@@ -147,35 +238,49 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     };
     let vm = Arc::new(vm::create(&kvm, &ram, irqchip)?);
     timeline.mark(Event::VmCreated);
+    let irqchip_state = match irqchip {
+        Irqchip::InKernel { pit } => Some(IrqchipState::save(&vm, pit)?),
+        Irqchip::Split { .. } => None,
+    };
     let mut supported = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(MachineError::Cpuid)?;
     cpuid::add_emulated(&mut supported, kvm.check_extension(Cap::TscDeadlineTimer));
+    let msrs = kvm.get_msr_index_list().map_err(MachineError::Cpuid)?;
     let vcpus = (0..c.cpus)
-        .map(|id| Vcpu::new(&vm, &supported, id, c.cpus))
+        .map(|id| Vcpu::new(&vm, &supported, msrs.as_slice(), id, c.cpus))
         .collect::<Result<Vec<_>, _>>()?;
-    if c.bios == Bios::None {
-        // Direct boot: the kernel and its boot structures in RAM, vCPU 0 at its entry.
-        let entry = direct_boot::load_files(c, &ram, cpuid::signature(&supported, c.cpus))?;
-        if let Some(bsp) = vcpus.first() {
-            bsp.enter(&entry)?;
+    let direct_boot = match c.bios {
+        Bios::None => {
+            // Direct boot: the kernel and its boot structures in RAM, vCPU 0 at its entry.
+            let image = DirectBootImage::read(c, cpuid::signature(&supported, c.cpus))?;
+            if let Some(bsp) = vcpus.first() {
+                bsp.enter(&image.load(&ram)?)?;
+            }
+            Some(image)
         }
-    }
+        _ => None,
+    };
 
-    let exit = ExitSignal::default();
+    let control = Arc::new(VcpuControl::new(vcpus.len()));
+    let exit = ExitSignal::new(control.clone()).map_err(io("creating the VM's exit eventfd"))?;
     let mut pio = Bus::new();
     let milestones = Arc::new(Mutex::new(Vec::new()));
     attach_milestones(&mut pio, c, &milestones, &timeline)?;
+    let mut outputs = Vec::new();
     let serial = match c.machine.isa_serial {
-        true => Some((
-            attach_serial(&mut pio, &vm, &c.serial, &timeline)?,
-            // stdin feeds one device: a virtio console on stdio, which was asked for by name.
-            c.serial == Serial::Stdio && c.virtconsoles_on_stdio() == 0,
-        )),
+        true => Some(attach_serial(
+            &mut pio,
+            &vm,
+            &c.serial,
+            &timeline,
+            &guest_log,
+            &mut outputs,
+        )?),
         false => None,
     };
     let rtc = match c.machine.rtc.or(true) {
-        true => Some(attach_rtc(&mut pio, &vm, c.memory)?),
+        true => Some(attach_rtc(&mut pio, &vm, c.memory, &guest_log)?),
         // With ACPI the FADT says the RTC is absent; nothing can tell a guest without ACPI.
         false if c.acpi() => None,
         false => {
@@ -183,7 +288,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
             None
         }
     };
-    let i8042 = Arc::new(Mutex::new(I8042::new(exit.clone())));
+    let i8042 = Arc::new(Mutex::new(I8042::new(exit.clone(), guest_log.clone())));
     pio.insert(u64::from(port::I8042_DATA), 5, i8042)?;
     if let Some(d) = c.debug_exit {
         let dev = Arc::new(Mutex::new(DebugExit::new(exit.clone())));
@@ -199,32 +304,52 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     if matches!(irqchip, Irqchip::Split { .. }) {
         attach_ioapics(&mut mmio, &vm, c.ioapic2())?;
     }
-    let virtio_io = attach_virtio(&mut mmio, &vm, c, &ram)?;
-    if c.acpi() {
-        let ged = Ged::new(exit.clone(), irq_line(&vm, gsi::GED)?);
-        mmio.insert(
-            crate::layout::GED_EVENT,
-            ged::RANGE_LEN,
-            Arc::new(Mutex::new(ged)),
-        )?;
-    }
+    let virtio = attach_virtio(&mut mmio, &vm, c, &ram, &guest_log, &mut outputs)?;
+    let ged = match c.acpi() {
+        true => {
+            let ged = Arc::new(Mutex::new(Ged::new(exit.clone(), irq_line(&vm, gsi::GED)?)));
+            mmio.insert(crate::layout::GED_EVENT, ged::RANGE_LEN, ged.clone())?;
+            Some(ged)
+        }
+        false => None,
+    };
+    // stdin feeds one device: COM1 on stdio, unless a virtio console on stdio asked for it.
+    let stdin: Option<Box<dyn InputSink>> = match (virtio.console_input.clone(), &serial) {
+        (Some(console), _) => Some(Box::new(console)),
+        (None, Some(serial)) if c.serial == Serial::Stdio => Some(Box::new(serial.clone())),
+        _ => None,
+    };
     let handlers = ExitHandlers {
-        pio,
-        mmio,
+        pio: pio.clone(),
+        mmio: mmio.clone(),
         exit,
-        timeline,
+        timeline: timeline.clone(),
     };
     Ok(Machine {
         vcpus,
-        _vm: vm,
-        _kvm: kvm,
-        _ram: ram,
-        _rom: rom,
         handlers,
-        milestones,
-        rtc,
-        virtio_io,
-        serial,
+        control,
+        io: MachineIo {
+            virtio: virtio.with_io,
+            rtc: rtc.clone(),
+            stdin,
+        },
+        core: MachineCore {
+            pio,
+            mmio,
+            transports: virtio.all,
+            ged,
+            outputs,
+            irqchip: irqchip_state,
+            direct_boot,
+            milestones,
+            guest_log,
+            timeline,
+            vm,
+            _kvm: kvm,
+            ram,
+            rom,
+        },
     })
 }
 
@@ -268,148 +393,50 @@ fn attach_milestones(
     Ok(())
 }
 
+/// Opens where `output` goes: stdout, a file (truncated, as QEMU's file chardev), or nowhere.
+pub(crate) fn open_output(name: &str, output: &Serial) -> Result<GuestOutput, MachineError> {
+    match output {
+        Serial::Stdio => GuestOutput::stdout(name),
+        Serial::File(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(io(format!("opening the {name} log {}", path.display())))?;
+            GuestOutput::file(name, file)
+        }
+        Serial::None => GuestOutput::null(name),
+    }
+    .map_err(io(format!("setting up {name}'s output")))
+}
+
 fn attach_serial(
     pio: &mut Bus,
     vm: &VmFd,
     output: &Serial,
     timeline: &Arc<Timeline>,
+    log: &GuestLog,
+    outputs: &mut Vec<GuestOutput>,
 ) -> Result<Arc<Mutex<serial::Serial<Output>>>, MachineError> {
-    let out: Output = match output {
-        Serial::Stdio => Box::new(std::io::stdout()),
-        Serial::File(path) => Box::new(
-            // Appended to: `minnow_vmm::run` truncates it once, and a reboot keeps writing to it.
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(io(format!("opening the serial log {}", path.display())))?,
-        ),
-        Serial::None => Box::new(std::io::sink()),
-    };
-    let out: Output = Box::new(FirstByte::new(out, timeline.clone()));
-    let dev = Arc::new(Mutex::new(serial::Serial::new(irq_line(vm, gsi::COM1)?, out)));
+    let out = open_output("COM1", output)?;
+    outputs.push(out.clone());
+    let out = FirstByte::new(out, timeline.clone());
+    let dev = Arc::new(Mutex::new(serial::Serial::new(
+        irq_line(vm, gsi::COM1)?,
+        out,
+        log.clone(),
+    )));
     pio.insert(u64::from(port::COM1), 8, dev.clone())?;
     Ok(dev)
 }
 
-fn attach_rtc(pio: &mut Bus, vm: &VmFd, memory: u64) -> Result<Arc<Mutex<Cmos>>, MachineError> {
+fn attach_rtc(
+    pio: &mut Bus,
+    vm: &VmFd,
+    memory: u64,
+    log: &GuestLog,
+) -> Result<Arc<Mutex<Cmos>>, MachineError> {
     let low = memory.min(crate::layout::LOW_RAM_MAX);
-    let cmos = Cmos::new(low, memory - low, irq_line(vm, gsi::RTC)?).map_err(io("creating the RTC"))?;
+    let cmos =
+        Cmos::new(low, memory - low, irq_line(vm, gsi::RTC)?, log.clone()).map_err(io("creating the RTC"))?;
     let dev = Arc::new(Mutex::new(cmos));
     pio.insert(u64::from(port::RTC), 2, dev.clone())?;
     Ok(dev)
-}
-
-/// Forwards stdin to COM1 until stdin ends. The thread is detached: a read cannot be interrupted,
-/// so it ends with the process (or at EOF).
-fn forward_stdin(serial: Arc<Mutex<serial::Serial<Output>>>) {
-    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
-        let mut buf = [0u8; 64];
-        while let Ok(n @ 1..) = std::io::stdin().read(&mut buf) {
-            let mut rest = &buf[..n];
-            while !rest.is_empty() {
-                let taken = serial
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .enqueue_input(rest);
-                rest = &rest[taken..];
-                if taken == 0 {
-                    // The guest has not drained the FIFO yet.
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
-    });
-}
-
-impl Machine {
-    /// A handle that stops this VM from another thread (an embedding application's "stop").
-    pub fn exit_signal(&self) -> ExitSignal {
-        self.handlers.exit.clone()
-    }
-
-    /// The milestones the firmware wrote, in order.
-    pub fn milestones(&self) -> Vec<Milestone> {
-        self.milestones.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Runs every vCPU on its own thread until the VM stops; returns why.
-    pub fn run(self) -> Result<ExitReason, MachineError> {
-        signals::install().map_err(io("installing signal handlers"))?;
-        let Machine {
-            vcpus,
-            handlers,
-            rtc,
-            serial,
-            virtio_io,
-            ..
-        } = self;
-        if let Some((serial, true)) = serial {
-            forward_stdin(serial);
-        }
-        let stop_helpers = EventFd::new(libc::EFD_NONBLOCK).map_err(io("creating an eventfd"))?;
-        let rtc_thread = match rtc {
-            Some(rtc) => Some(
-                crate::rtc_timer::spawn(rtc, stop_helpers.try_clone().map_err(io("eventfd"))?)
-                    .map_err(io("starting the RTC timer"))?,
-            ),
-            None => None,
-        };
-        let io_threads = virtio_io
-            .into_iter()
-            .map(|t| {
-                let stop = stop_helpers.try_clone().map_err(io("eventfd"))?;
-                io_thread::spawn(t, stop).map_err(io("starting a virtio I/O thread"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let threads = vcpus
-            .into_iter()
-            .map(|mut vcpu| {
-                let h = handlers.clone();
-                std::thread::Builder::new()
-                    .name(format!("vcpu{}", vcpu.id()))
-                    .spawn(move || vcpu.run(&h))
-                    .map_err(io("starting a vCPU thread"))
-            })
-            .collect::<Result<Vec<JoinHandle<ExitReason>>, _>>()?;
-        let mut signalled = None;
-        let reason = loop {
-            if let Some(sig) = signals::take_termination() {
-                signalled = Some(sig);
-                handlers.exit.request(ExitReason::Signal(sig));
-            }
-            if let Some(reason) = handlers.exit.wait(Duration::from_millis(20)) {
-                break reason;
-            }
-        };
-        // A signal that raced a guest reset wins: a reset loop must not make minnow unkillable.
-        let reason = match (reason, signalled) {
-            (ExitReason::Reset, Some(sig)) => ExitReason::Signal(sig),
-            (reason, _) => reason,
-        };
-        // vCPUs blocked in KVM_RUN leave it when signalled; repeat in case one was not in it yet.
-        for t in threads {
-            // A vCPU that asked for the exit itself is already on its way out: look before kicking.
-            for _ in 0..10 {
-                if t.is_finished() {
-                    break;
-                }
-                std::thread::yield_now();
-            }
-            while !t.is_finished() {
-                let _ = t.kill(signals::kick_signal());
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            let _ = t.join();
-        }
-        // One stop eventfd for the helper threads: written once, it stays readable for all.
-        let _ = stop_helpers.write(1);
-        if let Some(t) = rtc_thread {
-            let _ = t.join();
-        }
-        for t in io_threads {
-            let _ = t.join();
-        }
-        Ok(reason)
-    }
 }

@@ -1,7 +1,9 @@
 //! `minnow`: QEMU's microvm command line over the Minnow library. Prints one line on error and
 //! exits non-zero; otherwise exits with the status the guest's way of stopping implies.
-use minnow_vmm::config::{self, TimelineOutput, HELP};
+use minnow_vmm::config::{self, Config, TimelineOutput, HELP};
+use minnow_vmm::runtime::signals::Termination;
 use minnow_vmm::timeline::{self, Timeline};
+use minnow_vmm::{ExitReason, StartOptions, Vm};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,9 +31,34 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let status = match minnow_vmm::run_with_timeline(&config, &timeline) {
-        Ok(reason) => {
-            if reason == minnow_vmm::ExitReason::TripleFault {
+    let status = run(&config, &timeline);
+    if let Some(path) = &config.pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    if let Err(e) = report_timeline(&config, &timeline) {
+        eprintln!("minnow: {e}");
+        return ExitCode::from(1);
+    }
+    ExitCode::from(status)
+}
+
+/// Runs the VM to its end; returns the exit status.
+fn run(config: &Config, timeline: &Arc<Timeline>) -> u8 {
+    let termination = match Termination::install() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("minnow: installing the SIGTERM, SIGINT and SIGHUP handlers: {e}");
+            return 1;
+        }
+    };
+    let options = StartOptions {
+        timeline: timeline.clone(),
+        termination: Some(termination),
+    };
+    match Vm::start_with(config, options) {
+        Ok(vm) => {
+            let reason = vm.wait();
+            if reason == ExitReason::TripleFault {
                 eprintln!("minnow: the guest triple-faulted (a vCPU shut down); stopping");
             }
             reason.status()
@@ -40,19 +67,18 @@ fn main() -> ExitCode {
             eprintln!("minnow: {e}");
             1
         }
-    };
-    if let Some(path) = &config.pidfile {
-        let _ = std::fs::remove_file(path);
     }
+}
+
+fn report_timeline(config: &Config, timeline: &Timeline) -> Result<(), String> {
     match &config.boot_timeline {
-        Some(TimelineOutput::Stderr) => eprint!("{}", timeline::text(&timeline.phases())),
-        Some(TimelineOutput::Json(path)) => {
-            if let Err(e) = std::fs::write(path, timeline::json(&timeline.phases())) {
-                eprintln!("minnow: writing the boot timeline {}: {e}", path.display());
-                return ExitCode::from(1);
-            }
+        Some(TimelineOutput::Stderr) => {
+            eprint!("{}", timeline::text(&timeline.phases()));
+            eprint!("{}", timeline::guest_events_text(&timeline.guest_events()));
         }
+        Some(TimelineOutput::Json(path)) => std::fs::write(path, timeline::json(&timeline.phases()))
+            .map_err(|e| format!("writing the boot timeline {}: {e}", path.display()))?,
         None => {}
     }
-    ExitCode::from(status)
+    Ok(())
 }

@@ -134,6 +134,8 @@ pub struct Timeline {
     exec: Instant,
     marks: Mutex<Vec<Mark>>,
     exits: [AtomicU64; KINDS.len()],
+    /// What the guest did wrong or too much, by kind, as the VM ended (`GuestLog::counts`).
+    guest_events: Mutex<Vec<(&'static str, u64)>>,
 }
 
 impl Timeline {
@@ -143,6 +145,7 @@ impl Timeline {
             exec,
             marks: Mutex::new(Vec::new()),
             exits: Default::default(),
+            guest_events: Mutex::new(Vec::new()),
         };
         t.mark_at(Event::Exec, exec);
         t
@@ -171,6 +174,19 @@ impl Timeline {
                 exits: self.counts(),
             });
         }
+    }
+
+    /// Records how often the guest did each thing it was refused or rate-limited for.
+    pub fn set_guest_events(&self, counts: Vec<(&'static str, u64)>) {
+        *self.guest_events.lock().unwrap_or_else(|p| p.into_inner()) = counts;
+    }
+
+    /// What [`Timeline::set_guest_events`] recorded.
+    pub fn guest_events(&self) -> Vec<(&'static str, u64)> {
+        self.guest_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The phases in time order: each event with its time, the time since the one before, and
@@ -215,6 +231,15 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// What the guest was refused or rate-limited for, one line, for the timeline's summary.
+pub fn guest_events_text(events: &[(&'static str, u64)]) -> String {
+    if events.is_empty() {
+        return "guest events: none refused\n".into();
+    }
+    let list: Vec<String> = events.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    format!("guest events: {}\n", list.join(", "))
+}
+
 /// The timeline as a table, for stderr.
 pub fn text(phases: &[Phase]) -> String {
     let mut s = String::from("minnow boot timeline (ms since exec; VM exits during each phase):\n");
@@ -255,6 +280,7 @@ pub fn json(phases: &[Phase]) -> String {
 }
 
 /// A writer that marks [`Event::FirstSerialByte`] on its first byte (COM1's output goes through it).
+#[derive(Clone)]
 pub struct FirstByte<W> {
     inner: W,
     timeline: std::sync::Arc<Timeline>,

@@ -25,6 +25,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::BusDevice;
 use crate::irq::IrqLine;
+use crate::runtime::guest_log::GuestLog;
 
 mod calendar;
 mod interrupts;
@@ -71,30 +72,36 @@ pub struct Cmos<C: Clock = HostClock> {
     anchor_ns: i128,
     /// Interrupt events up to this instant are in register C.
     last: Instant,
-    warned_offsets: u8,
+    log: GuestLog,
 }
 
 impl Cmos<HostClock> {
     /// An RTC on the host clock, in a machine with `low_ram` bytes of RAM below 4 GiB (from
     /// address 0) and `high_ram` above.
-    pub fn new(low_ram: u64, high_ram: u64, irq: IrqLine) -> io::Result<Self> {
-        Self::with_clock(low_ram, high_ram, irq, HostClock)
+    pub fn new(low_ram: u64, high_ram: u64, irq: IrqLine, log: GuestLog) -> io::Result<Self> {
+        Self::with_clock(low_ram, high_ram, irq, HostClock, log)
     }
 }
 
 impl<C: Clock> Cmos<C> {
-    pub fn with_clock(low_ram: u64, high_ram: u64, irq: IrqLine, clock: C) -> io::Result<Self> {
+    pub fn with_clock(
+        low_ram: u64,
+        high_ram: u64,
+        irq: IrqLine,
+        clock: C,
+        log: GuestLog,
+    ) -> io::Result<Self> {
         let now = clock.now();
         let utc = i128::try_from(clock.utc().as_nanos()).unwrap_or_default();
         let mut cmos = Self {
             irq,
-            deadline_changed: EventFd::new(libc::EFD_NONBLOCK)?,
+            deadline_changed: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
             index: 0,
             regs: [0; 128],
             anchor: now,
             anchor_ns: utc,
             last: now,
-            warned_offsets: 0,
+            log,
             clock,
         };
         cmos.regs[usize::from(REG_A)] = A_DEFAULT;
@@ -285,11 +292,11 @@ impl<C: Clock> Cmos<C> {
     }
 
     fn warn_offset(&mut self, offset: u64) {
-        let bit = 1 << offset.min(7);
-        if self.warned_offsets & bit == 0 {
-            self.warned_offsets |= bit;
-            eprintln!("minnow: cmos: access at offset {offset:#x} ignored");
-        }
+        crate::guest_log!(
+            self.log,
+            "cmos bad access",
+            "cmos: access at offset {offset:#x} ignored"
+        );
     }
 }
 
@@ -318,6 +325,16 @@ impl<C: Clock> BusDevice for Cmos<C> {
                 _ => self.warn_offset(port),
             }
         }
+    }
+
+    /// The chip's RESET pin: the clock and the CMOS RAM keep running (they are on the battery),
+    /// the interrupt enables and flags clear, as QEMU's `rtc_reset` does.
+    fn reset(&mut self) {
+        self.index = 0;
+        self.regs[usize::from(REG_B)] &= !(B_PIE | B_AIE | B_UIE);
+        self.regs[usize::from(REG_C)] = 0;
+        self.last = self.clock.now();
+        let _ = self.deadline_changed.write(1);
     }
 }
 

@@ -312,6 +312,13 @@ impl<M: GuestMemory + Send> BusDevice for FwCfg<M> {
             _ => {}
         }
     }
+
+    /// QEMU's fw_cfg reset: the signature selected again, no transfer in progress. The items
+    /// stay (a guest-written file too, as QEMU keeps it).
+    fn reset(&mut self) {
+        self.select(key::SIGNATURE);
+        self.dma_address = 0;
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,10 @@ impl BusDevice for Ged {
             self.write_register(offset + i as u64, byte);
         }
     }
+
+    fn reset(&mut self) {
+        self.pending = 0;
+    }
 }
 
 #[cfg(test)]

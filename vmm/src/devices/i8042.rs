@@ -15,6 +15,7 @@
 //! built on it; and it signals reset through an eventfd where this VMM has an [`ExitSignal`].
 use crate::bus::BusDevice;
 use crate::exit::{ExitReason, ExitSignal};
+use crate::runtime::guest_log::GuestLog;
 
 /// Offsets in the device's range.
 const DATA: u64 = 0;
@@ -79,14 +80,11 @@ pub struct I8042 {
     /// A command waiting for its parameter byte on DATA.
     pending: Option<u8>,
     last_was_command: bool,
-    /// Unknown commands already logged, one bit per command byte.
-    warned_commands: [u64; 4],
-    /// Unknown offsets already logged, one bit per offset.
-    warned_offsets: u8,
+    log: GuestLog,
 }
 
 impl I8042 {
-    pub fn new(exit: ExitSignal) -> Self {
+    pub fn new(exit: ExitSignal, log: GuestLog) -> Self {
         Self {
             exit,
             ctr: CTR_DEFAULT,
@@ -94,8 +92,7 @@ impl I8042 {
             last_output: 0,
             pending: None,
             last_was_command: true,
-            warned_commands: [0; 4],
-            warned_offsets: 0,
+            log,
         }
     }
 
@@ -126,7 +123,7 @@ impl I8042 {
         self.output = Some((byte, false));
     }
 
-    fn reset(&self) {
+    fn request_reset(&self) {
         self.exit.request(ExitReason::Reset);
     }
 
@@ -148,7 +145,7 @@ impl I8042 {
             CMD_KBD_ENABLE => self.ctr &= !CTR_KBD_DISABLED,
             CMD_READ_OUTPUT => self.reply(OUTPUT_NOT_RESET | OUTPUT_A20),
             CMD_A20_OFF | CMD_A20_ON => {}
-            CMD_PULSE_FIRST..=0xFF if cmd & OUTPUT_NOT_RESET == 0 => self.reset(),
+            CMD_PULSE_FIRST..=0xFF if cmd & OUTPUT_NOT_RESET == 0 => self.request_reset(),
             CMD_PULSE_FIRST..=0xFF => {}
             _ => self.warn_command(cmd),
         }
@@ -157,7 +154,7 @@ impl I8042 {
     fn write_data(&mut self, byte: u8) {
         match self.pending.take() {
             Some(CMD_WRITE_CTR) => self.ctr = byte,
-            Some(CMD_WRITE_OUTPUT) if byte & OUTPUT_NOT_RESET == 0 => self.reset(),
+            Some(CMD_WRITE_OUTPUT) if byte & OUTPUT_NOT_RESET == 0 => self.request_reset(),
             Some(CMD_WRITE_KBD_BUFFER) => self.output = Some((byte, false)),
             // The loopback comes back unmarked as AUX data: there is no AUX port (module doc).
             Some(CMD_WRITE_AUX_BUFFER) => self.output = Some((byte, false)),
@@ -167,21 +164,21 @@ impl I8042 {
     }
 
     fn warn_command(&mut self, cmd: u8) {
-        let (word, bit) = (usize::from(cmd / 64), cmd % 64);
-        if self.warned_commands[word] & (1 << bit) == 0 {
-            self.warned_commands[word] |= 1 << bit;
-            eprintln!("minnow: i8042: command {cmd:#04x} ignored");
-        }
+        crate::guest_log!(
+            self.log,
+            "i8042 unknown command",
+            "i8042: command {cmd:#04x} ignored"
+        );
     }
 
     /// Offsets 1-3 (ports 0x61-0x63) are not the controller's: port 0x61 belongs to KVM's
     /// in-kernel PIT when there is one.
     fn warn_offset(&mut self, offset: u64) {
-        let bit = 1 << offset.min(7);
-        if self.warned_offsets & bit == 0 {
-            self.warned_offsets |= bit;
-            eprintln!("minnow: i8042: access at offset {offset:#x} ignored");
-        }
+        crate::guest_log!(
+            self.log,
+            "i8042 bad access",
+            "i8042: access at offset {offset:#x} ignored"
+        );
     }
 }
 
@@ -210,6 +207,10 @@ impl BusDevice for I8042 {
             _ => self.warn_offset(offset),
         }
     }
+
+    fn reset(&mut self) {
+        *self = Self::new(self.exit.clone(), self.log.clone());
+    }
 }
 
 #[cfg(test)]
@@ -218,7 +219,7 @@ mod tests {
 
     fn controller() -> (I8042, ExitSignal) {
         let exit = ExitSignal::default();
-        (I8042::new(exit.clone()), exit)
+        (I8042::new(exit.clone(), GuestLog::default()), exit)
     }
 
     fn inb(dev: &mut I8042, offset: u64) -> u8 {

@@ -143,6 +143,16 @@ impl BusDevice for IoApic {
             _ => {}
         }
     }
+
+    /// Every pin masked again, as at power-on (their routes go with them).
+    fn reset(&mut self) {
+        for (pin, rte) in self.table.iter_mut().enumerate() {
+            if Msi::from_entry(std::mem::replace(rte, RTE_MASKED)).is_some() {
+                self.routes.set_route(self.gsi_base + pin as u32, None);
+            }
+        }
+        self.select = 0;
+    }
 }
 
 #[cfg(test)]

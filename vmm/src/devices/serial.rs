@@ -1,34 +1,32 @@
 //! COM1, a 16550A UART. The register model is vm-superio's `Serial`; this file is only the bus
 //! adapter around it, as Firecracker wraps it (src/vmm/src/devices/legacy/serial.rs).
 //!
-//! Output goes to any `Write` (the VMM passes stdout or a log file). Input arrives through
-//! [`Serial::enqueue_input`], called by the VMM's stdin thread.
+//! Output goes to any `Write` (the VMM passes a [`GuestOutput`](crate::runtime::output), which
+//! never blocks). Input arrives through [`Serial::enqueue_input`], called by the event loop's
+//! stdin reader.
 use std::io::Write;
 
 use vm_superio::serial::{Error as UartError, NoEvents};
 
 use crate::bus::BusDevice;
 use crate::irq::IrqLine;
+use crate::runtime::guest_log::GuestLog;
+use crate::runtime::stdin::InputSink;
 
 /// The UART's eight registers, offsets 0-7 of its range.
 const REGISTERS: u64 = 8;
 
-// What has been logged once already (see `Serial::warn_once`).
-const WARNED_OUTPUT: u8 = 1 << 0;
-const WARNED_IRQ: u8 = 1 << 1;
-const WARNED_OFFSET: u8 = 1 << 2;
-
-pub struct Serial<W: Write + Send> {
+pub struct Serial<W: Write + Send + Clone> {
     uart: vm_superio::Serial<IrqLine, NoEvents, W>,
-    warned: u8,
+    log: GuestLog,
 }
 
-impl<W: Write + Send> Serial<W> {
+impl<W: Write + Send + Clone> Serial<W> {
     /// A UART that interrupts through `irq` and sends what the guest transmits to `out`.
-    pub fn new(irq: IrqLine, out: W) -> Self {
+    pub fn new(irq: IrqLine, out: W, log: GuestLog) -> Self {
         Self {
             uart: vm_superio::Serial::new(irq, out),
-            warned: 0,
+            log,
         }
     }
 
@@ -54,26 +52,24 @@ impl<W: Write + Send> Serial<W> {
         self.uart.fifo_capacity()
     }
 
-    /// Logs a UART failure once per kind: output errors (e.g. a closed pipe) would otherwise
-    /// repeat for every byte the guest sends.
+    /// Logs a UART failure, rate-limited: output errors would otherwise repeat for every byte
+    /// the guest sends.
     fn report(&mut self, error: &UartError<std::io::Error>) {
-        let kind = match error {
-            UartError::IOError(_) => WARNED_OUTPUT,
-            UartError::Trigger(_) => WARNED_IRQ,
-            UartError::FullFifo => return,
-        };
-        self.warn_once(kind, format_args!("serial: {error}"));
+        if !matches!(error, UartError::FullFifo) {
+            crate::guest_log!(self.log, "serial failure", "serial: {error}");
+        }
     }
 
-    fn warn_once(&mut self, kind: u8, message: std::fmt::Arguments) {
-        if self.warned & kind == 0 {
-            self.warned |= kind;
-            eprintln!("minnow: {message}");
-        }
+    fn report_offset(&self, offset: u64) {
+        crate::guest_log!(
+            self.log,
+            "serial bad access",
+            "serial: access at offset {offset:#x} ignored"
+        );
     }
 }
 
-impl<W: Write + Send> BusDevice for Serial<W> {
+impl<W: Write + Send + Clone> BusDevice for Serial<W> {
     /// One register per access: a wider access reads the register at `offset` into the first
     /// byte and all-ones into the rest.
     fn read(&mut self, offset: u64, data: &mut [u8]) {
@@ -81,10 +77,7 @@ impl<W: Write + Send> BusDevice for Serial<W> {
         let Some(first) = data.first_mut() else { return };
         match u8::try_from(offset) {
             Ok(reg) if offset < REGISTERS => *first = self.uart.read(reg),
-            _ => self.warn_once(
-                WARNED_OFFSET,
-                format_args!("serial: access at offset {offset:#x} ignored"),
-            ),
+            _ => self.report_offset(offset),
         }
     }
 
@@ -97,11 +90,25 @@ impl<W: Write + Send> BusDevice for Serial<W> {
                     self.report(&e);
                 }
             }
-            _ => self.warn_once(
-                WARNED_OFFSET,
-                format_args!("serial: access at offset {offset:#x} ignored"),
-            ),
+            _ => self.report_offset(offset),
         }
+    }
+
+    /// A machine reset: the UART's registers as at power-on, the same output and line.
+    fn reset(&mut self) {
+        match self.uart.interrupt_evt().try_clone() {
+            Ok(irq) => self.uart = vm_superio::Serial::new(irq, self.uart.writer().clone()),
+            Err(e) => eprintln!("minnow: serial: resetting: {e}"),
+        }
+    }
+}
+
+/// The stdin reader's way into a shared COM1.
+impl<W: Write + Send + Clone> InputSink for std::sync::Arc<std::sync::Mutex<Serial<W>>> {
+    fn offer(&mut self, bytes: &[u8]) -> usize {
+        self.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .enqueue_input(bytes)
     }
 }
 
@@ -125,7 +132,7 @@ mod tests {
     fn uart() -> (Serial<Vec<u8>>, IrqLine) {
         let irq = IrqLine::new(4).unwrap();
         let probe = irq.try_clone().unwrap();
-        (Serial::new(irq, Vec::new()), probe)
+        (Serial::new(irq, Vec::new(), GuestLog::default()), probe)
     }
 
     fn read(dev: &mut Serial<Vec<u8>>, offset: u64) -> u8 {

@@ -1,77 +1,97 @@
 //! The machine's virtio-mmio devices, made from the command line's -device, -drive, -netdev and
 //! -chardev options and put on their transports.
-use super::{io, irq_line, MachineError};
+use super::{io, open_output, MachineError};
 use crate::bus::Bus;
-use crate::config::{Chardev, Config, DiskFormat, Drive, NetDev, VirtioDeviceConfig};
+use crate::config::{Chardev, Config, DiskFormat, Drive, NetDev, Serial, VirtioDeviceConfig};
 use crate::devices::virtio::block::{self, Block};
-use crate::devices::virtio::console::Console;
+use crate::devices::virtio::console::{Console, ConsoleInput};
 use crate::devices::virtio::net::{tap::Tap, Net};
 use crate::devices::virtio::{self, mmio::MmioTransport, placement, rng::Rng, vsock::Vsock, VirtioDevice};
+use crate::irq::LevelIrq;
+use crate::runtime::guest_log::GuestLog;
+use crate::runtime::output::GuestOutput;
+use crate::vstate::vm::KvmIrqLines;
 use kvm_ioctls::VmFd;
-use std::io::Write;
-use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use vm_memory::GuestMemoryMmap;
 
-/// The virtio devices, each on its transport (see `devices/virtio/placement.rs`). Returns the
-/// transports whose device needs an I/O thread.
+/// The machine's virtio transports.
+pub(super) struct VirtioDevices {
+    pub all: Vec<Arc<Mutex<MmioTransport>>>,
+    /// Those whose device has a host fd for the event loop.
+    pub with_io: Vec<Arc<Mutex<MmioTransport>>>,
+    /// The input of the virtio console on stdio, if there is one.
+    pub console_input: Option<ConsoleInput>,
+}
+
+/// The virtio devices, each on its transport (see `devices/virtio/placement.rs`), their
+/// interrupts level-triggered lines through KVM. Consoles' outputs join `outputs`.
 pub(super) fn attach_virtio(
     mmio: &mut Bus,
-    vm: &VmFd,
+    vm: &Arc<VmFd>,
     c: &Config,
     ram: &GuestMemoryMmap,
-) -> Result<Vec<Arc<Mutex<MmioTransport>>>, MachineError> {
+    log: &GuestLog,
+    outputs: &mut Vec<GuestOutput>,
+) -> Result<VirtioDevices, MachineError> {
     let transports = placement::transports(c).unwrap_or_default();
-    let mut with_io = Vec::new();
+    let lines = Arc::new(KvmIrqLines(vm.clone()));
+    let mut made = VirtioDevices {
+        all: Vec::new(),
+        with_io: Vec::new(),
+        console_input: None,
+    };
     for (device, t) in c.virtio.iter().zip(transports) {
         let device: Box<dyn VirtioDevice> = match device {
             VirtioDeviceConfig::Rng => Box::new(Rng),
             VirtioDeviceConfig::Block { drive } => block_device(c.drives.get(*drive))?,
-            VirtioDeviceConfig::Net { netdev, mac } => net_device(c.netdevs.get(*netdev), *mac)?,
-            VirtioDeviceConfig::Console { chardev } => console_device(c.chardevs.get(*chardev))?,
+            VirtioDeviceConfig::Net { netdev, mac } => net_device(c.netdevs.get(*netdev), *mac, log)?,
+            VirtioDeviceConfig::Console { chardev } => {
+                let (console, input) = console_device(c.chardevs.get(*chardev), outputs)?;
+                made.console_input = made.console_input.or(input);
+                console
+            }
             VirtioDeviceConfig::Vsock { cid, vhostfd } => Box::new(Vsock::new(*cid, *vhostfd, ram)?),
         };
-        let transport = MmioTransport::new(device, ram.clone(), irq_line(vm, t.gsi)?)
+        let irq = LevelIrq::new(t.gsi, lines.clone());
+        let transport = MmioTransport::new(device, ram.clone(), irq, log.clone())
             .map_err(io("creating a virtio transport's eventfd"))?;
         let has_io = transport.has_io();
         let transport = Arc::new(Mutex::new(transport));
         mmio.insert(t.base, virtio::mmio::MMIO_LEN, transport.clone())?;
         if has_io {
-            with_io.push(transport);
+            made.with_io.push(transport.clone());
         }
+        made.all.push(transport);
     }
-    Ok(with_io)
+    Ok(made)
 }
 
-/// A virtio console writing to the chardev `chardev` names.
-fn console_device(chardev: Option<&Chardev>) -> Result<Box<dyn VirtioDevice>, MachineError> {
+/// A virtio console writing to the chardev `chardev` names, and its input when the chardev is
+/// stdio.
+fn console_device(
+    chardev: Option<&Chardev>,
+    outputs: &mut Vec<GuestOutput>,
+) -> Result<(Box<dyn VirtioDevice>, Option<ConsoleInput>), MachineError> {
     let ch = chardev.ok_or_else(|| MachineError::Unsupported("a virtconsole without a -chardev".into()))?;
-    let out: Box<dyn Write + Send> = match &ch.path {
-        None => Box::new(std::io::stdout()),
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(io(format!("opening the console file {}", path.display())))?,
+    let name = format!("virtio console {}", ch.id);
+    let (output, input) = match &ch.path {
+        None => (
+            open_output(&name, &Serial::Stdio)?,
+            Some(ConsoleInput::new().map_err(io("creating the console's input queue"))?),
         ),
+        Some(path) => (open_output(&name, &Serial::File(path.clone()))?, None),
     };
-    // A stdio console also takes the guest's input from stdin (a duplicate, so the device's
-    // reads cannot close the process's own fd 0).
-    let input = match &ch.path {
-        None => Some(std::fs::File::from(
-            std::io::stdin()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(io("duplicating stdin for the virtio console"))?,
-        )),
-        Some(_) => None,
-    };
-    Ok(Box::new(Console::new(out, input)))
+    outputs.push(output.clone());
+    Ok((Box::new(Console::new(output, input.clone())), input))
 }
 
 /// A virtio-net device on the TAP `netdev` names.
-fn net_device(netdev: Option<&NetDev>, mac: [u8; 6]) -> Result<Box<dyn VirtioDevice>, MachineError> {
+fn net_device(
+    netdev: Option<&NetDev>,
+    mac: [u8; 6],
+    log: &GuestLog,
+) -> Result<Box<dyn VirtioDevice>, MachineError> {
     let n =
         netdev.ok_or_else(|| MachineError::Unsupported("a virtio-net device without a -netdev".into()))?;
     if let Some(fd) = n.fd {
@@ -83,7 +103,7 @@ fn net_device(netdev: Option<&NetDev>, mac: [u8; 6]) -> Result<Box<dyn VirtioDev
             "minnow: -netdev {}: using the TAP interface {name} (fd {fd})",
             n.id
         );
-        return Ok(Box::new(Net::new(Box::new(tap), mac)));
+        return Ok(Box::new(Net::new(Box::new(tap), mac, log.clone())));
     }
     let name = if n.ifname.is_empty() {
         "tapN"
@@ -97,7 +117,7 @@ fn net_device(netdev: Option<&NetDev>, mac: [u8; 6]) -> Result<Box<dyn VirtioDev
     if n.ifname.is_empty() {
         eprintln!("minnow: -netdev {}: using the TAP interface {opened}", n.id);
     }
-    Ok(Box::new(Net::new(Box::new(tap), mac)))
+    Ok(Box::new(Net::new(Box::new(tap), mac, log.clone())))
 }
 
 /// A virtio-blk device over `drive`'s image.

@@ -47,6 +47,15 @@ impl Rom {
         self.mapping.size() as u64
     }
 
+    /// Puts `image`'s bytes back (a reset: the firmware keeps data in its ROM, as on QEMU's
+    /// microvm, and starts again from the pristine image).
+    pub fn restore(&self, image: &[u8]) {
+        let len = image.len().min(self.mapping.size());
+        // SAFETY: `len` bytes fit the live mapping; the vCPUs are parked and no device DMA runs
+        // during a reset, so nothing else writes it meanwhile.
+        unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), self.mapping.as_ptr(), len) };
+    }
+
     /// Guest-physical ranges where the ROM appears, with their offsets into the ROM:
     /// `(guest address, length, offset)`.
     pub fn windows(&self) -> [(u64, u64, u64); 2] {

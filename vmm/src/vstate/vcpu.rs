@@ -1,8 +1,10 @@
 //! A vCPU: its CPUID and LAPIC setup, and the run loop, which only dispatches exits to the buses.
 use super::cpuid;
+use super::vcpu_state::{VcpuState, VcpuStateError};
 use crate::bus::Bus;
 use crate::direct_boot::CpuEntry;
 use crate::exit::{ExitReason, ExitSignal};
+use crate::runtime::vcpu_control::{self, Command, VcpuControl};
 use crate::timeline::{Event, ExitKind, Timeline};
 use kvm_bindings::{
     kvm_msr_entry, CpuId, Msrs, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
@@ -35,11 +37,15 @@ pub enum VcpuError {
         what: &'static str,
         source: kvm_ioctls::Error,
     },
+    #[error(transparent)]
+    State(#[from] VcpuStateError),
 }
 
 pub struct Vcpu {
     fd: VcpuFd,
     id: u8,
+    /// The state it was created in: what a reset returns to.
+    power_on: Option<VcpuState>,
 }
 
 /// What a vCPU thread needs to handle exits.
@@ -53,8 +59,9 @@ pub struct ExitHandlers {
 
 impl Vcpu {
     /// Creates vCPU `id` of `count` in its architectural reset state (for firmware boot: the CPU
-    /// starts at the reset vector; vCPUs other than 0 wait for the BSP's INIT/SIPI).
-    pub fn new(vm: &VmFd, supported: &CpuId, id: u8, count: u8) -> Result<Self, VcpuError> {
+    /// starts at the reset vector; vCPUs other than 0 wait for the BSP's INIT/SIPI), and keeps
+    /// that state for resets. `msrs` is KVM's MSR index list.
+    pub fn new(vm: &VmFd, supported: &CpuId, msrs: &[u32], id: u8, count: u8) -> Result<Self, VcpuError> {
         let fd = vm
             .create_vcpu(u64::from(id))
             .map_err(|source| VcpuError::Create { id, source })?;
@@ -66,9 +73,26 @@ impl Vcpu {
         set_lvt(&mut lapic.regs, APIC_LVT0, APIC_MODE_EXTINT);
         set_lvt(&mut lapic.regs, APIC_LVT1, APIC_MODE_NMI);
         fd.set_lapic(&lapic).map_err(setup("LAPIC"))?;
-        let vcpu = Self { fd, id };
+        let mut vcpu = Self {
+            fd,
+            id,
+            power_on: None,
+        };
         vcpu.set_msrs(&[(MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING)])?;
+        vcpu.power_on = Some(VcpuState::save(&vcpu.fd, id, msrs)?);
         Ok(vcpu)
+    }
+
+    /// Back to the state it was created in (a machine reset); vCPU 0 then at `entry` when the
+    /// VMM boots the kernel itself.
+    pub fn reset_to_power_on(&mut self, entry: Option<&CpuEntry>) -> Result<(), VcpuError> {
+        if let Some(state) = &self.power_on {
+            state.restore(&self.fd, self.id)?;
+        }
+        match entry {
+            Some(entry) if self.id == 0 => self.enter(entry),
+            _ => Ok(()),
+        }
     }
 
     fn set_msrs(&self, msrs: &[(u32, u64)]) -> Result<(), VcpuError> {
@@ -117,23 +141,48 @@ impl Vcpu {
         self.fd.set_regs(&entry.regs()).map_err(setup("registers"))
     }
 
-    /// Runs the guest until something asks the VM to stop; returns why.
-    pub fn run(&mut self, h: &ExitHandlers) -> ExitReason {
+    /// The vCPU's thread: runs the guest while the controller says so, parks while it says
+    /// so (running the jobs it hands over), and returns when it says exit.
+    pub fn run_thread(mut self, h: &ExitHandlers, control: &VcpuControl) {
+        let id = usize::from(self.id);
+        control.enter(id);
+        // The kick sets this vCPU's immediate_exit; the mapping lives as long as `self`.
+        vcpu_control::set_kick_target(&mut self.fd.get_kvm_run().immediate_exit);
+        while control.wait_to_run(id, &mut self) == Command::Run {
+            self.run(h, control);
+        }
+        vcpu_control::forget_kick_target();
+        control.leave(id);
+    }
+
+    /// Runs the guest until the command is no longer `Run`.
+    fn run(&mut self, h: &ExitHandlers, control: &VcpuControl) {
         if self.id == 0 {
             h.timeline.mark(Event::FirstInstruction);
         }
+        // The port I/O exit's element size, read from the mapping while `run`'s data borrows it.
+        let kvm_run: *const kvm_bindings::kvm_run = self.fd.get_kvm_run();
         loop {
-            if let Some(reason) = h.exit.requested() {
-                return reason;
+            // Cleared before the command is read: a kick after this point stops the next entry.
+            self.fd.set_kvm_immediate_exit(0);
+            if control.command() != Command::Run {
+                return;
             }
             match self.fd.run() {
                 Ok(VcpuExit::IoIn(port, data)) => {
                     h.timeline.count(ExitKind::for_port(port));
-                    h.pio.read(u64::from(port), data);
+                    let io_size = io_element_size(kvm_run);
+                    // `rep ins`: one device access per element.
+                    for element in data.chunks_mut(io_size) {
+                        h.pio.read(u64::from(port), element);
+                    }
                 }
                 Ok(VcpuExit::IoOut(port, data)) => {
                     h.timeline.count(ExitKind::for_port(port));
-                    h.pio.write(u64::from(port), data);
+                    let io_size = io_element_size(kvm_run);
+                    for element in data.chunks(io_size) {
+                        h.pio.write(u64::from(port), element);
+                    }
                 }
                 Ok(VcpuExit::MmioRead(addr, data)) => {
                     h.timeline.count(ExitKind::for_mmio(addr));
@@ -146,7 +195,7 @@ impl Vcpu {
                 // With the in-kernel LAPIC, HLT stays in KVM; without interrupts it would spin here.
                 Ok(VcpuExit::Hlt) => h.timeline.count(ExitKind::Hlt),
                 // Split irqchip: the guest EOId a level-triggered vector. Interrupts reach the
-                // LAPICs as edges from irqfds, so no I/O APIC entry waits on it.
+                // LAPICs as MSIs, so no I/O APIC entry waits on it.
                 Ok(VcpuExit::IoapicEoi(_)) => h.timeline.count(ExitKind::Other),
                 Ok(VcpuExit::Shutdown) => h.exit.request(ExitReason::TripleFault),
                 Ok(VcpuExit::SystemEvent(kind, _)) => h.exit.request(match kind {
@@ -170,7 +219,7 @@ impl Vcpu {
                     eprintln!("minnow: vCPU {}: unexpected exit {other:?}", self.id);
                     h.exit.request(ExitReason::Failure);
                 }
-                // A signal kicked us out of KVM_RUN: look at the exit request again.
+                // A kick (or another signal) ended KVM_RUN: look at the command again.
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
                 Err(e) => {
                     eprintln!("minnow: vCPU {}: KVM_RUN failed: {e}", self.id);
@@ -179,6 +228,16 @@ impl Vcpu {
             }
         }
     }
+}
+
+/// The element size (1, 2 or 4 bytes) of the port I/O exit `kvm_run` holds: a `rep ins/outs`
+/// exit carries `count` elements of it, each a device access of its own.
+fn io_element_size(kvm_run: *const kvm_bindings::kvm_run) -> usize {
+    // SAFETY: `kvm_run` is the vCPU's live kvm_run mapping, and after a KVM_EXIT_IO the union
+    // holds `io`; `size` lies before the data area the exit's slice borrows, so no reference
+    // overlaps this read.
+    let size = unsafe { std::ptr::addr_of!((*kvm_run).__bindgen_anon_1.io.size).read_volatile() };
+    usize::from(size).clamp(1, 4)
 }
 
 /// Sets a LAPIC local vector table entry's delivery mode (bits 8-10) and unmasks it.

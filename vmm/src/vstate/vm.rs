@@ -112,3 +112,14 @@ pub fn create(kvm: &Kvm, memory: &GuestMemoryMmap, irqchip: Irqchip) -> Result<V
     }
     Ok(vm)
 }
+
+/// Level-triggered GSIs set with KVM_IRQ_LINE.
+pub struct KvmIrqLines(pub std::sync::Arc<VmFd>);
+
+impl crate::irq::LineLevel for KvmIrqLines {
+    fn set_level(&self, gsi: u32, high: bool) -> std::io::Result<()> {
+        self.0
+            .set_irq_line(gsi, high)
+            .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+    }
+}

@@ -46,7 +46,14 @@ impl Rig {
         };
         let irq = IrqLine::new(8).unwrap();
         let probe = irq.try_clone().unwrap();
-        let cmos = Cmos::with_clock(low_ram, high_ram, irq, clock.clone()).unwrap();
+        let cmos = Cmos::with_clock(
+            low_ram,
+            high_ram,
+            irq,
+            clock.clone(),
+            crate::runtime::guest_log::GuestLog::default(),
+        )
+        .unwrap();
         Self {
             cmos,
             clock,

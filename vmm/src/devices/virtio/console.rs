@@ -1,13 +1,18 @@
 //! virtio-console, the simplest form QEMU's guests know (`-device virtio-serial-device
 //! -device virtconsole,chardev=ID`): one port without multiport, which Linux names hvc0. What the
-//! guest writes goes to the chardev (stdio or a file); with a stdio chardev, what arrives on
-//! stdin goes to the guest, read by the device's I/O thread into the receive queue.
+//! guest writes goes to the chardev (stdio or a file), never waiting for its reader; with a stdio
+//! chardev, what arrives on stdin goes to the guest: the event loop's stdin reader queues it
+//! ([`ConsoleInput`]) and the device moves it into the receive queue.
 use super::{DeviceError, VirtioDevice};
-use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use crate::runtime::output::GuestOutput;
+use crate::runtime::stdin::InputSink;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, Mutex};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
+use vmm_sys_util::eventfd::EventFd;
 
 const DEVICE_TYPE: u32 = 3;
 const QUEUE_SIZES: [u16; 2] = [64, 64];
@@ -15,26 +20,64 @@ const RX: usize = 0;
 const TX: usize = 1;
 /// Bytes taken from one transmit buffer at most.
 const MAX_CHUNK: usize = 64 * 1024;
-/// Bytes read from the input at once.
-const INPUT_CHUNK: usize = 4096;
+/// Input bytes queued for the guest at most: the stdin reader waits while the queue is full.
+const INPUT_CAPACITY: usize = 64 * 1024;
+
+struct InputQueue {
+    bytes: Mutex<VecDeque<u8>>,
+    /// Written when bytes arrive, for the device to move them on.
+    ready: EventFd,
+}
+
+/// The console's input, as the stdin reader feeds it.
+#[derive(Clone)]
+pub struct ConsoleInput {
+    queue: Arc<InputQueue>,
+}
+
+impl ConsoleInput {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            queue: Arc::new(InputQueue {
+                bytes: Mutex::new(VecDeque::new()),
+                ready: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
+            }),
+        })
+    }
+
+    fn take(&self, max: usize) -> Vec<u8> {
+        let mut q = self.queue.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let n = q.len().min(max);
+        q.drain(..n).collect()
+    }
+}
+
+impl InputSink for ConsoleInput {
+    fn offer(&mut self, bytes: &[u8]) -> usize {
+        let mut q = self.queue.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let n = bytes.len().min(INPUT_CAPACITY.saturating_sub(q.len()));
+        q.extend(&bytes[..n]);
+        if n > 0 {
+            let _ = self.queue.ready.write(1);
+        }
+        n
+    }
+}
 
 pub struct Console {
-    out: Box<dyn Write + Send>,
+    out: GuestOutput,
     /// Where the guest's input comes from (stdin), if anywhere.
-    input: Option<File>,
-    /// Input read but not yet in a receive buffer: the guest has none free.
+    input: Option<ConsoleInput>,
+    /// Input taken from the queue but not yet in a receive buffer: the guest has none free.
     pending: Vec<u8>,
-    /// The input ended (or failed): it is not polled again.
-    input_done: bool,
 }
 
 impl Console {
-    pub fn new(out: Box<dyn Write + Send>, input: Option<File>) -> Self {
+    pub fn new(out: GuestOutput, input: Option<ConsoleInput>) -> Self {
         Console {
             out,
             input,
             pending: Vec::new(),
-            input_done: false,
         }
     }
 
@@ -71,8 +114,7 @@ impl Console {
             if let Ok(mut r) = chain.reader(mem) {
                 let mut bytes = vec![0u8; r.available_bytes().min(MAX_CHUNK)];
                 if r.read_exact(&mut bytes).is_ok() {
-                    // The console's reader going away must not stop the guest.
-                    let _ = self.out.write_all(&bytes).and_then(|()| self.out.flush());
+                    self.out.push(&bytes);
                 }
             }
             queue.add_used(mem, head, 0)?;
@@ -113,28 +155,21 @@ impl VirtioDevice for Console {
         }
     }
 
-    /// The input, while it has not ended and nothing read waits for a buffer (polling it then
+    /// The input's eventfd, while nothing taken waits for a receive buffer (watching it then
     /// would only spin).
     fn io_fd(&self) -> Option<RawFd> {
-        let idle = self.pending.is_empty() && !self.input_done;
-        self.input.as_ref().filter(|_| idle).map(File::as_raw_fd)
+        let idle = self.pending.is_empty();
+        self.input
+            .as_ref()
+            .filter(|_| idle)
+            .map(|i| i.queue.ready.as_raw_fd())
     }
 
     fn handle_io(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
-        // The I/O thread holds the transport's lock here, and a vCPU may be waiting for it: read
-        // only what is there now, never wait for input (stdin is usually a blocking fd, and
-        // someone else may have drained it since the thread's poll).
-        if let Some(input) = self.input.as_mut().filter(|i| readable_now(i)) {
-            let mut buf = [0u8; INPUT_CHUNK];
-            match input.read(&mut buf) {
-                Ok(0) => self.input_done = true,
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                // A non-blocking stdin (the caller's choice) may have nothing after all.
-                Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
-                Err(e) => {
-                    eprintln!("minnow: virtio console input: {e}; no more input to the guest");
-                    self.input_done = true;
-                }
+        if let Some(input) = &self.input {
+            let _ = input.queue.ready.read();
+            if self.pending.is_empty() {
+                self.pending = input.take(INPUT_CAPACITY);
             }
         }
         match queues.get_mut(RX) {
@@ -150,37 +185,18 @@ impl VirtioDevice for Console {
     }
 }
 
-/// Whether a read of `f` would return at once (data, end of file or an error).
-fn readable_now(f: &File) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: f.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no waiting.
-    unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::FromRawFd;
-    use std::sync::{Arc, Mutex};
     use virtio_queue::desc::{split::Descriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;
     use vm_memory::{Bytes, GuestAddress};
 
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    /// A file standing in for the chardev, and its path.
+    fn chardev(name: &str) -> (GuestOutput, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("minnow-console-{name}-{}", std::process::id()));
+        let file = std::fs::File::create(&path).unwrap();
+        (GuestOutput::file("console", file).unwrap(), path)
     }
 
     #[test]
@@ -194,41 +210,28 @@ mod tests {
         ])
         .unwrap();
         let mut queue: Queue = vq.create_queue().unwrap();
-        let sink = Sink::default();
-        let mut console = Console::new(Box::new(sink.clone()), None);
+        let (out, path) = chardev("tx");
+        let mut console = Console::new(out, None);
         assert!(console.process(TX, &mut queue, &mem).unwrap());
-        assert_eq!(sink.0.lock().unwrap().as_slice(), b"hello hvc0\n");
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello hvc0\n");
         assert!(!console.process(0, &mut queue, &mem).unwrap());
-    }
-
-    /// A pipe standing in for stdin.
-    fn pipe() -> (File, File) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe(2) fills the two-element array.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both fds were just created and are owned by nothing else.
-        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
-    }
-
-    #[test]
-    fn no_input_yet_never_blocks_the_io_thread() {
-        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
-        let (reader, _writer) = pipe();
-        let mut console = Console::new(Box::new(Sink::default()), Some(reader));
-        // A blocking pipe with nothing in it: a read would wait forever, under the lock.
-        assert!(!console.handle_io(&mut [], &mem).unwrap());
-        assert!(console.io_fd().is_some(), "still waiting for input");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn input_waits_for_receive_buffers_then_fills_them_in_order() {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
-        let (reader, mut writer) = pipe();
-        let mut console = Console::new(Box::new(Sink::default()), Some(reader));
+        let mut input = ConsoleInput::new().unwrap();
+        let (out, path) = chardev("rx");
+        let mut console = Console::new(out, Some(input.clone()));
         assert!(console.io_fd().is_some());
-        writer.write_all(b"typed by the user\n").unwrap();
+        assert!(
+            !console.handle_io(&mut [], &mem).unwrap(),
+            "no input yet: nothing to do"
+        );
+        assert_eq!(input.offer(b"typed by the user\n"), 18);
 
-        // No receive buffer yet: the input is held, and the fd is not polled meanwhile.
+        // No receive buffer yet: the input is held, and the queue is not watched meanwhile.
         let vq = MockSplitQueue::new(&mem, 16);
         let mut queues = vec![vq.create_queue::<Queue>().unwrap()];
         queues[0].set_ready(false);
@@ -248,11 +251,15 @@ mod tests {
         mem.read_slice(&mut got[8..], GuestAddress(0x5000)).unwrap();
         assert_eq!(&got, b"typed by the use");
         assert_eq!(console.pending, b"r\n");
+        std::fs::remove_file(path).unwrap();
+    }
 
-        // The input ends: it is never polled again.
-        console.pending.clear();
-        drop(writer);
-        console.handle_io(&mut [], &mem).unwrap();
-        assert!(console.io_fd().is_none());
+    #[test]
+    fn a_full_input_queue_takes_no_more_until_the_guest_reads() {
+        let mut input = ConsoleInput::new().unwrap();
+        assert_eq!(input.offer(&vec![b'x'; INPUT_CAPACITY + 10]), INPUT_CAPACITY);
+        assert_eq!(input.offer(b"more"), 0);
+        assert_eq!(input.take(10).len(), 10);
+        assert_eq!(input.offer(b"more"), 4);
     }
 }

@@ -1,13 +1,15 @@
 //! The virtio-mmio transport, version 2 (virtio 1.x, section 4.2.2), one per device, at QEMU
 //! microvm's addresses (0xFEB00000 + i * 0x200). The driver's queue notification runs the device
-//! on the vCPU that wrote it; the used-buffer interrupt goes out through the device's irqfd.
+//! on the vCPU that wrote it. The interrupt is a level, as the DSDT declares it: high while
+//! INTERRUPT_STATUS is not zero, lowered when the driver acknowledges the last reason.
 //!
 //! A guest gets the spec's behaviour and nothing more: unknown registers read zero, writes to
 //! them are dropped, a queue that is not set up is not processed, and a request the device
 //! cannot parse marks the device DEVICE_NEEDS_RESET instead of touching anything else.
 use super::{VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
-use crate::irq::IrqLine;
+use crate::irq::LevelIrq;
+use crate::runtime::guest_log::GuestLog;
 use std::os::fd::RawFd;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
@@ -56,7 +58,7 @@ const INT_CONFIG: u32 = 2;
 pub struct MmioTransport {
     device: Box<dyn VirtioDevice>,
     mem: GuestMemoryMmap,
-    irq: IrqLine,
+    irq: LevelIrq,
     queues: Vec<Queue>,
     queue_sel: u32,
     device_features_sel: u32,
@@ -65,13 +67,21 @@ pub struct MmioTransport {
     status: u32,
     interrupt_status: u32,
     config_generation: u32,
-    /// Written on every notification and status change, so the device's I/O thread looks at
-    /// `io_fd` again.
+    /// Written on every notification and status change, so the event loop looks at `io_fd`
+    /// again.
     wake: EventFd,
+    /// The VM is stopped: the device takes nothing from its host fd.
+    paused: bool,
+    log: GuestLog,
 }
 
 impl MmioTransport {
-    pub fn new(device: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: IrqLine) -> std::io::Result<Self> {
+    pub fn new(
+        device: Box<dyn VirtioDevice>,
+        mem: GuestMemoryMmap,
+        irq: LevelIrq,
+        log: GuestLog,
+    ) -> std::io::Result<Self> {
         let queues = device
             .queue_max_sizes()
             .iter()
@@ -89,22 +99,48 @@ impl MmioTransport {
             status: 0,
             interrupt_status: 0,
             config_generation: 0,
-            wake: EventFd::new(libc::EFD_NONBLOCK)?,
+            wake: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
+            paused: false,
+            log,
         })
     }
 
-    /// Whether the device wants an I/O thread (it has a host fd to poll).
+    /// Whether the device has a host fd for the event loop to watch.
     pub fn has_io(&self) -> bool {
         self.device.io_fd().is_some()
+    }
+
+    /// The device's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self.device.device_type() {
+            1 => "virtio-net",
+            2 => "virtio-blk",
+            3 => "virtio-console",
+            4 => "virtio-rng",
+            19 => "vhost-vsock",
+            _ => "virtio device",
+        }
+    }
+
+    /// Stops (or restarts) taking input from the device's host fd while the VM is stopped.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        let _ = self.wake.write(1);
+    }
+
+    /// Makes every completed write durable (at exit): what a disk has cached goes to the host.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.device.flush()
     }
 
     pub fn wake(&self) -> &EventFd {
         &self.wake
     }
 
-    /// The fd the I/O thread should poll now: only for a running device.
+    /// The fd the event loop should watch now: only for a running device.
     pub fn io_fd(&self) -> Option<RawFd> {
-        let running = self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0;
+        let running =
+            self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 && !self.paused;
         running.then(|| self.device.io_fd()).flatten()
     }
 
@@ -122,17 +158,19 @@ impl MmioTransport {
         match result {
             Ok(true) => {
                 self.interrupt_status |= INT_VRING;
-                self.irq.trigger();
+                self.irq.raise();
             }
             Ok(false) => {}
             Err(e) => {
-                eprintln!(
-                    "minnow: virtio device {}: {e}; it needs a reset",
-                    self.device.device_type()
+                crate::guest_log!(
+                    self.log,
+                    "virtio device error",
+                    "{}: {e}; it needs a reset",
+                    self.name()
                 );
                 self.status |= STATUS_NEEDS_RESET;
                 self.interrupt_status |= INT_CONFIG;
-                self.irq.trigger();
+                self.irq.raise();
             }
         }
     }
@@ -153,6 +191,7 @@ impl MmioTransport {
         self.driver_features = 0;
         self.status = 0;
         self.interrupt_status = 0;
+        self.irq.lower();
     }
 
     fn set_status(&mut self, value: u32) {
@@ -252,7 +291,12 @@ impl MmioTransport {
                 }
             }
             QUEUE_NOTIFY => self.notify(v & 0xFFFF),
-            INTERRUPT_ACK => self.interrupt_status &= !v,
+            INTERRUPT_ACK => {
+                self.interrupt_status &= !v;
+                if self.interrupt_status == 0 {
+                    self.irq.lower();
+                }
+            }
             STATUS => self.set_status(v),
             QUEUE_DESC_LOW | QUEUE_DESC_HIGH => {
                 if let Some(q) = self.queue() {
@@ -308,6 +352,8 @@ impl BusDevice for MmioTransport {
 mod tests {
     use super::super::rng::Rng;
     use super::*;
+    use crate::irq::RecordedLevels;
+    use std::sync::Arc;
     use virtio_queue::desc::{split::Descriptor, RawDescriptor};
     use virtio_queue::mock::MockSplitQueue;
     use vm_memory::GuestAddress;
@@ -322,8 +368,13 @@ mod tests {
         t.write(offset, &v.to_le_bytes());
     }
 
+    fn transport_with(mem: &GuestMemoryMmap, lines: &Arc<RecordedLevels>) -> MmioTransport {
+        let irq = LevelIrq::new(5, lines.clone());
+        MmioTransport::new(Box::new(Rng), mem.clone(), irq, GuestLog::default()).unwrap()
+    }
+
     fn transport(mem: &GuestMemoryMmap) -> MmioTransport {
-        MmioTransport::new(Box::new(Rng), mem.clone(), IrqLine::new(5).unwrap()).unwrap()
+        transport_with(mem, &Arc::new(RecordedLevels::default()))
     }
 
     /// The Linux driver's sequence: identify, negotiate, set up queue 0, DRIVER_OK, notify.
@@ -358,11 +409,53 @@ mod tests {
         write(&mut t, QUEUE_NOTIFY, 0);
         assert_eq!(vq.used().idx().load(), 1);
         assert_eq!(read(&mut t, INTERRUPT_STATUS), INT_VRING);
-        assert_eq!(t.irq.event().read().unwrap(), 1);
+        assert!(t.irq.is_high());
         write(&mut t, INTERRUPT_ACK, INT_VRING);
         assert_eq!(read(&mut t, INTERRUPT_STATUS), 0);
+        assert!(!t.irq.is_high());
         write(&mut t, STATUS, 0);
         assert_eq!((read(&mut t, STATUS), read(&mut t, QUEUE_READY)), (0, 0));
+    }
+
+    /// Linux's handler reads INTERRUPT_STATUS, acknowledges what it read, then walks the used
+    /// rings. A buffer used after the walk but before the handler's EOI must leave the line high,
+    /// so the I/O APIC delivers again at the EOI: a pulse there is lost to the pin's remote IRR.
+    #[test]
+    fn the_interrupt_stays_high_until_the_driver_acknowledges_every_reason() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let lines = Arc::new(RecordedLevels::default());
+        let mut t = transport_with(&mem, &lines);
+        write(&mut t, STATUS, 1 | 2);
+        write(&mut t, DRIVER_FEATURES_SEL, 1);
+        write(&mut t, DRIVER_FEATURES, 1);
+        write(&mut t, STATUS, 1 | 2 | STATUS_FEATURES_OK);
+        let vq = MockSplitQueue::new(&mem, 16);
+        let buffer = |at: u64| RawDescriptor::from(Descriptor::new(at, 32, 2, 0));
+        vq.add_desc_chains(&[buffer(0x8000)], 0).unwrap();
+        write(&mut t, QUEUE_NUM, 16);
+        write(&mut t, QUEUE_DESC_LOW, vq.desc_table_addr().0 as u32);
+        write(&mut t, QUEUE_AVAIL_LOW, vq.avail_addr().0 as u32);
+        write(&mut t, QUEUE_USED_LOW, vq.used_addr().0 as u32);
+        write(&mut t, QUEUE_READY, 1);
+        write(&mut t, STATUS, 1 | 2 | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+        write(&mut t, QUEUE_NOTIFY, 0);
+        assert_eq!(lines.level(5), Some(true));
+        // The handler reads and acknowledges; the line drops with the last reason.
+        let status = read(&mut t, INTERRUPT_STATUS);
+        write(&mut t, INTERRUPT_ACK, status);
+        assert_eq!(lines.level(5), Some(false));
+        // More buffers used before the EOI: the line is high again and stays so.
+        vq.add_desc_chains(&[buffer(0x9000)], 1).unwrap();
+        write(&mut t, QUEUE_NOTIFY, 0);
+        assert_eq!(lines.level(5), Some(true));
+        write(&mut t, INTERRUPT_ACK, INT_CONFIG);
+        assert_eq!(
+            lines.level(5),
+            Some(true),
+            "an unrelated ack leaves the used-buffer reason"
+        );
+        write(&mut t, STATUS, 0);
+        assert_eq!(lines.level(5), Some(false), "a reset lowers the line");
     }
 
     #[test]

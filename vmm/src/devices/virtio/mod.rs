@@ -3,7 +3,6 @@
 //! rust-vmm's `virtio-queue`, which bounds-checks every descriptor against guest memory.
 pub mod block;
 pub mod console;
-pub mod io_thread;
 pub mod mmio;
 pub mod net;
 pub mod placement;
@@ -73,9 +72,13 @@ pub trait VirtioDevice: Send {
     }
     /// The driver reset the device.
     fn reset(&mut self) {}
+    /// Makes what the device wrote durable on the host (a disk's cache); at exit.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
     /// A host fd whose readiness means work for the device (a TAP's incoming frames, vhost's
-    /// used-buffer signal). A device that has one when it is created gets an I/O thread, which
-    /// polls it while the driver runs the device.
+    /// used-buffer signal, console input). A device that has one when it is created is watched
+    /// by the event loop while the driver runs the device.
     fn io_fd(&self) -> Option<RawFd> {
         None
     }

@@ -5,6 +5,7 @@
 pub mod tap;
 
 use super::{DeviceError, VirtioDevice};
+use crate::runtime::guest_log::GuestLog;
 use std::io::{Read, Write};
 use std::os::fd::RawFd;
 use tap::FrameIo;
@@ -26,14 +27,16 @@ pub struct Net {
     mac: [u8; 6],
     /// A received frame that found no receive buffer yet.
     pending: Option<Vec<u8>>,
+    log: GuestLog,
 }
 
 impl Net {
-    pub fn new(io: Box<dyn FrameIo>, mac: [u8; 6]) -> Self {
+    pub fn new(io: Box<dyn FrameIo>, mac: [u8; 6], log: GuestLog) -> Self {
         Net {
             io,
             mac,
             pending: None,
+            log,
         }
     }
 
@@ -44,10 +47,18 @@ impl Net {
             if let Ok(mut r) = chain.reader(mem) {
                 let len = r.available_bytes().min(HEADER_LEN + MAX_FRAME);
                 let mut packet = vec![0u8; len];
-                if r.read_exact(&mut packet).is_ok() && len > HEADER_LEN {
-                    if let Err(e) = self.io.send(&packet[HEADER_LEN..]) {
-                        eprintln!("minnow: virtio-net: sending a frame: {e}");
-                    }
+                if r.read_exact(&mut packet).is_err() || len <= HEADER_LEN {
+                    crate::guest_log!(
+                        self.log,
+                        "virtio-net short frame",
+                        "virtio-net: a {len}-byte transmit buffer holds no frame after its header; dropped"
+                    );
+                } else if let Err(e) = self.io.send(&packet[HEADER_LEN..]) {
+                    crate::guest_log!(
+                        self.log,
+                        "virtio-net send failure",
+                        "virtio-net: sending a frame: {e}"
+                    );
                 }
             }
             queue.add_used(mem, head, 0)?;

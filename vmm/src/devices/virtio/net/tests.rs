@@ -27,7 +27,15 @@ fn setup() -> (Net, UnixDatagram, GuestMemoryMmap) {
     ours.set_nonblocking(true).unwrap();
     host.set_nonblocking(true).unwrap();
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
-    (Net::new(Box::new(Pair(ours)), DEFAULT_MAC), host, mem)
+    (
+        Net::new(
+            Box::new(Pair(ours)),
+            DEFAULT_MAC,
+            crate::runtime::guest_log::GuestLog::default(),
+        ),
+        host,
+        mem,
+    )
 }
 
 #[test]

@@ -1,0 +1,337 @@
+//! The lifecycle controller: the one place that decides what a VM does next. It runs on the
+//! event loop thread and takes, in order, what the guest asked for (power off, reset, ...: the
+//! vCPUs are already parked when it looks), what the embedding application or a monitor asks for
+//! (pause, resume, reset, power button, quit), and the process's termination signals.
+//!
+//! Every end goes through [`Controller::finish`]: the vCPU threads stop and are joined, every
+//! writable disk is flushed and synced, and guest output still waiting for its reader is written
+//! out (for up to [`OUTPUT_LIMIT`]).
+use super::output::GuestOutput;
+use super::signals::Termination;
+use super::vcpu_control::{Command, JobError, VcpuControl};
+use super::vcpu_threads::VcpuThreads;
+use crate::exit::{ExitReason, ExitSignal};
+use crate::machine::MachineCore;
+use crate::timeline::{Event, Timeline};
+use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
+use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vmm_sys_util::eventfd::EventFd;
+
+/// How long the vCPUs get to park when the VM is paused or reset.
+pub const PARK_LIMIT: Duration = Duration::from_secs(5);
+/// How long guest output may wait for a slow reader when the VM ends.
+pub const OUTPUT_LIMIT: Duration = Duration::from_secs(2);
+
+/// Where a VM is in its life, with QEMU's names (`query-status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Built, not started yet (`-S`).
+    Prelaunch,
+    Running,
+    /// Stopped by a request (`stop`).
+    Paused,
+    /// The guest shut down and the VM waits (`-no-shutdown`).
+    Shutdown,
+    /// Over: the VM stopped for good.
+    Ended,
+}
+
+impl RunState {
+    /// QEMU's name for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prelaunch => "prelaunch",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Shutdown => "shutdown",
+            Self::Ended => "shutdown",
+        }
+    }
+}
+
+/// What an application or a monitor asks a VM to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Pause,
+    Resume,
+    Reset,
+    /// Press the ACPI power button.
+    Powerdown,
+    Quit,
+}
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LifecycleError {
+    #[error("the VM has ended")]
+    Ended,
+    #[error("{0}")]
+    Stuck(String),
+    #[error("resetting the machine: {0}")]
+    Reset(String),
+    #[error("this machine has no ACPI power button (acpi=off): nothing can ask the guest to power off")]
+    NoPowerButton,
+}
+
+/// Where a request's answer goes.
+pub type Answer = Sender<Result<(), LifecycleError>>;
+
+/// Requests from other threads, each with the channel its answer goes back on.
+pub struct Requests {
+    queue: Mutex<VecDeque<(Request, Answer)>>,
+    event: EventFd,
+}
+
+impl Requests {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            queue: Mutex::new(VecDeque::new()),
+            event: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
+        })
+    }
+
+    pub fn send(&self, request: Request, answer: Answer) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back((request, answer));
+        let _ = self.event.write(1);
+    }
+
+    fn take(&self) -> Option<(Request, Answer)> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+    }
+}
+
+pub struct Controller {
+    // Field order is drop order: the threads stop before the machine they run goes.
+    threads: VcpuThreads,
+    core: Option<MachineCore>,
+    control: Arc<VcpuControl>,
+    exit: ExitSignal,
+    requests: Arc<Requests>,
+    termination: Option<Termination>,
+    state: Arc<Mutex<RunState>>,
+    ended: Option<ExitReason>,
+    no_reboot: bool,
+    timeline: Arc<Timeline>,
+}
+
+/// What the controller is built from.
+pub struct ControllerParts {
+    pub threads: VcpuThreads,
+    pub core: MachineCore,
+    pub control: Arc<VcpuControl>,
+    pub exit: ExitSignal,
+    pub requests: Arc<Requests>,
+    pub termination: Option<Termination>,
+    pub state: Arc<Mutex<RunState>>,
+    pub no_reboot: bool,
+    pub timeline: Arc<Timeline>,
+}
+
+impl Controller {
+    pub fn new(p: ControllerParts) -> Self {
+        Self {
+            threads: p.threads,
+            core: Some(p.core),
+            control: p.control,
+            exit: p.exit,
+            requests: p.requests,
+            termination: p.termination,
+            state: p.state,
+            ended: None,
+            no_reboot: p.no_reboot,
+            timeline: p.timeline,
+        }
+    }
+
+    pub fn state(&self) -> RunState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_state(&self, state: RunState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// Why the VM ended, once it has.
+    pub fn ended(&self) -> Option<ExitReason> {
+        self.ended
+    }
+
+    fn park(&self) -> Result<(), LifecycleError> {
+        self.control.set(Command::Park);
+        self.control
+            .wait_parked(PARK_LIMIT)
+            .map_err(|e| LifecycleError::Stuck(e.to_string()))
+    }
+
+    fn set_devices_paused(&self, paused: bool) {
+        if let Some(core) = &self.core {
+            core.set_devices_paused(paused);
+        }
+    }
+
+    /// Stops every vCPU (`stop`): no guest instruction runs, and the devices take nothing from
+    /// the host until [`Controller::resume`].
+    pub fn pause(&mut self) -> Result<(), LifecycleError> {
+        match self.state() {
+            RunState::Running => {
+                self.park()?;
+                self.set_devices_paused(true);
+                self.set_state(RunState::Paused);
+                Ok(())
+            }
+            RunState::Ended => Err(LifecycleError::Ended),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the vCPUs again (`cont`), or for the first time.
+    pub fn resume(&mut self) -> Result<(), LifecycleError> {
+        match self.state() {
+            RunState::Ended => Err(LifecycleError::Ended),
+            RunState::Running => Ok(()),
+            _ => {
+                self.set_devices_paused(false);
+                self.set_state(RunState::Running);
+                self.control.set(Command::Run);
+                Ok(())
+            }
+        }
+    }
+
+    /// Resets the machine in place (`system_reset`, or the guest's own reset): devices and
+    /// vCPUs to their power-on state, the firmware's ROM (or `-bios none`'s kernel) loaded
+    /// again from memory, nothing reopened. A running VM runs on; a paused one stays paused.
+    pub fn reset(&mut self) -> Result<(), LifecycleError> {
+        let state = self.state();
+        if state == RunState::Ended {
+            return Err(LifecycleError::Ended);
+        }
+        self.park()?;
+        let core = self.core.as_ref().ok_or(LifecycleError::Ended)?;
+        let bsp_entry = core
+            .reset_devices_and_memory()
+            .map_err(|e| LifecycleError::Reset(e.to_string()))?;
+        self.control
+            .run_on_each(
+                move |vcpu| {
+                    vcpu.reset_to_power_on(bsp_entry.as_ref())
+                        .map_err(|e| e.to_string())
+                },
+                PARK_LIMIT,
+            )
+            .map_err(|e: JobError| LifecycleError::Reset(e.to_string()))?;
+        match state {
+            RunState::Running => self.control.set(Command::Run),
+            RunState::Shutdown => self.set_state(RunState::Paused),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Presses the ACPI power button (`system_powerdown`): the guest decides what to do.
+    pub fn powerdown(&mut self) -> Result<(), LifecycleError> {
+        if self.state() == RunState::Ended {
+            return Err(LifecycleError::Ended);
+        }
+        match self.core.as_ref().and_then(MachineCore::ged) {
+            Some(ged) => {
+                ged.lock().unwrap_or_else(|p| p.into_inner()).power_button();
+                Ok(())
+            }
+            None => Err(LifecycleError::NoPowerButton),
+        }
+    }
+
+    /// Ends the VM: stops and joins the vCPU threads, flushes and syncs the disks, writes out
+    /// what the guest said. Idempotent: the first reason stays.
+    pub fn finish(&mut self, reason: ExitReason) {
+        if self.ended.is_some() {
+            return;
+        }
+        let all_joined = self.threads.stop_and_join();
+        if let Some(core) = self.core.take() {
+            core.shutdown(OUTPUT_LIMIT);
+            if all_joined {
+                drop(core);
+            } else {
+                // A vCPU thread still blocked in the host may touch guest memory when it wakes:
+                // the memory must outlive it. The process's exit frees it.
+                std::mem::forget(core);
+            }
+        }
+        self.timeline.mark(Event::Exit);
+        self.ended = Some(reason);
+        self.set_state(RunState::Ended);
+    }
+
+    /// What the guest asked for, the vCPUs already parked.
+    fn on_guest(&mut self, reason: ExitReason) {
+        if self.ended.is_some() {
+            return;
+        }
+        match reason {
+            ExitReason::Reset if !self.no_reboot => {
+                if let Err(e) = self.reset() {
+                    eprintln!("minnow: the guest reset the machine, but {e}");
+                    self.finish(ExitReason::Failure);
+                }
+            }
+            other => self.finish(other),
+        }
+    }
+
+    /// Carries out `request`.
+    pub fn handle(&mut self, request: Request) -> Result<(), LifecycleError> {
+        match request {
+            Request::Pause => self.pause(),
+            Request::Resume => self.resume(),
+            Request::Reset => self.reset(),
+            Request::Powerdown => self.powerdown(),
+            Request::Quit => {
+                self.finish(ExitReason::Quit);
+                Ok(())
+            }
+        }
+    }
+
+    /// The outputs, for their drains on the event loop.
+    pub fn outputs(&self) -> Vec<GuestOutput> {
+        self.core.as_ref().map(|c| c.outputs.clone()).unwrap_or_default()
+    }
+}
+
+impl MutEventSubscriber for Controller {
+    fn init(&mut self, ops: &mut EventOps) {
+        let mut fds = vec![self.exit.event().as_raw_fd(), self.requests.event.as_raw_fd()];
+        fds.extend(self.termination.as_ref().map(|t| t.event().as_raw_fd()));
+        for fd in fds {
+            if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
+                eprintln!("minnow: the VM's controller cannot wait on its events: {e:?}");
+                self.finish(ExitReason::Failure);
+            }
+        }
+    }
+
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        let fd = events.fd();
+        if fd == self.exit.event().as_raw_fd() {
+            let _ = self.exit.event().read();
+            while let Some(reason) = self.exit.take() {
+                self.on_guest(reason);
+            }
+        } else if fd == self.requests.event.as_raw_fd() {
+            let _ = self.requests.event.read();
+            while let Some((request, answer)) = self.requests.take() {
+                let _ = answer.send(self.handle(request));
+            }
+        } else if let Some(sig) = self.termination.as_ref().and_then(Termination::take) {
+            self.finish(ExitReason::Signal(sig));
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! A running VM as a value: [`Vm::start`] builds the machine, starts its vCPU threads and its
+//! event-loop thread, and returns; [`VmHandle`] pauses, resumes, resets, powers down or stops it
+//! from any thread; [`Vm::wait`] returns why it ended. Dropping a `Vm` stops it: the VM lives and
+//! dies with whoever holds it, and every path out (guest power-off, reset under `-no-reboot`,
+//! a signal, a request, an error, the drop) stops and joins its threads and flushes its disks.
+use super::event_loop::{EventLoop, EventLoopError};
+use super::lifecycle::{Controller, ControllerParts, LifecycleError, Request, Requests, RunState};
+use super::output::OutputDrain;
+use super::rtc_timer::RtcTimer;
+use super::signals::Termination;
+use super::stdin::StdinRouter;
+use super::vcpu_control::install_kick_handler;
+use super::vcpu_threads::VcpuThreads;
+use super::virtio_io::VirtioIo;
+use crate::config::Config;
+use crate::exit::ExitReason;
+use crate::machine::{self, Machine, MachineError, MachineIo};
+use crate::timeline::Timeline;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// How a VM is started, beyond its [`Config`].
+pub struct StartOptions {
+    /// Where the boot's phases are recorded; create it as early as the process starts.
+    pub timeline: Arc<Timeline>,
+    /// Stop the VM cleanly on SIGTERM, SIGINT and SIGHUP (the `minnow` binary installs them).
+    pub termination: Option<Termination>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self {
+            timeline: Arc::new(Timeline::new(std::time::Instant::now())),
+            termination: None,
+        }
+    }
+}
+
+/// Controls a VM from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct VmHandle {
+    requests: Arc<Requests>,
+    state: Arc<Mutex<RunState>>,
+}
+
+impl VmHandle {
+    fn call(&self, request: Request) -> Result<(), LifecycleError> {
+        if self.status() == RunState::Ended {
+            return Err(LifecycleError::Ended);
+        }
+        let (answer, answered) = mpsc::channel();
+        self.requests.send(request, answer);
+        // A VM that ended meanwhile drops the request, and with it the channel.
+        answered.recv().unwrap_or(Err(LifecycleError::Ended))
+    }
+
+    /// Stops every vCPU; returns once none runs (QEMU's `stop`).
+    pub fn pause(&self) -> Result<(), LifecycleError> {
+        self.call(Request::Pause)
+    }
+
+    /// Runs the vCPUs again (`cont`).
+    pub fn resume(&self) -> Result<(), LifecycleError> {
+        self.call(Request::Resume)
+    }
+
+    /// Resets the machine (`system_reset`).
+    pub fn reset(&self) -> Result<(), LifecycleError> {
+        self.call(Request::Reset)
+    }
+
+    /// Presses the ACPI power button (`system_powerdown`).
+    pub fn powerdown(&self) -> Result<(), LifecycleError> {
+        self.call(Request::Powerdown)
+    }
+
+    /// Ends the VM (`quit`); returns once it has ended, disks flushed.
+    pub fn quit(&self) -> Result<(), LifecycleError> {
+        self.call(Request::Quit)
+    }
+
+    pub fn status(&self) -> RunState {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error(transparent)]
+    Machine(#[from] MachineError),
+    #[error(transparent)]
+    EventLoop(#[from] EventLoopError),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> VmError {
+    move |source| VmError::Io { what, source }
+}
+
+/// A running VM.
+pub struct Vm {
+    handle: VmHandle,
+    thread: Option<JoinHandle<ExitReason>>,
+}
+
+impl Vm {
+    /// Builds the VM `config` describes and starts it.
+    pub fn start(config: &Config) -> Result<Vm, VmError> {
+        Self::start_with(config, StartOptions::default())
+    }
+
+    pub fn start_with(config: &Config, options: StartOptions) -> Result<Vm, VmError> {
+        install_kick_handler().map_err(io("installing the vCPU kick signal"))?;
+        let Machine {
+            vcpus,
+            handlers,
+            control,
+            core,
+            io: machine_io,
+        } = machine::build(config, options.timeline.clone())?;
+        let mut events = EventLoop::new()?;
+        for output in &core.outputs {
+            events.add_owned(OutputDrain::new(output));
+        }
+        add_io(&mut events, machine_io)?;
+        let requests = Arc::new(Requests::new().map_err(io("creating the request queue"))?);
+        let state = Arc::new(Mutex::new(RunState::Prelaunch));
+        let threads = VcpuThreads::spawn(vcpus, &handlers, &control).map_err(io("starting a vCPU thread"))?;
+        let controller = Arc::new(Mutex::new(Controller::new(ControllerParts {
+            threads,
+            core,
+            control,
+            exit: handlers.exit.clone(),
+            requests: requests.clone(),
+            termination: options.termination,
+            state: state.clone(),
+            no_reboot: config.no_reboot,
+            timeline: options.timeline,
+        })));
+        events.add(controller.clone());
+        // The vCPUs run from here; the event loop takes over below.
+        let _ = lock(&controller).resume();
+        let thread = std::thread::Builder::new()
+            .name("minnow-events".into())
+            .spawn(move || serve(events, controller))
+            .map_err(io("starting the event loop thread"))?;
+        Ok(Vm {
+            handle: VmHandle { requests, state },
+            thread: Some(thread),
+        })
+    }
+
+    pub fn handle(&self) -> VmHandle {
+        self.handle.clone()
+    }
+
+    /// Waits for the VM to end; returns why.
+    pub fn wait(mut self) -> ExitReason {
+        self.thread
+            .take()
+            .map_or(ExitReason::Failure, |t| t.join().unwrap_or(ExitReason::Failure))
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.handle.quit();
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock(c: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The devices' host fds on the loop: virtio devices' (TAP, vhost, console input), the RTC's
+/// timer, and stdin.
+fn add_io(events: &mut EventLoop, machine_io: MachineIo) -> Result<(), VmError> {
+    for transport in machine_io.virtio {
+        events.add_owned(VirtioIo::new(transport).map_err(io("watching a virtio device"))?);
+    }
+    if let Some(rtc) = machine_io.rtc {
+        events.add_owned(RtcTimer::new(rtc).map_err(io("creating the RTC's timer"))?);
+    }
+    if let Some(sink) = machine_io.stdin {
+        events.add_owned(StdinRouter::new(sink).map_err(io("reading stdin"))?);
+    }
+    Ok(())
+}
+
+/// The event loop thread: serves every fd until the controller says the VM ended.
+fn serve(mut events: EventLoop, controller: Arc<Mutex<Controller>>) -> ExitReason {
+    loop {
+        if let Some(reason) = lock(&controller).ended() {
+            return reason;
+        }
+        if let Err(e) = events.run_once(-1) {
+            eprintln!("minnow: {e}");
+            lock(&controller).finish(ExitReason::Failure);
+        }
+    }
+}
