@@ -36,12 +36,20 @@ pub enum JobError {
     Failed { vcpu: usize, message: String },
 }
 
+/// A vCPU thread's pthread id, for pthread_kill.
+#[derive(Clone, Copy)]
+struct ThreadId(libc::pthread_t);
+
+// SAFETY: a pthread_t is an opaque id (a pointer on musl), only ever passed to pthread_kill
+// while the thread is registered; it is never dereferenced here.
+unsafe impl Send for ThreadId {}
+
 struct Slots {
     /// Per vCPU: whether its thread is parked (or gone), and the jobs waiting for it.
     parked: Vec<bool>,
     jobs: Vec<VecDeque<Job>>,
     /// The threads to kick, once they run.
-    threads: Vec<Option<libc::pthread_t>>,
+    threads: Vec<Option<ThreadId>>,
 }
 
 pub struct VcpuControl {
@@ -128,7 +136,7 @@ impl VcpuControl {
             for t in slots.threads.iter().flatten() {
                 // SAFETY: pthread_kill on a thread of ours that is registered until it leaves
                 // (`leave` removes it under the same lock).
-                unsafe { libc::pthread_kill(*t, kick_signal()) };
+                unsafe { libc::pthread_kill(t.0, kick_signal()) };
             }
         }
     }
@@ -138,7 +146,7 @@ impl VcpuControl {
         let mut slots = self.slots();
         if let Some(t) = slots.threads.get_mut(id) {
             // SAFETY: pthread_self has no preconditions.
-            *t = Some(unsafe { libc::pthread_self() });
+            *t = Some(ThreadId(unsafe { libc::pthread_self() }));
         }
     }
 
@@ -201,7 +209,7 @@ impl VcpuControl {
             // one blocked in a host call only sees a fresh signal.
             if let Some(Some(t)) = slots.threads.get(vcpu) {
                 // SAFETY: as in `set`.
-                unsafe { libc::pthread_kill(*t, kick_signal()) };
+                unsafe { libc::pthread_kill(t.0, kick_signal()) };
             }
             let wait = left.min(Duration::from_millis(20));
             slots = self
