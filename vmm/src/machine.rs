@@ -63,6 +63,11 @@ pub enum MachineError {
     DirectBoot(#[from] DirectBootError),
     #[error(transparent)]
     Irqchip(#[from] IrqchipStateError),
+    #[error("-drive id={id}: {source}")]
+    Disk {
+        id: String,
+        source: crate::devices::virtio::block::disk::DiskError,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MachineError {

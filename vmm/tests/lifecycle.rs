@@ -52,6 +52,19 @@ fn count(dir: &str) -> usize {
     std::fs::read_dir(dir).map_or(0, |d| d.count())
 }
 
+/// The process's VM threads (vCPUs and event loops), by name: the test harness's own threads
+/// come and go as other tests start and end.
+fn vm_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .filter(|name| name.starts_with("vcpu") || name.starts_with("minnow-events"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Counts its boots in RAM at 0x600, which a reset keeps; resets through the keyboard
 /// controller until `boots`, then writes the count's low byte to isa-debug-exit.
 fn rebooting_guest(boots: u16) -> Vec<u8> {
@@ -80,13 +93,13 @@ fn a_thousand_reboots_reuse_every_fd_and_thread() {
     let boots = 1000;
     let path = rom("reboots", &rebooting_guest(boots));
     let log = temp("reboots.serial");
-    let (fds, threads) = (count("/proc/self/fd"), count("/proc/self/task"));
+    let (fds, threads) = (count("/proc/self/fd"), vm_threads());
     let vm = Vm::start(&config(path.clone(), Serial::File(log.clone()))).expect("the VM starts");
     let handle = vm.handle();
     let (mut most_fds, mut most_threads) = (0, 0);
     while handle.status() != RunState::Ended {
         most_fds = most_fds.max(count("/proc/self/fd"));
-        most_threads = most_threads.max(count("/proc/self/task"));
+        most_threads = most_threads.max(vm_threads());
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(vm.wait(), ExitReason::DebugExit(u32::from(boots as u8)));
@@ -100,7 +113,7 @@ fn a_thousand_reboots_reuse_every_fd_and_thread() {
         "threads grew from {threads} to {most_threads}"
     );
     assert_eq!(count("/proc/self/fd"), fds, "fds left open");
-    assert_eq!(count("/proc/self/task"), threads, "threads left running");
+    assert_eq!(vm_threads(), threads, "threads left running");
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(log);
 }
@@ -213,7 +226,7 @@ fn a_handle_pauses_resumes_resets_and_dropping_the_vm_stops_it() {
     let _one = serial();
     let path = rom("controls", &starting_guest());
     let log = temp("controls.serial");
-    let threads = count("/proc/self/task");
+    let threads = vm_threads();
     let vm = Vm::start(&config(path.clone(), Serial::File(log.clone()))).expect("the VM starts");
     let h = vm.handle();
     std::thread::sleep(Duration::from_millis(200));
@@ -234,9 +247,9 @@ fn a_handle_pauses_resumes_resets_and_dropping_the_vm_stops_it() {
         2,
         "one start, one reset"
     );
-    assert!(count("/proc/self/task") > threads);
+    assert_eq!(vm_threads(), threads + 2, "a vCPU and the event loop");
     drop(vm);
-    assert_eq!(count("/proc/self/task"), threads, "threads left running");
+    assert_eq!(vm_threads(), threads, "threads left running");
     assert_eq!(h.status(), RunState::Ended);
     assert!(h.pause().is_err(), "an ended VM refuses");
     let _ = std::fs::remove_file(path);

@@ -2,7 +2,7 @@
 //! -chardev options and put on their transports.
 use super::{io, open_output, MachineError};
 use crate::bus::Bus;
-use crate::config::{Chardev, Config, DiskFormat, Drive, NetDev, Serial, VirtioDeviceConfig};
+use crate::config::{Chardev, Config, Drive, NetDev, Serial, VirtioDeviceConfig};
 use crate::devices::virtio::block::{self, Block};
 use crate::devices::virtio::console::{Console, ConsoleInput};
 use crate::devices::virtio::net::{tap::Tap, Net};
@@ -124,19 +124,9 @@ fn net_device(
 fn block_device(drive: Option<&Drive>) -> Result<Box<dyn VirtioDevice>, MachineError> {
     let drive =
         drive.ok_or_else(|| MachineError::Unsupported("a virtio-blk device without a -drive".into()))?;
-    let disk = block::disk::open(drive).map_err(io(format!(
-        "opening the drive {} ({}, {}; check the path, its permissions and its format)",
-        drive.file.display(),
-        if drive.format == DiskFormat::Qcow2 {
-            "qcow2"
-        } else {
-            "raw"
-        },
-        if drive.read_only {
-            "read-only"
-        } else {
-            "read-write"
-        }
-    )))?;
+    let disk = block::disk::open(drive).map_err(|source| MachineError::Disk {
+        id: drive.id.clone(),
+        source,
+    })?;
     Ok(Box::new(Block::new(disk, drive.read_only, &drive.id)))
 }

@@ -3,6 +3,7 @@
 //! guest writes goes to the chardev (stdio or a file), never waiting for its reader; with a stdio
 //! chardev, what arrives on stdin goes to the guest: the event loop's stdin reader queues it
 //! ([`ConsoleInput`]) and the device moves it into the receive queue.
+use super::queue::{serve_chains, Served};
 use super::{DeviceError, VirtioDevice};
 use crate::runtime::output::GuestOutput;
 use crate::runtime::stdin::InputSink;
@@ -14,7 +15,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
-const DEVICE_TYPE: u32 = 3;
+use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE as DEVICE_TYPE;
 const QUEUE_SIZES: [u16; 2] = [64, 64];
 const RX: usize = 0;
 const TX: usize = 1;
@@ -83,12 +84,10 @@ impl Console {
 
     /// Moves pending input into the guest's receive buffers, as far as they go.
     fn deliver(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
-        let mut used = false;
-        while !self.pending.is_empty() {
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                break;
-            };
-            let head = chain.head_index();
+        serve_chains(queue, mem, |chain| {
+            if self.pending.is_empty() {
+                return Ok(Served::NotNow);
+            }
             let written = match chain.writer(mem) {
                 Ok(mut w) => {
                     let n = self.pending.len().min(w.available_bytes());
@@ -101,26 +100,20 @@ impl Console {
                 }
                 Err(_) => 0,
             };
-            queue.add_used(mem, head, written as u32)?;
-            used = true;
-        }
-        Ok(used)
+            Ok(Served::Used(written as u32))
+        })
     }
 
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
+        serve_chains(queue, mem, |chain| {
             if let Ok(mut r) = chain.reader(mem) {
                 let mut bytes = vec![0u8; r.available_bytes().min(MAX_CHUNK)];
                 if r.read_exact(&mut bytes).is_ok() {
                     self.out.push(&bytes);
                 }
             }
-            queue.add_used(mem, head, 0)?;
-            used = true;
-        }
-        Ok(used)
+            Ok(Served::Used(0))
+        })
     }
 }
 

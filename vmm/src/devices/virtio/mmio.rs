@@ -17,43 +17,47 @@ use vmm_sys_util::eventfd::EventFd;
 
 /// Bytes of MMIO each transport decodes.
 pub const MMIO_LEN: u64 = 0x200;
+
+use virtio_bindings::virtio_config as status;
+use virtio_bindings::virtio_mmio as reg;
+
+/// Register offsets (virtio 1.x, 4.2.2), as Linux's virtio_mmio.h names them.
+const MAGIC_VALUE: u64 = reg::VIRTIO_MMIO_MAGIC_VALUE as u64;
+const VERSION_REG: u64 = reg::VIRTIO_MMIO_VERSION as u64;
+const DEVICE_ID: u64 = reg::VIRTIO_MMIO_DEVICE_ID as u64;
+const VENDOR_ID: u64 = reg::VIRTIO_MMIO_VENDOR_ID as u64;
+const DEVICE_FEATURES: u64 = reg::VIRTIO_MMIO_DEVICE_FEATURES as u64;
+const DEVICE_FEATURES_SEL: u64 = reg::VIRTIO_MMIO_DEVICE_FEATURES_SEL as u64;
+const DRIVER_FEATURES: u64 = reg::VIRTIO_MMIO_DRIVER_FEATURES as u64;
+const DRIVER_FEATURES_SEL: u64 = reg::VIRTIO_MMIO_DRIVER_FEATURES_SEL as u64;
+const QUEUE_SEL: u64 = reg::VIRTIO_MMIO_QUEUE_SEL as u64;
+const QUEUE_NUM_MAX: u64 = reg::VIRTIO_MMIO_QUEUE_NUM_MAX as u64;
+const QUEUE_NUM: u64 = reg::VIRTIO_MMIO_QUEUE_NUM as u64;
+const QUEUE_READY: u64 = reg::VIRTIO_MMIO_QUEUE_READY as u64;
+const QUEUE_NOTIFY: u64 = reg::VIRTIO_MMIO_QUEUE_NOTIFY as u64;
+const INTERRUPT_STATUS: u64 = reg::VIRTIO_MMIO_INTERRUPT_STATUS as u64;
+const INTERRUPT_ACK: u64 = reg::VIRTIO_MMIO_INTERRUPT_ACK as u64;
+const STATUS: u64 = reg::VIRTIO_MMIO_STATUS as u64;
+const QUEUE_DESC_LOW: u64 = reg::VIRTIO_MMIO_QUEUE_DESC_LOW as u64;
+const QUEUE_DESC_HIGH: u64 = reg::VIRTIO_MMIO_QUEUE_DESC_HIGH as u64;
+const QUEUE_AVAIL_LOW: u64 = reg::VIRTIO_MMIO_QUEUE_AVAIL_LOW as u64;
+const QUEUE_AVAIL_HIGH: u64 = reg::VIRTIO_MMIO_QUEUE_AVAIL_HIGH as u64;
+const QUEUE_USED_LOW: u64 = reg::VIRTIO_MMIO_QUEUE_USED_LOW as u64;
+const QUEUE_USED_HIGH: u64 = reg::VIRTIO_MMIO_QUEUE_USED_HIGH as u64;
+const CONFIG_GENERATION: u64 = reg::VIRTIO_MMIO_CONFIG_GENERATION as u64;
+const CONFIG: u64 = reg::VIRTIO_MMIO_CONFIG as u64;
 const MAGIC: u32 = 0x7472_6976; // "virt"
 const VERSION: u32 = 2;
 /// QEMU's vendor ID, "QEMU", as its microvm reports it.
 const VENDOR: u32 = 0x554D_4551;
 
-const MAGIC_VALUE: u64 = 0x000;
-const VERSION_REG: u64 = 0x004;
-const DEVICE_ID: u64 = 0x008;
-const VENDOR_ID: u64 = 0x00C;
-const DEVICE_FEATURES: u64 = 0x010;
-const DEVICE_FEATURES_SEL: u64 = 0x014;
-const DRIVER_FEATURES: u64 = 0x020;
-const DRIVER_FEATURES_SEL: u64 = 0x024;
-const QUEUE_SEL: u64 = 0x030;
-const QUEUE_NUM_MAX: u64 = 0x034;
-const QUEUE_NUM: u64 = 0x038;
-const QUEUE_READY: u64 = 0x044;
-const QUEUE_NOTIFY: u64 = 0x050;
-const INTERRUPT_STATUS: u64 = 0x060;
-const INTERRUPT_ACK: u64 = 0x064;
-const STATUS: u64 = 0x070;
-const QUEUE_DESC_LOW: u64 = 0x080;
-const QUEUE_DESC_HIGH: u64 = 0x084;
-const QUEUE_AVAIL_LOW: u64 = 0x090;
-const QUEUE_AVAIL_HIGH: u64 = 0x094;
-const QUEUE_USED_LOW: u64 = 0x0A0;
-const QUEUE_USED_HIGH: u64 = 0x0A4;
-const CONFIG_GENERATION: u64 = 0x0FC;
-const CONFIG: u64 = 0x100;
-
 /// Device status bits (virtio 1.x, 2.1).
-const STATUS_FEATURES_OK: u32 = 8;
-const STATUS_DRIVER_OK: u32 = 4;
-const STATUS_NEEDS_RESET: u32 = 0x40;
+const STATUS_FEATURES_OK: u32 = status::VIRTIO_CONFIG_S_FEATURES_OK;
+const STATUS_DRIVER_OK: u32 = status::VIRTIO_CONFIG_S_DRIVER_OK;
+const STATUS_NEEDS_RESET: u32 = status::VIRTIO_CONFIG_S_NEEDS_RESET;
 /// Interrupt status bits: a used buffer, a configuration change.
-const INT_VRING: u32 = 1;
-const INT_CONFIG: u32 = 2;
+const INT_VRING: u32 = reg::VIRTIO_MMIO_INT_VRING;
+const INT_CONFIG: u32 = reg::VIRTIO_MMIO_INT_CONFIG;
 
 pub struct MmioTransport {
     device: Box<dyn VirtioDevice>,

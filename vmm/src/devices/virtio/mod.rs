@@ -6,6 +6,7 @@ pub mod console;
 pub mod mmio;
 pub mod net;
 pub mod placement;
+pub mod queue;
 pub mod rng;
 pub mod vsock;
 
@@ -14,7 +15,7 @@ use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
 /// The feature every device offers: virtio 1.x (the transport adds it).
-pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+pub const VIRTIO_F_VERSION_1: u64 = 1 << virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 
 /// Reads a device's configuration space `config` at `offset` into `data`, in any access width;
 /// bytes past its end read as zero.

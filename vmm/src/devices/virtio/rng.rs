@@ -1,12 +1,12 @@
 //! virtio-rng (`-device virtio-rng-device`): one queue of buffers the device fills with bytes
 //! from the host's getrandom(2).
+use super::queue::{serve_chains, Served};
 use super::{DeviceError, VirtioDevice};
 use std::io::Write;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
-/// The virtio device ID of an entropy source.
-const DEVICE_TYPE: u32 = 4;
+use virtio_bindings::virtio_ids::VIRTIO_ID_RNG as DEVICE_TYPE;
 const QUEUE_SIZES: [u16; 1] = [256];
 /// Bytes served per request at most: a driver asking for more gets this much, as the spec allows.
 const MAX_REQUEST: usize = 64 * 1024;
@@ -56,9 +56,7 @@ impl VirtioDevice for Rng {
         queue: &mut Queue,
         mem: &GuestMemoryMmap,
     ) -> Result<bool, DeviceError> {
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
+        serve_chains(queue, mem, |chain| {
             // A chain that leaves guest memory or has no writable buffer gets nothing written.
             let written = match chain.writer(mem) {
                 Ok(mut w) => {
@@ -67,10 +65,8 @@ impl VirtioDevice for Rng {
                 }
                 Err(_) => 0,
             };
-            queue.add_used(mem, head, written as u32)?;
-            used = true;
-        }
-        Ok(used)
+            Ok(Served::Used(written as u32))
+        })
     }
 }
 

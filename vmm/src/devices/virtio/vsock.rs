@@ -16,8 +16,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
-/// The virtio device ID of a socket device.
-const DEVICE_TYPE: u32 = 19;
+use virtio_bindings::virtio_ids::VIRTIO_ID_VSOCK as DEVICE_TYPE;
 /// rx, tx and event, as the spec orders them; vhost serves the first two.
 const QUEUE_SIZES: [u16; 3] = [256, 256, 256];
 const DATA_QUEUES: usize = 2;

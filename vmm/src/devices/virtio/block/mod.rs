@@ -7,37 +7,39 @@
 //! a panic or an access outside the guest's buffers.
 pub mod disk;
 
+use super::queue::{serve_chains, Served};
 use super::{DeviceError, VirtioDevice};
 use disk::Disk;
 use std::io::{Read, Write};
-use virtio_queue::{DescriptorChain, Queue, QueueT, Reader, Writer};
+use virtio_queue::{DescriptorChain, Queue, Reader, Writer};
 use vm_memory::{Address, GuestMemoryBackend, GuestMemoryMmap, VolatileSlice};
 
-const DEVICE_TYPE: u32 = 2;
+use virtio_bindings::virtio_blk as spec;
+use virtio_bindings::virtio_ids::VIRTIO_ID_BLOCK as DEVICE_TYPE;
 const QUEUE_SIZES: [u16; 1] = [256];
 const SECTOR: u64 = 512;
 /// The request header: le32 type, le32 reserved, le64 sector.
 const HEADER_LEN: usize = 16;
 
 /// Request types (virtio 1.x, 5.2.6).
-const T_IN: u32 = 0;
-const T_OUT: u32 = 1;
-const T_FLUSH: u32 = 4;
-const T_GET_ID: u32 = 8;
-const T_DISCARD: u32 = 11;
-const T_WRITE_ZEROES: u32 = 13;
+const T_IN: u32 = spec::VIRTIO_BLK_T_IN;
+const T_OUT: u32 = spec::VIRTIO_BLK_T_OUT;
+const T_FLUSH: u32 = spec::VIRTIO_BLK_T_FLUSH;
+const T_GET_ID: u32 = spec::VIRTIO_BLK_T_GET_ID;
+const T_DISCARD: u32 = spec::VIRTIO_BLK_T_DISCARD;
+const T_WRITE_ZEROES: u32 = spec::VIRTIO_BLK_T_WRITE_ZEROES;
 /// Request status.
-const S_OK: u8 = 0;
-const S_IOERR: u8 = 1;
-const S_UNSUPP: u8 = 2;
+const S_OK: u8 = spec::VIRTIO_BLK_S_OK as u8;
+const S_IOERR: u8 = spec::VIRTIO_BLK_S_IOERR as u8;
+const S_UNSUPP: u8 = spec::VIRTIO_BLK_S_UNSUPP as u8;
 
 /// Feature bits.
-const F_SEG_MAX: u64 = 1 << 2;
-const F_RO: u64 = 1 << 5;
-const F_BLK_SIZE: u64 = 1 << 6;
-const F_FLUSH: u64 = 1 << 9;
-const F_DISCARD: u64 = 1 << 13;
-const F_WRITE_ZEROES: u64 = 1 << 14;
+const F_SEG_MAX: u64 = 1 << spec::VIRTIO_BLK_F_SEG_MAX;
+const F_RO: u64 = 1 << spec::VIRTIO_BLK_F_RO;
+const F_BLK_SIZE: u64 = 1 << spec::VIRTIO_BLK_F_BLK_SIZE;
+const F_FLUSH: u64 = 1 << spec::VIRTIO_BLK_F_FLUSH;
+const F_DISCARD: u64 = 1 << spec::VIRTIO_BLK_F_DISCARD;
+const F_WRITE_ZEROES: u64 = 1 << spec::VIRTIO_BLK_F_WRITE_ZEROES;
 
 /// Segments per request the driver may use: the queue size, less the header and status.
 const SEG_MAX: u32 = 254;
@@ -47,7 +49,7 @@ const MAX_DISCARD_SEG: u32 = 1;
 /// Bytes the device reads or writes per request at most (the driver's segments bound it too).
 const MAX_TRANSFER: usize = 16 << 20;
 /// The device ID (serial) reply length.
-const ID_LEN: usize = 20;
+const ID_LEN: usize = spec::VIRTIO_BLK_ID_BYTES as usize;
 
 /// The guest memory of `len` bytes of `chain`'s writable (or readable) buffers, after the first
 /// `skip` of them; `None` when a buffer is not inside one memory region or the chain has fewer
@@ -128,7 +130,8 @@ impl Block {
         let mut c = [0u8; 60];
         c[0..8].copy_from_slice(&self.capacity_sectors().to_le_bytes());
         c[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
-        c[20..24].copy_from_slice(&(SECTOR as u32).to_le_bytes());
+        // The logical block size: O_DIRECT's alignment, so the guest's requests keep it.
+        c[20..24].copy_from_slice(&self.disk.block_size().to_le_bytes());
         c[34..36].copy_from_slice(&1u16.to_le_bytes()); // num_queues
         c[36..40].copy_from_slice(&MAX_DISCARD_SECTORS.to_le_bytes());
         c[40..44].copy_from_slice(&MAX_DISCARD_SEG.to_le_bytes());
@@ -186,8 +189,9 @@ impl Block {
         let ok = |r: std::io::Result<()>| if r.is_ok() { S_OK } else { S_IOERR };
         match kind {
             T_IN => {
-                let len = data.available_bytes().min(MAX_TRANSFER);
-                if !self.in_range(sector, len as u64) {
+                let len = data.available_bytes();
+                // Larger than the device serves: refused whole, never cut short.
+                if len > MAX_TRANSFER || !self.in_range(sector, len as u64) {
                     return S_IOERR;
                 }
                 let buf = scratch(&mut self.scratch, len);
@@ -197,8 +201,8 @@ impl Block {
                     .and_then(|()| data.write_all(buf)))
             }
             T_OUT => {
-                let len = req.available_bytes().min(MAX_TRANSFER);
-                if self.read_only || !self.in_range(sector, len as u64) {
+                let len = req.available_bytes();
+                if self.read_only || len > MAX_TRANSFER || !self.in_range(sector, len as u64) {
                     return S_IOERR;
                 }
                 let buf = scratch(&mut self.scratch, len);
@@ -255,58 +259,67 @@ impl VirtioDevice for Block {
         super::read_config_bytes(&self.config(), offset, data);
     }
 
+    /// At exit: what the disk caches reaches the image, and the disk (unless cache=unsafe).
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.disk.close()
+    }
+
     fn process(
         &mut self,
         _index: usize,
         queue: &mut Queue,
         mem: &GuestMemoryMmap,
     ) -> Result<bool, DeviceError> {
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            let desc_chain = chain.clone();
-            let mut direct = 0;
-            let written = match (chain.clone().reader(mem), chain.writer(mem)) {
-                (Ok(mut req), Ok(mut resp)) if resp.available_bytes() >= 1 => {
-                    // The status byte is the last writable byte; what precedes it is data.
-                    let mut status_w = resp
-                        .split_at(resp.available_bytes() - 1)
-                        .map_err(DeviceError::Chain)?;
-                    let status = match (
-                        req.read_obj::<u32>(),
-                        req.read_obj::<u32>(),
-                        req.read_obj::<u64>(),
-                    ) {
-                        (Ok(T_IN), Ok(_reserved), Ok(sector)) => {
-                            match self.read_direct(&desc_chain, mem, sector, resp.available_bytes()) {
-                                Some(status) => {
-                                    direct = resp.available_bytes();
-                                    status
-                                }
-                                None => self.serve(T_IN, sector, &mut req, &mut resp),
+        serve_chains(queue, mem, |chain| {
+            Ok(Served::Used(self.serve_chain(chain, mem)? as u32))
+        })
+    }
+}
+
+impl Block {
+    /// One request: header, data, status byte. Returns the bytes written into the chain.
+    fn serve_chain(
+        &mut self,
+        chain: DescriptorChain<&GuestMemoryMmap>,
+        mem: &GuestMemoryMmap,
+    ) -> Result<usize, DeviceError> {
+        let desc_chain = chain.clone();
+        let mut direct = 0;
+        Ok(match (chain.clone().reader(mem), chain.writer(mem)) {
+            (Ok(mut req), Ok(mut resp)) if resp.available_bytes() >= 1 => {
+                // The status byte is the last writable byte; what precedes it is data.
+                let mut status_w = resp
+                    .split_at(resp.available_bytes() - 1)
+                    .map_err(DeviceError::Chain)?;
+                let status = match (
+                    req.read_obj::<u32>(),
+                    req.read_obj::<u32>(),
+                    req.read_obj::<u64>(),
+                ) {
+                    (Ok(T_IN), Ok(_reserved), Ok(sector)) => {
+                        match self.read_direct(&desc_chain, mem, sector, resp.available_bytes()) {
+                            Some(status) => {
+                                direct = resp.available_bytes();
+                                status
                             }
+                            None => self.serve(T_IN, sector, &mut req, &mut resp),
                         }
-                        (Ok(T_OUT), Ok(_reserved), Ok(sector)) => {
-                            match self.write_direct(&desc_chain, mem, sector, req.available_bytes()) {
-                                Some(status) => status,
-                                None => self.serve(T_OUT, sector, &mut req, &mut resp),
-                            }
+                    }
+                    (Ok(T_OUT), Ok(_reserved), Ok(sector)) => {
+                        match self.write_direct(&desc_chain, mem, sector, req.available_bytes()) {
+                            Some(status) => status,
+                            None => self.serve(T_OUT, sector, &mut req, &mut resp),
                         }
-                        (Ok(kind), Ok(_reserved), Ok(sector)) => {
-                            self.serve(kind, sector, &mut req, &mut resp)
-                        }
-                        _ => S_IOERR,
-                    };
-                    let data = resp.bytes_written() + direct;
-                    status_w.write_all(&[status]).map(|()| data + 1).unwrap_or(data)
-                }
-                // No status byte to write, or buffers outside guest memory: nothing to say.
-                _ => 0,
-            };
-            queue.add_used(mem, head, written as u32)?;
-            used = true;
-        }
-        Ok(used)
+                    }
+                    (Ok(kind), Ok(_reserved), Ok(sector)) => self.serve(kind, sector, &mut req, &mut resp),
+                    _ => S_IOERR,
+                };
+                let data = resp.bytes_written() + direct;
+                status_w.write_all(&[status]).map(|()| data + 1).unwrap_or(data)
+            }
+            // No status byte to write, or buffers outside guest memory: nothing to say.
+            _ => 0,
+        })
     }
 }
 

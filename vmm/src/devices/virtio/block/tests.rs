@@ -27,9 +27,11 @@ impl Fixture {
     }
 
     fn device(&self, read_only: bool) -> Block {
+        // Tests open one image more than once at a time: as QEMU's locking=off.
         let drive = Drive {
             file: self.path.clone(),
             read_only,
+            locking: false,
             ..Drive::default()
         };
         Block::new(
@@ -358,4 +360,43 @@ fn a_write_across_two_memory_regions_is_copied_and_still_right() {
     );
     assert_eq!(direct.load(std::sync::atomic::Ordering::Relaxed), 0, "copied");
     assert_eq!(&std::fs::read(&f.path).unwrap()[512..1536], &data[..]);
+}
+
+/// A request larger than the device serves fails whole: it used to be cut to 16 MiB and
+/// reported done, the rest of the guest's buffer never read or written.
+#[test]
+fn a_request_over_the_transfer_limit_fails_instead_of_being_cut_short() {
+    let len = MAX_TRANSFER as u64 + 4096;
+    let image = std::env::temp_dir().join(format!("minnow-blk-large-{}", std::process::id()));
+    std::fs::write(&image, vec![0u8; len as usize + 4096]).unwrap();
+    let drive = Drive {
+        file: image.clone(),
+        locking: false,
+        ..Drive::default()
+    };
+    let mut dev = Block::new(Box::new(RawFile::open(&drive).unwrap()), false, "big");
+    // Guest memory for the whole buffer (mapped lazily: untouched pages cost nothing).
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x400_0000)]).unwrap();
+    for (kind, writable) in [(T_IN, true), (T_OUT, false)] {
+        let mut header = [0u8; 16];
+        header[0..4].copy_from_slice(&kind.to_le_bytes());
+        mem.write_slice(&header, GuestAddress(HEADER)).unwrap();
+        mem.write_obj(0xFFu8, GuestAddress(STATUS)).unwrap();
+        let vq = MockSplitQueue::new(&mem, 16);
+        let flags = if writable { WRITE | NEXT } else { NEXT };
+        vq.build_desc_chain(&[
+            RawDescriptor::from(Descriptor::new(HEADER, 16, NEXT, 1)),
+            RawDescriptor::from(Descriptor::new(0x100_0000, len as u32, flags, 2)),
+            RawDescriptor::from(Descriptor::new(STATUS, 1, WRITE, 0)),
+        ])
+        .unwrap();
+        let mut queue: Queue = vq.create_queue().unwrap();
+        assert!(dev.process(0, &mut queue, &mem).unwrap());
+        assert_eq!(
+            mem.read_obj::<u8>(GuestAddress(STATUS)).unwrap(),
+            S_IOERR,
+            "type {kind}"
+        );
+    }
+    std::fs::remove_file(image).unwrap();
 }

@@ -4,6 +4,7 @@
 //! no receive buffer waits (the thread stops polling) until the driver adds some.
 pub mod tap;
 
+use super::queue::{serve_chains, Served};
 use super::{DeviceError, VirtioDevice};
 use crate::runtime::guest_log::GuestLog;
 use std::io::{Read, Write};
@@ -12,11 +13,11 @@ use tap::FrameIo;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
-const DEVICE_TYPE: u32 = 1;
+use virtio_bindings::virtio_ids::VIRTIO_ID_NET as DEVICE_TYPE;
 const QUEUE_SIZES: [u16; 2] = [256, 256];
 const RX: usize = 0;
 const TX: usize = 1;
-const F_MAC: u64 = 1 << 5;
+const F_MAC: u64 = 1 << virtio_bindings::virtio_net::VIRTIO_NET_F_MAC;
 /// struct virtio_net_hdr_v1 (virtio 1.x always has num_buffers).
 const HEADER_LEN: usize = 12;
 /// The largest frame without offloads: 64 KiB of TSO is not offered, so an MTU-sized frame.
@@ -41,9 +42,7 @@ impl Net {
     }
 
     fn transmit(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
-        let mut used = false;
-        while let Some(chain) = queue.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
+        serve_chains(queue, mem, |chain| {
             if let Ok(mut r) = chain.reader(mem) {
                 let len = r.available_bytes().min(HEADER_LEN + MAX_FRAME);
                 let mut packet = vec![0u8; len];
@@ -61,31 +60,36 @@ impl Net {
                     );
                 }
             }
-            queue.add_used(mem, head, 0)?;
-            used = true;
+            Ok(Served::Used(0))
+        })
+    }
+
+    /// The next frame from the host, if one is waiting (or was already read).
+    fn next_frame(&mut self) -> Option<Vec<u8>> {
+        if self.pending.is_none() {
+            let mut frame = vec![0u8; MAX_FRAME];
+            let n = self.io.recv(&mut frame).ok()?;
+            frame.truncate(n);
+            self.pending = Some(frame);
         }
-        Ok(used)
+        self.pending.take()
     }
 
     /// Moves frames from the host into receive buffers while both exist.
     fn receive(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
-        let mut used = false;
-        loop {
-            if self.pending.is_none() {
-                let mut frame = vec![0u8; MAX_FRAME];
-                match self.io.recv(&mut frame) {
-                    Ok(n) => {
-                        frame.truncate(n);
-                        self.pending = Some(frame);
-                    }
-                    Err(_) => return Ok(used),
-                }
-            }
-            let Some(chain) = queue.pop_descriptor_chain(mem) else {
-                return Ok(used);
+        let used = self.fill(queue, mem)?;
+        // Out of buffers with a frame waiting: hold it, so its fd is not watched meanwhile.
+        if self.pending.is_none() {
+            self.pending = self.next_frame();
+        }
+        Ok(used)
+    }
+
+    fn fill(&mut self, queue: &mut Queue, mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
+        serve_chains(queue, mem, |chain| {
+            let Some(frame) = self.next_frame() else {
+                return Ok(Served::NotNow);
             };
-            let head = chain.head_index();
-            let frame = self.pending.take().unwrap_or_default();
             let written = match chain.writer(mem) {
                 Ok(mut w) => {
                     let mut header = [0u8; HEADER_LEN];
@@ -99,9 +103,8 @@ impl Net {
                 }
                 Err(_) => 0,
             };
-            queue.add_used(mem, head, written as u32)?;
-            used = true;
-        }
+            Ok(Served::Used(written as u32))
+        })
     }
 }
 

@@ -89,3 +89,36 @@ fn a_frame_waits_for_a_receive_buffer_then_arrives_with_a_header() {
     net.read_config(0, &mut mac);
     assert_eq!(mac, DEFAULT_MAC);
 }
+
+/// A guest that sends nothing but headers floods nothing: a few lines, then one per interval,
+/// and every one counted.
+#[test]
+fn a_flood_of_short_frames_is_logged_rate_limited_and_counted() {
+    use crate::runtime::guest_log::{GuestLog, BURST};
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (ours, _host) = UnixDatagram::pair().unwrap();
+    let lines = Lines::default();
+    let log = GuestLog::new(Box::new(lines.clone()));
+    let mut net = Net::new(Box::new(Pair(ours)), DEFAULT_MAC, log.clone());
+    let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+    for _ in 0..200 {
+        let vq = MockSplitQueue::new(&mem, 16);
+        vq.build_desc_chain(&[RawDescriptor::from(Descriptor::new(0x8000, 4, 0, 0))])
+            .unwrap();
+        let mut queue: Queue = vq.create_queue().unwrap();
+        assert!(net.process(TX, &mut queue, &mem).unwrap());
+    }
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), BURST as usize, "{text}");
+    assert_eq!(log.counts(), vec![("virtio-net short frame", 200)]);
+}
