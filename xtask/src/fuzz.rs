@@ -1,12 +1,61 @@
-//! `cargo xtask fuzz [--seconds N]`: runs each cargo-fuzz target (fuzz/) for N seconds (default
-//! 20, the CI-sized run `cargo xtask test` makes). Needs a nightly toolchain and cargo-fuzz, which
-//! scripts/setup.sh installs. A crash fails the run, leaving its input in fuzz/artifacts/.
+//! `cargo xtask fuzz [--seconds N | --long]`: runs each cargo-fuzz target (fuzz/) for N seconds
+//! (default 20, the CI-sized run `cargo xtask test` makes; `--long` is 10 minutes each), then
+//! prints a table of executions and coverage per target, for docs/fuzzing.md. Needs a nightly
+//! toolchain and cargo-fuzz, which scripts/setup.sh installs. A crash fails the run, leaving its
+//! input in fuzz/artifacts/.
 use anyhow::{bail, Context, Result};
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
-/// The targets, as fuzz/Cargo.toml names them.
-const TARGETS: [&str; 4] = ["virtio_blk", "fw_cfg_guest", "kernel_layout", "config_parse"];
+/// The targets, as fuzz/Cargo.toml names them: every device a guest can touch through its bus,
+/// qcow2 images, kernel images for both loaders, the command line.
+const TARGETS: [&str; 8] = [
+    "legacy_devices",
+    "virtio_mmio",
+    "virtio_blk",
+    "fw_cfg_guest",
+    "qcow2_image",
+    "kernel_layout",
+    "direct_boot",
+    "config_parse",
+];
 pub const CI_SECONDS: u64 = 20;
+/// `--long`: each target this long.
+pub const LONG_SECONDS: u64 = 600;
+
+/// What libFuzzer said at the end of one target's run.
+#[derive(Default)]
+struct Stats {
+    executions: u64,
+    coverage: u64,
+    features: u64,
+    corpus: u64,
+}
+
+impl Stats {
+    /// Reads a line of libFuzzer's output: `stat::number_of_executed_units: N` and the final
+    /// `#N DONE cov: C ft: F corp: K/...`.
+    fn take(&mut self, line: &str) {
+        if let Some(n) = line.strip_prefix("stat::number_of_executed_units:") {
+            self.executions = n.trim().parse().unwrap_or(self.executions);
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.get(1) == Some(&"DONE") {
+            let after = |key: &str| {
+                words
+                    .iter()
+                    .position(|w| *w == key)
+                    .and_then(|i| words.get(i + 1))
+                    .and_then(|v| v.split('/').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            self.coverage = after("cov:");
+            self.features = after("ft:");
+            self.corpus = after("corp:");
+        }
+    }
+}
 
 pub fn run(seconds: u64) -> Result<()> {
     let dir = crate::workspace_root().join("fuzz");
@@ -19,20 +68,71 @@ pub fn run(seconds: u64) -> Result<()> {
              --profile minimal && cargo install cargo-fuzz` (scripts/setup.sh does both)"
         );
     }
+    let mut table = Vec::new();
     for target in TARGETS {
         eprintln!("[fuzz] {target}: {seconds} s");
-        let status = Command::new("cargo")
+        let mut child = Command::new("cargo")
             .current_dir(&dir)
             .args(["+nightly", "fuzz", "run", "-O", target, "--"])
             .arg(format!("-max_total_time={seconds}"))
             .arg("-print_final_stats=1")
-            .status()
+            .stderr(Stdio::piped())
+            .spawn()
             .context("running cargo fuzz")?;
+        let mut stats = Stats::default();
+        let mut tail = Vec::new();
+        for line in BufReader::new(child.stderr.take().context("cargo fuzz's stderr")?)
+            .lines()
+            .map_while(Result::ok)
+        {
+            stats.take(&line);
+            tail.push(line);
+            if tail.len() > 60 {
+                tail.remove(0);
+            }
+        }
+        let status = child.wait().context("waiting for cargo fuzz")?;
         if !status.success() {
+            for l in &tail {
+                eprintln!("    {l}");
+            }
             bail!(
                 "fuzz target {target} found a failure ({status}); its input is in fuzz/artifacts/{target}/"
             );
         }
+        eprintln!(
+            "[fuzz] {target}: {} executions, coverage {} edges, {} features",
+            stats.executions, stats.coverage, stats.features
+        );
+        table.push((target, stats));
+    }
+    eprintln!("\n| target | seconds | executions | exec/s | edges covered | features | corpus |");
+    eprintln!("|---|---:|---:|---:|---:|---:|---:|");
+    for (target, s) in table {
+        eprintln!(
+            "| {target} | {seconds} | {} | {} | {} | {} | {} |",
+            s.executions,
+            s.executions / seconds.max(1),
+            s.coverage,
+            s.features,
+            s.corpus
+        );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libfuzzers_final_lines_give_the_stats() {
+        let mut s = Stats::default();
+        s.take("#182120\tDONE   cov: 927 ft: 4324 corp: 917/105Kb lim: 970 exec/s: 11382 rss: 444Mb");
+        s.take("stat::number_of_executed_units: 182120");
+        assert_eq!(
+            (s.executions, s.coverage, s.features, s.corpus),
+            (182120, 927, 4324, 917)
+        );
+    }
 }

@@ -48,10 +48,14 @@ enum Task {
     },
     /// Build the firmware ROM into target/firmware/minnow.rom.
     Firmware,
-    /// Run each cargo-fuzz target (virtqueues, the command line) for a while; needs nightly.
+    /// Run each cargo-fuzz target (every device a guest can touch, qcow2 images, kernel images,
+    /// the command line) for a while and print executions and coverage; needs nightly.
     Fuzz {
         #[arg(long, default_value_t = fuzz::CI_SECONDS)]
         seconds: u64,
+        /// Ten minutes per target, for docs/fuzzing.md.
+        #[arg(long, conflicts_with = "seconds")]
+        long: bool,
     },
     /// Fetch and cache the Debian cloud kernel and build the busybox initramfs used by the tests.
     Guest,
@@ -93,7 +97,7 @@ fn main() -> anyhow::Result<()> {
             _ => bench::firmware::run(),
         },
         Task::Demo { linux, linux_host } => demo::run(linux, linux_host),
-        Task::Fuzz { seconds } => fuzz::run(seconds),
+        Task::Fuzz { seconds, long } => fuzz::run(if long { fuzz::LONG_SECONDS } else { seconds }),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
         Task::NestedTest {

@@ -8,8 +8,9 @@
 //! The event queue (transport resets after migration) is never used: minnow does not migrate.
 mod backend;
 
+pub use backend::Backend;
+
 use super::{DeviceError, VirtioDevice};
-use backend::Backend;
 use std::os::fd::{AsRawFd, RawFd};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::{Queue, QueueT};
@@ -49,8 +50,68 @@ pub enum VsockError {
     EventFd(std::io::Error),
 }
 
+/// What the device asks of the host's vhost-vsock: the real one ([`Backend`]), or a stand-in in
+/// tests and fuzzing.
+pub trait VsockHost: Send {
+    /// Hands over the negotiated features, the memory map and the two data rings with their
+    /// kick and call eventfds, and starts it.
+    fn start(
+        &mut self,
+        features: u64,
+        mem: &GuestMemoryMmap,
+        rings: &[VringConfigData],
+        kicks: &[EventFd],
+        call: &EventFd,
+    ) -> Result<(), VsockError>;
+    /// Stops it (a reset): it lets go of the rings.
+    fn stop(&mut self) -> std::io::Result<()>;
+}
+
+impl VsockHost for Backend {
+    fn start(
+        &mut self,
+        features: u64,
+        mem: &GuestMemoryMmap,
+        rings: &[VringConfigData],
+        kicks: &[EventFd],
+        call: &EventFd,
+    ) -> Result<(), VsockError> {
+        self.set_features(features).map_err(vhost("set_features"))?;
+        self.set_mem_table(&memory_table(mem))
+            .map_err(vhost("set_mem_table"))?;
+        for (i, (ring, kick)) in rings.iter().zip(kicks).enumerate() {
+            self.set_vring_num(i, ring.queue_size)
+                .map_err(vhost("set_vring_num"))?;
+            self.set_vring_addr(i, ring).map_err(vhost("set_vring_addr"))?;
+            self.set_vring_base(i, 0).map_err(vhost("set_vring_base"))?;
+            self.set_vring_call(i, call).map_err(vhost("set_vring_call"))?;
+            self.set_vring_kick(i, kick).map_err(vhost("set_vring_kick"))?;
+        }
+        self.set_running(true).map_err(|source| VsockError::Io {
+            what: "start",
+            source,
+        })
+    }
+
+    fn stop(&mut self) -> std::io::Result<()> {
+        self.set_running(false)
+    }
+}
+
+fn memory_table(mem: &GuestMemoryMmap) -> Vec<VhostUserMemoryRegionInfo> {
+    mem.iter()
+        .map(|r| VhostUserMemoryRegionInfo {
+            guest_phys_addr: r.start_addr().raw_value(),
+            memory_size: r.len(),
+            userspace_addr: r.as_ptr() as u64,
+            mmap_offset: 0,
+            mmap_handle: -1,
+        })
+        .collect()
+}
+
 pub struct Vsock {
-    backend: Backend,
+    host: Box<dyn VsockHost>,
     cid: u64,
     kicks: [EventFd; DATA_QUEUES],
     call: EventFd,
@@ -79,9 +140,14 @@ impl Vsock {
         if offered & super::VIRTIO_F_VERSION_1 == 0 {
             return Err(VsockError::NoVersion1(offered));
         }
-        let eventfd = || EventFd::new(libc::EFD_NONBLOCK).map_err(VsockError::EventFd);
+        Self::with_host(cid, Box::new(backend))
+    }
+
+    /// The device over any [`VsockHost`] (tests and fuzzing use a stand-in).
+    pub fn with_host(cid: u64, host: Box<dyn VsockHost>) -> Result<Self, VsockError> {
+        let eventfd = || EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(VsockError::EventFd);
         Ok(Vsock {
-            backend,
+            host,
             cid,
             kicks: [eventfd()?, eventfd()?],
             call: eventfd()?,
@@ -89,29 +155,15 @@ impl Vsock {
         })
     }
 
-    fn memory_table(mem: &GuestMemoryMmap) -> Vec<VhostUserMemoryRegionInfo> {
-        mem.iter()
-            .map(|r| VhostUserMemoryRegionInfo {
-                guest_phys_addr: r.start_addr().raw_value(),
-                memory_size: r.len(),
-                userspace_addr: r.as_ptr() as u64,
-                mmap_offset: 0,
-                mmap_handle: -1,
-            })
-            .collect()
-    }
-
     /// Hands vhost the memory map and the two data queues, then starts it.
     fn start(&mut self, features: u64, queues: &[Queue], mem: &GuestMemoryMmap) -> Result<(), VsockError> {
         // A driver that cleared DRIVER_OK without a reset and sets it again: vhost takes new
         // rings only while stopped.
         self.reset();
-        let b = &self.backend;
-        b.set_features(features).map_err(vhost("set_features"))?;
-        b.set_mem_table(&Self::memory_table(mem))
-            .map_err(vhost("set_mem_table"))?;
-        for (i, q) in queues.iter().take(DATA_QUEUES).enumerate() {
-            let config = VringConfigData {
+        let rings: Vec<VringConfigData> = queues
+            .iter()
+            .take(DATA_QUEUES)
+            .map(|q| VringConfigData {
                 queue_max_size: q.max_size(),
                 queue_size: q.size(),
                 flags: 0,
@@ -119,18 +171,9 @@ impl Vsock {
                 used_ring_addr: q.used_ring(),
                 avail_ring_addr: q.avail_ring(),
                 log_addr: None,
-            };
-            b.set_vring_num(i, q.size()).map_err(vhost("set_vring_num"))?;
-            b.set_vring_addr(i, &config).map_err(vhost("set_vring_addr"))?;
-            b.set_vring_base(i, 0).map_err(vhost("set_vring_base"))?;
-            b.set_vring_call(i, &self.call).map_err(vhost("set_vring_call"))?;
-            b.set_vring_kick(i, &self.kicks[i])
-                .map_err(vhost("set_vring_kick"))?;
-        }
-        b.set_running(true).map_err(|source| VsockError::Io {
-            what: "start",
-            source,
-        })?;
+            })
+            .collect();
+        self.host.start(features, mem, &rings, &self.kicks, &self.call)?;
         self.running = true;
         Ok(())
     }
@@ -194,7 +237,7 @@ impl VirtioDevice for Vsock {
 
     fn reset(&mut self) {
         if self.running {
-            if let Err(e) = self.backend.set_running(false) {
+            if let Err(e) = self.host.stop() {
                 eprintln!("minnow: vhost-vsock: stopping it on reset: {e}");
             }
             self.running = false;
