@@ -51,6 +51,20 @@ if $B grep -q minnow.blk /proc/cmdline; then
     # minnow.blkkill: the host kills the VMM now; nothing after the flush may be needed.
     $B grep -q minnow.blkkill /proc/cmdline && $B sleep 3600
 fi
+# minnow.fswriter: mount the ext4 file system on /dev/vda and write files into it until the host
+# stops the VMM; each one is synced, then reported with its checksum (the host checks that every
+# reported file survived).
+if $B grep -q minnow.fswriter /proc/cmdline; then
+    $B mkdir -p /mnt
+    $B mount -t ext4 /dev/vda /mnt || echo "MINNOW-INIT fswriter=no-mount"
+    i=0
+    while :; do
+        $B dd if=/dev/urandom of=/mnt/f$i bs=64k count=16 2>/dev/null
+        $B sync
+        echo "MINNOW-SYNCED f$i $($B md5sum </mnt/f$i | $B cut -d' ' -f1)"
+        i=$((i + 1))
+    done
+fi
 # minnow.diskbench: time dd with O_DIRECT on /dev/vda (cargo xtask bench disk reads the stamps):
 # 64 MiB written in 1 MiB blocks and flushed, read back, then 1024 4 KiB reads and writes.
 if $B grep -q minnow.diskbench /proc/cmdline; then

@@ -16,7 +16,11 @@ pub fn control_name(case: &str) -> String {
 /// built-in one), kernel, devices and checks. None when QEMU cannot run it: direct boot
 /// (`-bios none`), a case that is not a plain minnow run, or one that kills minnow by name.
 pub fn qemu_control(case: &Case) -> Option<Case> {
-    if case.program != paths::MINNOW || matches!(case.expect, Expect::Linux { killed: true, .. }) {
+    let kills_minnow = matches!(
+        case.expect,
+        Expect::Linux { killed: true, .. } | Expect::FsKilled { .. }
+    );
+    if case.program != paths::MINNOW || kills_minnow {
         return None;
     }
     let mut args = vec![

@@ -126,11 +126,19 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
     }
     img.file(paths::PAYLOAD_INITRD, 0o644, &initrd_bytes())?;
     img.file(paths::PAYLOAD_QCOW2, 0o644, &qcow2_of(&initrd_bytes())?)?;
-    // qemu-img, to read qcow2 images back after a guest wrote them.
-    img.host_file(paths::QEMU_IMG, 0o755)
-        .context("qemu-img comes with qemu-utils")?;
-    for lib in shared_libraries(paths::QEMU_IMG)? {
-        img.host_file(&lib, 0o755)?;
+    // qemu-img, to read qcow2 images back after a guest wrote them; e2fsck and debugfs, to
+    // check and read the file systems guests wrote.
+    img.file(paths::EXT4_QCOW2, 0o644, &empty_ext4_qcow2()?)?;
+    for (tool, package) in [
+        (paths::QEMU_IMG, "qemu-utils"),
+        (paths::E2FSCK, "e2fsprogs"),
+        (paths::DEBUGFS, "e2fsprogs"),
+    ] {
+        img.host_file(tool, 0o755)
+            .with_context(|| format!("{tool} comes with {package}"))?;
+        for lib in shared_libraries(tool)? {
+            img.host_file(&lib, 0o755)?;
+        }
     }
     if inputs.with_qemu {
         add_qemu(&mut img)?;
@@ -154,6 +162,34 @@ fn qcow2_of(bytes: &[u8]) -> Result<Vec<u8>> {
     if !status.success() {
         anyhow::bail!("qemu-img convert failed ({status})");
     }
+    read(&qcow2)
+}
+
+/// An empty 64 MiB ext4 file system as a qcow2 image, made with mkfs.ext4 and qemu-img.
+fn empty_ext4_qcow2() -> Result<Vec<u8>> {
+    let dir = crate::workspace_root().join("target/nested");
+    std::fs::create_dir_all(&dir)?;
+    let (raw, qcow2) = (dir.join("ext4.raw"), dir.join("ext4.qcow2"));
+    let _ = std::fs::remove_file(&raw);
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "fswriter"])
+        .arg(&raw)
+        .arg("64M")
+        .status()
+        .context("running mkfs.ext4 (apt-get install e2fsprogs)")?;
+    if !status.success() {
+        anyhow::bail!("mkfs.ext4 failed ({status})");
+    }
+    let status = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(&raw)
+        .arg(&qcow2)
+        .status()
+        .context("running qemu-img (apt-get install qemu-utils)")?;
+    if !status.success() {
+        anyhow::bail!("qemu-img convert failed ({status})");
+    }
+    let _ = std::fs::remove_file(&raw);
     read(&qcow2)
 }
 

@@ -31,6 +31,58 @@ fn check_blk(bad: &mut Vec<String>, out: &CaseOutput) {
     }
 }
 
+/// The file system case: the image and the file system check clean, and every file the guest
+/// reported synced reads back with the checksum the guest reported.
+fn check_fs_killed(out: &CaseOutput, signal: &str) -> Vec<String> {
+    let mut bad = Vec::new();
+    let want = if signal == "KILL" { 128 + 9 } else { 128 + 15 };
+    if out.rc != want {
+        bad.push(format!(
+            "minnow exited with {}, expected {want} (SIG{signal})",
+            out.rc
+        ));
+    }
+    let synced: Vec<(&str, &str)> = out
+        .serial
+        .iter()
+        .filter_map(|l| l.strip_prefix("MINNOW-SYNCED "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    if synced.len() < 3 {
+        bad.push(format!(
+            "the guest synced {} files before the kill, expected 3 or more",
+            synced.len()
+        ));
+    }
+    let after = out.after.join("\n");
+    let clean = after.contains("No errors were found on the image.");
+    let only_leaks = signal == "KILL"
+        && after.contains("leaked clusters were found")
+        && !after.contains("errors were found");
+    if !clean && !only_leaks {
+        bad.push(format!("qemu-img check found the image damaged: {after}"));
+    }
+    match out
+        .after
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("MINNOW-L2 e2fsck rc="))
+    {
+        Some("0") | Some("1") => {}
+        other => bad.push(format!(
+            "e2fsck found errors it could not fix (rc {other:?}): {after}"
+        )),
+    }
+    for (file, sum) in synced {
+        let back = format!("MINNOW-L2 {file} {sum}");
+        if !out.after.iter().any(|l| l.trim() == back) {
+            bad.push(format!(
+                "{file} was synced by the guest (md5 {sum}) but does not read back so"
+            ));
+        }
+    }
+    bad
+}
+
 /// The value after `prefix` on the first serial line that starts with it.
 fn field<'a>(out: &'a CaseOutput, prefix: &str) -> Option<&'a str> {
     out.serial.iter().find_map(|l| l.strip_prefix(prefix))
@@ -121,6 +173,7 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             xen_cmdline,
             dom0_cmdline,
         } => check_xen(out, xen_cmdline, dom0_cmdline),
+        Expect::FsKilled { signal } => check_fs_killed(out, signal),
         Expect::Screen { must_have } => must_have
             .iter()
             .filter(|text| !out.serial.iter().any(|l| l.contains(text.as_str())))

@@ -35,6 +35,11 @@ pub mod paths {
     /// The same bytes as a qcow2 image (made with qemu-img on the host).
     pub const PAYLOAD_QCOW2: &str = "/payload/initrd.qcow2";
     pub const QEMU_IMG: &str = "/usr/bin/qemu-img";
+    /// An empty ext4 file system, as a qcow2 image (made with mkfs.ext4 and qemu-img on the host),
+    /// and e2fsprogs' checker and debugger to read it back after a guest wrote it.
+    pub const EXT4_QCOW2: &str = "/disk/ext4.qcow2";
+    pub const E2FSCK: &str = "/usr/sbin/e2fsck";
+    pub const DEBUGFS: &str = "/usr/sbin/debugfs";
     /// Debian's Xen, its dom0 kernel, and memtest86+ (`cargo xtask third-party`).
     pub const THIRD_PARTY: &str = "/third-party";
     pub const XEN: &str = "/third-party/xen-4.17-amd64";
@@ -96,6 +101,10 @@ pub enum Expect {
         xen_cmdline: String,
         dom0_cmdline: String,
     },
+    /// A guest writing synced files into an ext4 file system on a qcow2 disk when L2 stops minnow
+    /// with `signal`: the image must check clean (leaked clusters allowed after SIGKILL), the file
+    /// system too, and every file the guest reported synced must be there, byte for byte.
+    FsKilled { signal: &'static str },
     /// A full-screen program on COM1 (memtest86+): every text must be on its screen, which L2
     /// relays cut at each escape sequence.
     Screen { must_have: Vec<String> },
@@ -313,8 +322,8 @@ pub use third_party::{memtest_case, xen_case};
 pub use check::check;
 pub use payload::{payload_cases, payload_not_supported};
 use virtio::{
-    linux_case_blk, linux_case_blk_killed, linux_case_hvc, linux_case_hvc_stdio, linux_case_net,
-    linux_case_rng, linux_case_vsock, linux_case_vsock_fd, seed_case,
+    linux_case_blk, linux_case_blk_killed, linux_case_fs_killed, linux_case_hvc, linux_case_hvc_stdio,
+    linux_case_net, linux_case_rng, linux_case_vsock, linux_case_vsock_fd, seed_case,
 };
 
 /// Real Linux: both images through every loader; then ACPI off, the RTC off, and one CPU.
@@ -350,6 +359,8 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_blk(Pvh, Direct, false),
         linux_case_blk(BzImage, Direct, true),
         linux_case_blk_killed(BzImage, MinnowRom),
+        linux_case_fs_killed("TERM"),
+        linux_case_fs_killed("KILL"),
         linux_case_net(BzImage, MinnowRom),
         linux_case_hvc(Pvh, Direct),
         linux_case_hvc_stdio(BzImage, MinnowRom),

@@ -254,3 +254,54 @@ pub(super) fn linux_case_blk_killed(image: LinuxImage, loader: Loader) -> Case {
     );
     case
 }
+
+/// How many synced files L2 waits for before it stops minnow: enough that the kill lands in the
+/// middle of the guest's writes, which never pause.
+const FS_FILES_BEFORE_KILL: u32 = 3;
+
+/// "Nothing lost": the guest writes 1 MiB files into ext4 on a qcow2 disk without pause, each
+/// synced and reported; after the third, L2 stops minnow with SIGTERM (minnow flushes what it
+/// caches) or SIGKILL (what the guest synced must already be on the disk), then checks the
+/// image with qemu-img, the file system with e2fsck, and reads every reported file back.
+pub(super) fn linux_case_fs_killed(signal: &'static str) -> Case {
+    const IMAGE: &str = "/tmp/fs.qcow2";
+    let mut case = linux_case(LinuxImage::BzImage, Loader::MinnowRom, true, true, 1);
+    rename(
+        &mut case,
+        &format!("-fs-sig{}", signal.to_lowercase()),
+        " minnow.fswriter=1",
+    );
+    case.args.extend(
+        [
+            "-drive",
+            &format!("file={IMAGE},format=qcow2,if=none,id=fs"),
+            "-device",
+            "virtio-blk-device,drive=fs",
+        ]
+        .map(String::from),
+    );
+    case.expect = Expect::FsKilled { signal };
+    case.setup = vec![
+        format!("cp {} {IMAGE}", paths::EXT4_QCOW2),
+        format!(
+            "(i=0; while [ \"$(grep -c MINNOW-SYNCED /tmp/serial.log 2>/dev/null)\" -lt {FS_FILES_BEFORE_KILL} ] \
+             && [ $i -lt 450 ]; do sleep 0.1; i=$((i+1)); done; killall -{signal} minnow) &"
+        ),
+    ];
+    case.after = vec![
+        format!("{} check {IMAGE} 2>&1", paths::QEMU_IMG),
+        format!(
+            "{} convert -O raw {IMAGE} /tmp/fs.raw && {} -fy /tmp/fs.raw >/tmp/fsck.log 2>&1; \
+             echo \"MINNOW-L2 e2fsck rc=$?\"; grep -i -E 'inconsisten|error' /tmp/fsck.log",
+            paths::QEMU_IMG,
+            paths::E2FSCK
+        ),
+        format!(
+            "for f in $({debugfs} -R 'ls -p /' /tmp/fs.raw 2>/dev/null | cut -d/ -f6 | grep '^f[0-9]'); do \
+             echo \"MINNOW-L2 $f $({debugfs} -R \"cat /$f\" /tmp/fs.raw 2>/dev/null | md5sum | cut -d' ' -f1)\"; done; \
+             rm -f {IMAGE} /tmp/fs.raw /tmp/fsck.log",
+            debugfs = paths::DEBUGFS
+        ),
+    ];
+    case
+}
