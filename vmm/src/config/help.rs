@@ -21,7 +21,13 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
-  -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE]
+  -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE][,locking=off]
+        [,backing.file=PATH,backing.driver=raw|qcow2]
+                                      cache= as QEMU: writeback (default), none (O_DIRECT),
+                                      writethrough, directsync (O_DIRECT, each write durable),
+                                      unsafe (flushes ignored); images are locked as QEMU
+                                      locks them; a qcow2 backing file opens read-only and
+                                      only with a format (the image's, or backing.driver=)
   -device virtio-blk-device,drive=ID  virtio disk (flush, discard, write-zeroes)
   -netdev tap,id=ID,ifname=TAP|fd=FD[,script=no,downscript=no]
   -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56]
@@ -33,7 +39,8 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -device vhost-vsock-device,guest-cid=N[,vhostfd=FD]
                                       vsock through the host's vhost_vsock module (FD: an
                                       open /dev/vhost-vsock, so minnow needs no access to it)
-  -no-reboot                          a guest reset ends minnow (otherwise it reboots)
+  -no-reboot                          a guest reset ends minnow (otherwise it reboots in
+                                      place, reopening nothing)
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks
                                       the end of its boot by writing 123 to port 0x3f0
@@ -45,5 +52,6 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
 exit status: 0 guest power-off (or reset with -no-reboot), ((V << 1) | 1) & 0xff
              isa-debug-exit (as QEMU),
              2 triple fault (minnow stops, where QEMU would reboot),
-             128+N signal N, 1 error.
+             128+N signal N (SIGTERM, SIGINT and SIGHUP stop the VM cleanly: disks flushed,
+             guest output written out), 1 error.
 ";

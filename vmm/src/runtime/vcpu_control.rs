@@ -220,6 +220,32 @@ impl VcpuControl {
         }
     }
 
+    /// Waits until every vCPU thread has left (after `Exit`), up to `limit`, kicking the ones
+    /// still inside so a blocked host call sees a fresh signal. Returns whether all left.
+    pub fn wait_left(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        let mut slots = self.slots();
+        loop {
+            let inside: Vec<ThreadId> = slots.threads.iter().flatten().copied().collect();
+            if inside.is_empty() {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            for t in inside {
+                // SAFETY: as in `set`.
+                unsafe { libc::pthread_kill(t.0, kick_signal()) };
+            }
+            slots = self
+                .changed
+                .wait_timeout(slots, left.min(Duration::from_millis(20)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// Runs `job` on every parked vCPU thread, each on its own vCPU, and waits for all of them.
     pub fn run_on_each(
         &self,
