@@ -153,16 +153,22 @@ fn qcow2_of(bytes: &[u8]) -> Result<Vec<u8>> {
     std::fs::create_dir_all(&dir)?;
     let (raw, qcow2) = (dir.join("disk.raw"), dir.join("disk.qcow2"));
     std::fs::write(&raw, bytes)?;
+    to_qcow2(&raw, &qcow2)?;
+    read(&qcow2)
+}
+
+/// Converts the raw image `raw` to the qcow2 image `qcow2` with qemu-img.
+fn to_qcow2(raw: &Path, qcow2: &Path) -> Result<()> {
     let status = Command::new("qemu-img")
         .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
-        .arg(&raw)
-        .arg(&qcow2)
+        .arg(raw)
+        .arg(qcow2)
         .status()
         .context("running qemu-img (apt-get install qemu-utils)")?;
     if !status.success() {
         anyhow::bail!("qemu-img convert failed ({status})");
     }
-    read(&qcow2)
+    Ok(())
 }
 
 /// An empty 64 MiB ext4 file system as a qcow2 image, made with mkfs.ext4 and qemu-img.
@@ -180,15 +186,7 @@ fn empty_ext4_qcow2() -> Result<Vec<u8>> {
     if !status.success() {
         anyhow::bail!("mkfs.ext4 failed ({status})");
     }
-    let status = Command::new("qemu-img")
-        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
-        .arg(&raw)
-        .arg(&qcow2)
-        .status()
-        .context("running qemu-img (apt-get install qemu-utils)")?;
-    if !status.success() {
-        anyhow::bail!("qemu-img convert failed ({status})");
-    }
+    to_qcow2(&raw, &qcow2)?;
     let _ = std::fs::remove_file(&raw);
     read(&qcow2)
 }
