@@ -70,6 +70,9 @@ enum Task {
         /// Keep a CPU-bound job running on one host core beside the nested host.
         #[arg(long)]
         load: bool,
+        /// Run each chosen case N times, to measure how often it hangs.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
     /// Build the boot conformance payloads (multiboot 1 and 2, PVH, bzImage) into target/payloads/.
     Payloads,
@@ -104,7 +107,15 @@ fn main() -> anyhow::Result<()> {
             filter,
             control,
             load,
-        } => nested::run(filter.as_deref(), nested::Options { control, load }),
+            repeat,
+        } => nested::run(
+            filter.as_deref(),
+            nested::Options {
+                control,
+                load,
+                repeat,
+            },
+        ),
         Task::Payloads => payloads::build().map(|_| ()),
         Task::SeedKernel => seed_kernel::build().map(|_| ()),
         Task::Test { args } => test::run(&args),

@@ -79,30 +79,55 @@ pub enum LifecycleError {
 /// Where a request's answer goes.
 pub type Answer = Sender<Result<(), LifecycleError>>;
 
+/// Requests waiting for the controller, and whether it still takes any.
+struct Queue {
+    waiting: VecDeque<(Request, Answer)>,
+    closed: bool,
+}
+
 /// Requests from other threads, each with the channel its answer goes back on.
 pub struct Requests {
-    queue: Mutex<VecDeque<(Request, Answer)>>,
+    queue: Mutex<Queue>,
     event: EventFd,
 }
 
 impl Requests {
     pub fn new() -> std::io::Result<Self> {
         Ok(Self {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue {
+                waiting: VecDeque::new(),
+                closed: false,
+            }),
             event: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
         })
     }
 
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `request`; a VM that has ended answers at once.
     pub fn send(&self, request: Request, answer: Answer) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back((request, answer));
+        let mut q = self.queue();
+        if q.closed {
+            let _ = answer.send(Err(LifecycleError::Ended));
+            return;
+        }
+        q.waiting.push_back((request, answer));
         let _ = self.event.write(1);
     }
 
     fn take(&self) -> Option<(Request, Answer)> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front()
+        self.queue().waiting.pop_front()
+    }
+
+    /// The VM ended: what waits is answered so, and nothing more is taken.
+    fn close(&self) {
+        let mut q = self.queue();
+        q.closed = true;
+        for (_, answer) in q.waiting.drain(..) {
+            let _ = answer.send(Err(LifecycleError::Ended));
+        }
     }
 }
 
@@ -268,6 +293,7 @@ impl Controller {
         self.timeline.mark(Event::Exit);
         self.ended = Some(reason);
         self.set_state(RunState::Ended);
+        self.requests.close();
     }
 
     /// What the guest asked for, the vCPUs already parked.
@@ -330,6 +356,7 @@ impl MutEventSubscriber for Controller {
             while let Some((request, answer)) = self.requests.take() {
                 let _ = answer.send(self.handle(request));
             }
+            // A request that ended the VM leaves the rest to `close`'s answer.
         } else if let Some(sig) = self.termination.as_ref().and_then(Termination::take) {
             self.finish(ExitReason::Signal(sig));
         }

@@ -71,6 +71,23 @@ pub fn with_controls(cases: Vec<Case>) -> Vec<Case> {
         .collect()
 }
 
+/// `cases`, each `times` times in a row (named `NAME-r2`, `NAME-r3`, ... after the first), to
+/// count how often a case hangs.
+pub fn repeated(cases: Vec<Case>, times: usize) -> Vec<Case> {
+    cases
+        .into_iter()
+        .flat_map(|c| {
+            (1..=times.max(1)).map(move |i| {
+                let mut again = c.clone();
+                if i > 1 {
+                    again.name = format!("{}-r{i}", c.name);
+                }
+                again
+            })
+        })
+        .collect()
+}
+
 /// A CPU-bound job on one host core for as long as it lives.
 pub struct Load {
     stop: Arc<AtomicBool>,

@@ -142,6 +142,8 @@ pub struct Options {
     pub control: bool,
     /// Keep a CPU-bound job running on one host core beside the nested host.
     pub load: bool,
+    /// Run each chosen case this many times (0 and 1: once), to measure how often it hangs.
+    pub repeat: usize,
 }
 
 /// `cargo xtask nested-test [FILTER] [--control] [--load]`.
@@ -154,6 +156,7 @@ pub fn run(filter: Option<&str>, options: Options) -> Result<()> {
     if chosen.is_empty() {
         bail!("no case matches {filter:?}");
     }
+    let chosen = control::repeated(chosen, options.repeat);
     let cases = match options.control {
         true => control::with_controls(chosen.clone()),
         false => chosen.clone(),

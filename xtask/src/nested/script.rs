@@ -25,7 +25,8 @@ stop_on_text() {
         sleep 0.5
     done
     kill -TERM $pid 2>/dev/null
-    (sleep 10; kill -KILL $pid 2>/dev/null) &
+    # Its output elsewhere: a sleep left behind must not hold the caller's stdout open.
+    (sleep 10; kill -KILL $pid) >/dev/null 2>&1 &
     killer=$!
     wait $pid
     rc=$?
