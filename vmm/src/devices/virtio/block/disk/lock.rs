@@ -128,13 +128,25 @@ pub fn lock(file: &File, path: &Path, perms: Permissions) -> Result<(), LockErro
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn image(name: &str) -> PathBuf {
         let path = std::env::temp_dir().join(format!("minnow-lock-{name}-{}", std::process::id()));
         std::fs::write(&path, [0u8; 4096]).unwrap();
         path
+    }
+
+    /// Waits up to a second for `ok`: a lock lives as long as its open file description, and a
+    /// test's child process between fork and exec (qemu-img) holds every description a moment.
+    pub(crate) fn eventually(mut ok: impl FnMut() -> bool) {
+        for _ in 0..100 {
+            if ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("still locked after a second");
     }
 
     fn open(path: &Path) -> File {
@@ -159,7 +171,7 @@ mod tests {
         );
         drop(first);
         let reader = open(&path);
-        lock(&reader, &path, Permissions::for_image(false, false)).unwrap();
+        eventually(|| lock(&reader, &path, Permissions::for_image(false, false)).is_ok());
         lock(&open(&path), &path, Permissions::for_image(false, false)).unwrap();
         std::fs::remove_file(path).unwrap();
     }
