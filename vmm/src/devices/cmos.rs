@@ -10,9 +10,9 @@
 //! week is derived from the date.
 //!
 //! No threads: register A's UIP bit and the interrupt flags in register C are computed from the
-//! clock when read. For interrupts, the VMM's timer thread sleeps until [`Cmos::next_deadline`],
+//! clock when read. For interrupts, the event loop's RTC timer waits until [`Cmos::next_deadline`],
 //! then calls [`Cmos::tick`]; when a guest access moves the deadline earlier the device signals
-//! [`Cmos::deadline_changed`], so the thread recomputes it.
+//! [`Cmos::deadline_changed`], so the timer recomputes it.
 //!
 //! The register set follows QEMU's hw/rtc/mc146818rtc.c (base year 2000 with the century in
 //! 0x32, as QEMU's pc and microvm machines), and the memory-size bytes QEMU's microvm sets
@@ -111,7 +111,7 @@ impl<C: Clock> Cmos<C> {
     }
 
     /// Written (incremented) whenever a guest access may have moved [`Cmos::next_deadline`]
-    /// earlier: the timer thread waits on it as well as on the deadline.
+    /// earlier: the RTC timer waits on it as well as on the deadline.
     pub fn deadline_changed(&self) -> &EventFd {
         &self.deadline_changed
     }
@@ -272,7 +272,7 @@ impl<C: Clock> Cmos<C> {
         self.update_irq();
     }
 
-    /// A data-port access: the register core at the guest's clock, signalling the timer thread
+    /// A data-port access: the register core at the guest's clock, signalling the RTC timer
     /// when the access brought the next deadline forward.
     fn data_access<R>(&mut self, access: impl FnOnce(&mut Self, u8, Instant) -> R) -> R {
         let index = self.index;

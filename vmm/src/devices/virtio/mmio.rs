@@ -116,12 +116,13 @@ impl MmioTransport {
 
     /// The device's name, for messages.
     pub fn name(&self) -> &'static str {
+        use virtio_bindings::virtio_ids as id;
         match self.device.device_type() {
-            1 => "virtio-net",
-            2 => "virtio-blk",
-            3 => "virtio-console",
-            4 => "virtio-rng",
-            19 => "vhost-vsock",
+            id::VIRTIO_ID_NET => "virtio-net",
+            id::VIRTIO_ID_BLOCK => "virtio-blk",
+            id::VIRTIO_ID_CONSOLE => "virtio-console",
+            id::VIRTIO_ID_RNG => "virtio-rng",
+            id::VIRTIO_ID_VSOCK => "vhost-vsock",
             _ => "virtio device",
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! Kicks go through minnow: a QueueNotify write reaches `process`, which writes the queue's kick
 //! eventfd (no KVM ioeventfd, so the transport stays the one place that decodes its registers).
-//! vhost signals one call eventfd for both data queues; the transport's I/O thread polls it.
+//! vhost signals one call eventfd for both data queues; the event loop watches it.
 //! The event queue (transport resets after migration) is never used: minnow does not migrate.
 mod backend;
 
@@ -244,7 +244,7 @@ impl VirtioDevice for Vsock {
         }
     }
 
-    /// Always there, so the transport gives the device its I/O thread; the transport polls it
+    /// Always there, so the event loop watches it for the device; the transport offers it
     /// only while the driver runs the device.
     fn io_fd(&self) -> Option<RawFd> {
         Some(self.call.as_raw_fd())

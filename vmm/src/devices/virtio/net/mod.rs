@@ -1,7 +1,7 @@
 //! virtio-net (`-netdev tap,id=N,ifname=T -device virtio-net-device,netdev=N[,mac=...]`):
 //! queue 0 receives, queue 1 transmits, no offloads. Transmit runs on the vCPU that notified;
-//! receive runs on the device's I/O thread when the TAP fd has a frame, and a frame that finds
-//! no receive buffer waits (the thread stops polling) until the driver adds some.
+//! receive runs on the event loop when the TAP fd has a frame, and a frame that finds
+//! no receive buffer waits (the loop stops watching the TAP) until the driver adds some.
 pub mod tap;
 
 use super::queue::{serve_chains, Served};
