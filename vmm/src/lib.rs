@@ -14,6 +14,7 @@ pub mod irq;
 pub mod kernel_layout;
 pub mod layout;
 pub mod machine;
+pub mod monitor;
 pub mod option_roms;
 pub mod rom;
 pub mod runtime;

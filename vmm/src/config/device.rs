@@ -89,17 +89,30 @@ pub(super) fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
 
 /// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.
 pub(super) fn parse_chardev(s: &str) -> Result<Chardev, ConfigError> {
-    let mut parts = key_values(s).into_iter();
-    let (kind, _) = parts.next().unwrap_or_default();
-    let mut c = Chardev {
-        id: String::new(),
-        path: None,
+    let mut parts = key_values(s);
+    let (kind, _) = if parts.is_empty() {
+        Default::default()
+    } else {
+        parts.remove(0)
     };
+    let id = parts
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| bad("-chardev", s, ": it needs id=ID"))?;
+    if kind == "socket" {
+        let socket = super::monitor::parse_socket_chardev(&parts)?;
+        return Ok(Chardev {
+            id,
+            backend: ChardevBackend::Socket(socket),
+        });
+    }
+    let mut path = None;
     for (k, v) in parts {
         match k.as_str() {
-            "id" => c.id = v,
-            "path" if kind == "file" => c.path = Some(v.into()),
-            "signal" | "mux" => {}
+            "id" | "signal" | "mux" => {}
+            "path" if kind == "file" => path = Some(PathBuf::from(v)),
             _ => {
                 return Err(bad(
                     &format!("-chardev {kind}"),
@@ -109,12 +122,13 @@ pub(super) fn parse_chardev(s: &str) -> Result<Chardev, ConfigError> {
             }
         }
     }
-    match (kind.as_str(), &c.path) {
-        _ if c.id.is_empty() => Err(bad("-chardev", s, ": it needs id=ID")),
-        ("stdio", _) | ("file", Some(_)) => Ok(c),
-        ("file", None) => Err(bad("-chardev", s, ": file needs path=PATH")),
-        _ => Err(bad("-chardev", &kind, ": supported: stdio, file")),
-    }
+    let backend = match (kind.as_str(), path) {
+        ("stdio", _) => ChardevBackend::Stdio,
+        ("file", Some(p)) => ChardevBackend::File(p),
+        ("file", None) => return Err(bad("-chardev", s, ": file needs path=PATH")),
+        _ => return Err(bad("-chardev", &kind, ": supported: stdio, file, socket")),
+    };
+    Ok(Chardev { id, backend })
 }
 
 pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Result<(), ConfigError> {

@@ -86,10 +86,12 @@ pub enum FwCfgSource {
 mod device;
 mod drive;
 mod help;
+pub mod monitor;
 mod parse;
 
 pub use drive::{CacheMode, DiskFormat, Drive};
 pub use help::HELP;
+pub use monitor::{Monitor, MonitorChannel, MonitorMode, ServerSocket, SocketAddress};
 use parse::{bad, key_values, on_off};
 pub use parse::{parse, parse_memory};
 
@@ -111,12 +113,20 @@ pub enum VirtioDeviceConfig {
     Vsock { cid: u64, vhostfd: Option<i32> },
 }
 
-/// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.
+/// What a `-chardev` is connected to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChardevBackend {
+    Stdio,
+    File(PathBuf),
+    /// A listening socket (for `-mon`).
+    Socket(ServerSocket),
+}
+
+/// `-chardev stdio|file|socket,id=ID,...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Chardev {
     pub id: String,
-    /// None: stdio.
-    pub path: Option<PathBuf>,
+    pub backend: ChardevBackend,
 }
 
 /// `-netdev tap,id=ID,ifname=NAME|fd=FD[,script=no,downscript=no]`.
@@ -179,6 +189,13 @@ pub struct Config {
     /// `-L DIR`: where to look for firmware and option ROMs named without a path, before QEMU's
     /// data directory.
     pub data_dirs: Vec<PathBuf>,
+    /// `-qmp`, `-monitor`, `-mon`: the monitors, in command-line order.
+    pub monitors: Vec<Monitor>,
+    /// `-S`: the vCPUs wait for a monitor's `cont`.
+    pub start_paused: bool,
+    /// `-no-shutdown`: a guest power-off stops the vCPUs and leaves the VM (and its monitors)
+    /// in the `shutdown` state, as QEMU does, instead of ending minnow.
+    pub no_shutdown: bool,
 }
 
 impl Config {
@@ -187,9 +204,10 @@ impl Config {
         self.virtio
             .iter()
             .filter(|d| match d {
-                VirtioDeviceConfig::Console { chardev } => {
-                    self.chardevs.get(*chardev).is_some_and(|ch| ch.path.is_none())
-                }
+                VirtioDeviceConfig::Console { chardev } => self
+                    .chardevs
+                    .get(*chardev)
+                    .is_some_and(|ch| ch.backend == ChardevBackend::Stdio),
                 _ => false,
             })
             .count()
@@ -256,6 +274,9 @@ impl Default for Config {
             netdevs: Vec::new(),
             chardevs: Vec::new(),
             virtio_serial_bus: false,
+            monitors: Vec::new(),
+            start_paused: false,
+            no_shutdown: false,
         }
     }
 }
@@ -280,6 +301,8 @@ pub enum ConfigError {
     NeedsKernel,
     #[error("-bios none boots a kernel directly: pass -kernel")]
     DirectBootNeedsKernel,
+    #[error("cannot use stdio by multiple character devices (a monitor on stdio takes it: give COM1 -serial none or file:PATH, or use mon:stdio)")]
+    StdioTaken,
 }
 
 /// The backends devices name, resolved once every -drive, -netdev and -chardev is read:
@@ -289,6 +312,8 @@ struct Pending {
     drives: Vec<(usize, String)>,
     netdevs: Vec<(usize, String)>,
     chardevs: Vec<(usize, String)>,
+    /// `-mon`: (chardev id, mode, pretty), in order.
+    mons: Vec<(String, MonitorMode, bool)>,
 }
 
 #[cfg(test)]

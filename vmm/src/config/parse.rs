@@ -1,6 +1,7 @@
 //! The command line, QEMU's way: options in any order, `key=value,...` lists with `,,` for a
 //! comma, and the checks between options once all are read.
 use super::device::{parse_chardev, parse_device, parse_netdev, parse_object};
+use super::monitor;
 use super::*;
 
 pub(super) fn bad(option: &str, value: &str, hint: &str) -> ConfigError {
@@ -162,6 +163,32 @@ fn parse_fw_cfg(s: &str) -> Result<FwCfgFile, ConfigError> {
     }
 }
 
+/// `-name NAME` or `-name guest=NAME[,debug-threads=on|off][,process=P]`: the VM's name.
+fn parse_name(s: &str) -> String {
+    key_values(s)
+        .into_iter()
+        .find_map(|(k, v)| match (k.as_str(), v.is_empty()) {
+            ("guest", false) => Some(v),
+            (_, true) if !k.starts_with("debug-threads") => Some(k),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// stdin and stdout serve one character device, as in QEMU: COM1, a console or a monitor.
+fn check_stdio_users(c: &Config) -> Result<(), ConfigError> {
+    let monitors = c
+        .monitors
+        .iter()
+        .filter(|m| m.channel == MonitorChannel::Stdio)
+        .count();
+    let serial = usize::from(c.serial == Serial::Stdio && c.machine.isa_serial);
+    if monitors > 0 && monitors + serial + c.virtconsoles_on_stdio() > 1 {
+        return Err(ConfigError::StdioTaken);
+    }
+    Ok(())
+}
+
 /// Parses the arguments after the program name. `Ok(None)` means `--help` was asked for.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, ConfigError> {
     let mut c = Config::default();
@@ -222,7 +249,27 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             "netdev" => c.netdevs.push(parse_netdev(&value()?)?),
             "object" => parse_object(&value()?)?,
             "drive" => c.drives.push(drive::parse_drive(&value()?)?),
-            "name" => c.name = Some(value()?),
+            "name" => c.name = Some(parse_name(&value()?)),
+            "qmp" | "qmp-pretty" => {
+                let pretty = opt == "qmp-pretty";
+                let channel = monitor::parse_channel(&arg, &value()?)?;
+                c.monitors.extend(channel.map(|channel| Monitor {
+                    mode: MonitorMode::Control,
+                    pretty,
+                    channel,
+                }));
+            }
+            "monitor" => {
+                let channel = monitor::parse_channel(&arg, &value()?)?;
+                c.monitors.extend(channel.map(|channel| Monitor {
+                    mode: MonitorMode::Readline,
+                    pretty: false,
+                    channel,
+                }));
+            }
+            "mon" => pending.mons.push(monitor::parse_mon(&value()?)?),
+            "S" => c.start_paused = true,
+            "no-shutdown" => c.no_shutdown = true,
             "pidfile" => c.pidfile = Some(value()?.into()),
             "L" => c.data_dirs.push(value()?.into()),
             "display" => match value()?.as_str() {
@@ -250,6 +297,30 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             .ok_or_else(|| bad("-device virtconsole,chardev", &id, ": no -chardev has that id"))?;
         c.virtio[device] = VirtioDeviceConfig::Console { chardev: index };
     }
+    for (id, mode, pretty) in pending.mons {
+        let chardev = c
+            .chardevs
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| bad("-mon chardev", &id, ": no -chardev has that id"))?;
+        let channel = match &chardev.backend {
+            ChardevBackend::Stdio => MonitorChannel::Stdio,
+            ChardevBackend::Socket(s) => MonitorChannel::Socket(s.clone()),
+            ChardevBackend::File(_) => {
+                return Err(bad(
+                    "-mon chardev",
+                    &id,
+                    ": a monitor needs a socket or stdio chardev",
+                ))
+            }
+        };
+        c.monitors.push(Monitor {
+            mode,
+            pretty,
+            channel,
+        });
+    }
+    check_stdio_users(&c)?;
     if c.virtconsoles_on_stdio() > 1 {
         return Err(bad(
             "-device virtconsole,chardev",

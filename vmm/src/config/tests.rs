@@ -69,7 +69,10 @@ fn a_virtconsole_needs_its_bus_and_finds_its_chardev() {
     .unwrap()
     .unwrap();
     assert_eq!(c.virtio, [VirtioDeviceConfig::Console { chardev: 0 }]);
-    assert_eq!(c.chardevs[0].path, Some("/tmp/hvc0.log".into()));
+    assert_eq!(
+        c.chardevs[0].backend,
+        ChardevBackend::File("/tmp/hvc0.log".into())
+    );
     assert!(parse_str("-device virtconsole,chardev=c0").is_err());
     assert!(parse_str("-chardev pty,id=p").is_err());
     assert!(parse_str("-chardev file,id=f").is_err());
@@ -278,4 +281,45 @@ fn a_tap_can_come_from_the_caller_as_an_fd() {
         .unwrap();
     assert_eq!(c.netdevs[0].fd, Some(5));
     assert!(c.netdevs[0].ifname.is_empty());
+}
+
+#[test]
+fn monitors_come_from_qmp_monitor_and_mon_in_order() {
+    let c = parse_str(
+        "-qmp unix:/tmp/q.sock,server=on,wait=off -monitor telnet:127.0.0.1:1234,server,nowait \
+         -chardev socket,id=m,path=/tmp/m.sock,server=on,wait=off -mon chardev=m,mode=control,pretty=on \
+         -S -no-shutdown -name guest=vm1,debug-threads=on",
+    )
+    .unwrap()
+    .unwrap();
+    let modes: Vec<(MonitorMode, bool)> = c.monitors.iter().map(|m| (m.mode, m.pretty)).collect();
+    assert_eq!(
+        modes,
+        [
+            (MonitorMode::Control, false),
+            (MonitorMode::Readline, false),
+            (MonitorMode::Control, true)
+        ]
+    );
+    assert!(c.start_paused && c.no_shutdown);
+    assert_eq!(c.name.as_deref(), Some("vm1"));
+    assert_eq!(
+        parse_str("-name plain").unwrap().unwrap().name.as_deref(),
+        Some("plain")
+    );
+}
+
+#[test]
+fn stdio_serves_one_character_device() {
+    let e = parse_str("-qmp stdio").unwrap_err().to_string();
+    assert!(
+        e.contains("cannot use stdio by multiple character devices"),
+        "{e}"
+    );
+    assert!(parse_str("-qmp stdio -serial none").is_ok());
+    assert!(parse_str("-monitor stdio -serial file:/tmp/s").is_ok());
+    let e = parse_str("-chardev file,id=f,path=/tmp/x -mon chardev=f")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("socket or stdio"), "{e}");
 }

@@ -2,7 +2,7 @@
 //! -chardev options and put on their transports.
 use super::{io, open_output, MachineError};
 use crate::bus::Bus;
-use crate::config::{Chardev, Config, Drive, NetDev, Serial, VirtioDeviceConfig};
+use crate::config::{Chardev, ChardevBackend, Config, Drive, NetDev, Serial, VirtioDeviceConfig};
 use crate::devices::virtio::block::{self, Block};
 use crate::devices::virtio::console::{Console, ConsoleInput};
 use crate::devices::virtio::net::{tap::Tap, Net};
@@ -75,12 +75,18 @@ fn console_device(
 ) -> Result<(Box<dyn VirtioDevice>, Option<ConsoleInput>), MachineError> {
     let ch = chardev.ok_or_else(|| MachineError::Unsupported("a virtconsole without a -chardev".into()))?;
     let name = format!("virtio console {}", ch.id);
-    let (output, input) = match &ch.path {
-        None => (
+    let (output, input) = match &ch.backend {
+        ChardevBackend::Stdio => (
             open_output(&name, &Serial::Stdio)?,
             Some(ConsoleInput::new().map_err(io("creating the console's input queue"))?),
         ),
-        Some(path) => (open_output(&name, &Serial::File(path.clone()))?, None),
+        ChardevBackend::File(path) => (open_output(&name, &Serial::File(path.clone()))?, None),
+        ChardevBackend::Socket(_) => {
+            return Err(MachineError::Unsupported(format!(
+                "-device virtconsole,chardev={}: a virtio console writes to a stdio or file chardev, not a socket",
+                ch.id
+            )))
+        }
     };
     outputs.push(output.clone());
     Ok((Box::new(Console::new(output, input.clone())), input))

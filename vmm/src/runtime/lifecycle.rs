@@ -53,6 +53,26 @@ impl RunState {
     }
 }
 
+/// What happened to a VM, as QEMU's QMP events say it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmEvent {
+    /// The vCPUs stopped (`stop`, or a guest shut down under `-no-shutdown`).
+    Stop,
+    /// They run again (`cont`).
+    Resume,
+    /// The machine was reset: by the guest, or by a request (`reason`, QEMU's words).
+    Reset { guest: bool, reason: &'static str },
+    /// Someone pressed the ACPI power button.
+    Powerdown,
+    /// The VM shut down: the guest did, or the host ended it.
+    Shutdown { guest: bool, reason: &'static str },
+}
+
+/// Hears a VM's events (the monitors do).
+pub trait EventListener: Send + Sync {
+    fn on_event(&self, event: &VmEvent);
+}
+
 /// What an application or a monitor asks a VM to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Request {
@@ -74,6 +94,22 @@ pub enum LifecycleError {
     Reset(String),
     #[error("this machine has no ACPI power button (acpi=off): nothing can ask the guest to power off")]
     NoPowerButton,
+    /// QEMU's words for `cont` after the guest shut down under `-no-shutdown`.
+    #[error("Resetting the Virtual Machine is required")]
+    NeedsReset,
+}
+
+/// QEMU's SHUTDOWN event for an end: (guest, reason); none for an isa-debug-exit write, which
+/// ends QEMU without one.
+fn shutdown_reason(reason: ExitReason) -> Option<(bool, &'static str)> {
+    Some(match reason {
+        ExitReason::PowerOff => (true, "guest-shutdown"),
+        ExitReason::Reset | ExitReason::TripleFault => (true, "guest-reset"),
+        ExitReason::Quit => (false, "host-qmp-quit"),
+        ExitReason::Signal(_) => (false, "host-signal"),
+        ExitReason::Failure => (false, "host-error"),
+        ExitReason::DebugExit(_) => return None,
+    })
 }
 
 /// Where a request's answer goes.
@@ -142,7 +178,9 @@ pub struct Controller {
     state: Arc<Mutex<RunState>>,
     ended: Option<ExitReason>,
     no_reboot: bool,
+    no_shutdown: bool,
     timeline: Arc<Timeline>,
+    listeners: Vec<Arc<dyn EventListener>>,
 }
 
 /// What the controller is built from.
@@ -155,6 +193,7 @@ pub struct ControllerParts {
     pub termination: Option<Termination>,
     pub state: Arc<Mutex<RunState>>,
     pub no_reboot: bool,
+    pub no_shutdown: bool,
     pub timeline: Arc<Timeline>,
 }
 
@@ -170,8 +209,26 @@ impl Controller {
             state: p.state,
             ended: None,
             no_reboot: p.no_reboot,
+            no_shutdown: p.no_shutdown,
             timeline: p.timeline,
+            listeners: Vec::new(),
         }
+    }
+
+    /// Tells `listener` of every event from now on.
+    pub fn listen(&mut self, listener: Arc<dyn EventListener>) {
+        self.listeners.push(listener);
+    }
+
+    fn emit(&self, event: VmEvent) {
+        for l in &self.listeners {
+            l.on_event(&event);
+        }
+    }
+
+    /// The vCPU threads' ids, in vCPU order (`query-cpus-fast`).
+    pub fn vcpu_thread_ids(&self) -> Vec<i32> {
+        self.control.thread_ids()
     }
 
     pub fn state(&self) -> RunState {
@@ -208,6 +265,7 @@ impl Controller {
                 self.park()?;
                 self.set_devices_paused(true);
                 self.set_state(RunState::Paused);
+                self.emit(VmEvent::Stop);
                 Ok(())
             }
             RunState::Ended => Err(LifecycleError::Ended),
@@ -219,10 +277,12 @@ impl Controller {
     pub fn resume(&mut self) -> Result<(), LifecycleError> {
         match self.state() {
             RunState::Ended => Err(LifecycleError::Ended),
+            RunState::Shutdown => Err(LifecycleError::NeedsReset),
             RunState::Running => Ok(()),
             _ => {
                 self.set_devices_paused(false);
                 self.set_state(RunState::Running);
+                self.emit(VmEvent::Resume);
                 self.control.set(Command::Run);
                 Ok(())
             }
@@ -233,6 +293,11 @@ impl Controller {
     /// vCPUs to their power-on state, the firmware's ROM (or `-bios none`'s kernel) loaded
     /// again from memory, nothing reopened. A running VM runs on; a paused one stays paused.
     pub fn reset(&mut self) -> Result<(), LifecycleError> {
+        self.reset_for(false)
+    }
+
+    /// [`Controller::reset`], for the guest or for a request (the RESET event says which).
+    fn reset_for(&mut self, guest: bool) -> Result<(), LifecycleError> {
         let state = self.state();
         if state == RunState::Ended {
             return Err(LifecycleError::Ended);
@@ -251,9 +316,16 @@ impl Controller {
                 PARK_LIMIT,
             )
             .map_err(|e: JobError| LifecycleError::Reset(e.to_string()))?;
+        let reason = if guest {
+            "guest-reset"
+        } else {
+            "host-qmp-system-reset"
+        };
+        self.emit(VmEvent::Reset { guest, reason });
         match state {
             RunState::Running => self.control.set(Command::Run),
-            RunState::Shutdown => self.set_state(RunState::Paused),
+            // As QEMU: a reset after a shutdown leaves the VM ready for `cont`.
+            RunState::Shutdown => self.set_state(RunState::Prelaunch),
             _ => {}
         }
         Ok(())
@@ -267,6 +339,7 @@ impl Controller {
         match self.core.as_ref().and_then(MachineCore::ged) {
             Some(ged) => {
                 ged.lock().unwrap_or_else(|p| p.into_inner()).power_button();
+                self.emit(VmEvent::Powerdown);
                 Ok(())
             }
             None => Err(LifecycleError::NoPowerButton),
@@ -278,6 +351,9 @@ impl Controller {
     pub fn finish(&mut self, reason: ExitReason) {
         if self.ended.is_some() {
             return;
+        }
+        if let Some((guest, reason)) = shutdown_reason(reason) {
+            self.emit(VmEvent::Shutdown { guest, reason });
         }
         let all_joined = self.threads.stop_and_join();
         if let Some(core) = self.core.take() {
@@ -303,10 +379,22 @@ impl Controller {
         }
         match reason {
             ExitReason::Reset if !self.no_reboot => {
-                if let Err(e) = self.reset() {
+                if let Err(e) = self.reset_for(true) {
                     eprintln!("minnow: the guest reset the machine, but {e}");
                     self.finish(ExitReason::Failure);
                 }
+            }
+            // -no-shutdown: the guest's end stops the VM, which waits for its monitors.
+            ExitReason::PowerOff | ExitReason::Reset if self.no_shutdown => {
+                let reason = if reason == ExitReason::Reset {
+                    "guest-reset"
+                } else {
+                    "guest-shutdown"
+                };
+                self.set_devices_paused(true);
+                self.set_state(RunState::Shutdown);
+                self.emit(VmEvent::Shutdown { guest: true, reason });
+                self.emit(VmEvent::Stop);
             }
             other => self.finish(other),
         }

@@ -50,6 +50,8 @@ struct Slots {
     jobs: Vec<VecDeque<Job>>,
     /// The threads to kick, once they run.
     threads: Vec<Option<ThreadId>>,
+    /// The threads' kernel ids (as `ps` and QEMU's `query-cpus-fast` show them).
+    tids: Vec<i32>,
 }
 
 pub struct VcpuControl {
@@ -107,6 +109,7 @@ impl VcpuControl {
                 parked: vec![false; count],
                 jobs: (0..count).map(|_| VecDeque::new()).collect(),
                 threads: vec![None; count],
+                tids: vec![0; count],
             }),
             changed: Condvar::new(),
         }
@@ -148,6 +151,15 @@ impl VcpuControl {
             // SAFETY: pthread_self has no preconditions.
             *t = Some(ThreadId(unsafe { libc::pthread_self() }));
         }
+        if let Some(tid) = slots.tids.get_mut(id) {
+            // SAFETY: gettid has no preconditions.
+            *tid = unsafe { libc::gettid() };
+        }
+    }
+
+    /// The vCPU threads' kernel ids, in vCPU order (0 for one not started).
+    pub fn thread_ids(&self) -> Vec<i32> {
+        self.slots().tids.clone()
     }
 
     /// Called by vCPU thread `id` when it ends, however it ends.

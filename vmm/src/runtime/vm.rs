@@ -15,6 +15,7 @@ use super::virtio_io::VirtioIo;
 use crate::config::Config;
 use crate::exit::ExitReason;
 use crate::machine::{self, Machine, MachineError, MachineIo};
+use crate::monitor::{MonitorError, MonitorServer, VmFacts};
 use crate::timeline::Timeline;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -90,6 +91,8 @@ pub enum VmError {
     #[error(transparent)]
     Machine(#[from] MachineError),
     #[error(transparent)]
+    Monitor(#[from] MonitorError),
+    #[error(transparent)]
     EventLoop(#[from] EventLoopError),
     #[error("{what}: {source}")]
     Io {
@@ -116,6 +119,12 @@ impl Vm {
 
     pub fn start_with(config: &Config, options: StartOptions) -> Result<Vm, VmError> {
         install_kick_handler().map_err(io("installing the vCPU kick signal"))?;
+        // Monitors first: an address in use is an error before anything runs.
+        let mut monitors = config
+            .monitors
+            .iter()
+            .map(MonitorServer::bind)
+            .collect::<Result<Vec<_>, _>>()?;
         let Machine {
             vcpus,
             handlers,
@@ -140,11 +149,23 @@ impl Vm {
             termination: options.termination,
             state: state.clone(),
             no_reboot: config.no_reboot,
+            no_shutdown: config.no_shutdown,
             timeline: options.timeline,
         })));
         events.add(controller.clone());
-        // The vCPUs run from here; the event loop takes over below.
-        let _ = lock(&controller).resume();
+        let facts = Arc::new(facts(config, &monitors));
+        for m in &mut monitors {
+            m.wait_for_client()?;
+        }
+        for mut m in monitors {
+            m.attach(controller.clone(), facts.clone());
+            events.add_owned(m);
+        }
+        // The vCPUs run from here, unless -S leaves that to a monitor's `cont`; the event loop
+        // takes over below.
+        if !config.start_paused {
+            let _ = lock(&controller).resume();
+        }
         let thread = std::thread::Builder::new()
             .name("minnow-events".into())
             .spawn(move || serve(events, controller))
@@ -195,10 +216,39 @@ fn add_io(events: &mut EventLoop, machine_io: MachineIo) -> Result<(), VmError> 
     Ok(())
 }
 
+/// What the monitors say of the VM: its name, and its character devices as QEMU labels them.
+fn facts(config: &Config, monitors: &[MonitorServer]) -> VmFacts {
+    let mut chardevs = Vec::new();
+    if config.machine.isa_serial {
+        let filename = match &config.serial {
+            crate::config::Serial::Stdio => "stdio".to_string(),
+            crate::config::Serial::File(p) => format!("file:{}", p.display()),
+            crate::config::Serial::None => "null".to_string(),
+        };
+        chardevs.push(("serial0".to_string(), filename));
+    }
+    chardevs.extend(monitors.iter().enumerate().map(|(i, m)| m.chardev(i)));
+    VmFacts {
+        name: config.name.clone(),
+        chardevs,
+    }
+}
+
+/// Once the VM ended: lets the monitors write their last words (a SHUTDOWN event), briefly.
+fn drain(events: &mut EventLoop) {
+    for _ in 0..4 {
+        if events.run_once(50).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+}
+
 /// The event loop thread: serves every fd until the controller says the VM ended.
 fn serve(mut events: EventLoop, controller: Arc<Mutex<Controller>>) -> ExitReason {
     loop {
-        if let Some(reason) = lock(&controller).ended() {
+        let ended = lock(&controller).ended();
+        if let Some(reason) = ended {
+            drain(&mut events);
             return reason;
         }
         if let Err(e) = events.run_once(-1) {

@@ -1,0 +1,326 @@
+//! QMP as QEMU 7.2 speaks it: the greeting, nothing but `qmp_capabilities` before negotiation,
+//! a stream of JSON objects (no newline needed, several in one write, one split over writes),
+//! `id` echoed, errors with QEMU's classes and words, events with their timestamp, written before
+//! the reply of the command that caused them. Checked byte for byte against QEMU 7.2's own
+//! replies (the tests below, and tests/qmp/ against both).
+use super::format::message;
+use super::{hmp, Context, Session, PACKAGE, QEMU_VERSION};
+use crate::runtime::lifecycle::{LifecycleError, RunState, VmEvent};
+use serde_json::{json, Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Bytes of one unfinished JSON object a client may send before it is refused.
+pub const MAX_INPUT: usize = 1 << 20;
+
+/// The commands, as `query-commands` lists them.
+pub const COMMANDS: &[&str] = &[
+    "qmp_capabilities",
+    "query-version",
+    "query-commands",
+    "query-status",
+    "query-name",
+    "query-kvm",
+    "query-cpus-fast",
+    "query-chardev",
+    "stop",
+    "cont",
+    "system_reset",
+    "system_powerdown",
+    "quit",
+    "human-monitor-command",
+];
+
+/// A QMP error: QEMU's class and words.
+#[derive(Debug, PartialEq, Eq)]
+pub struct QmpError {
+    pub class: &'static str,
+    pub desc: String,
+}
+
+fn generic(desc: impl Into<String>) -> QmpError {
+    QmpError {
+        class: "GenericError",
+        desc: desc.into(),
+    }
+}
+
+fn not_found(desc: impl Into<String>) -> QmpError {
+    QmpError {
+        class: "CommandNotFound",
+        desc: desc.into(),
+    }
+}
+
+pub struct QmpSession {
+    negotiated: bool,
+    pretty: bool,
+    pending: Vec<u8>,
+    quit: bool,
+}
+
+impl QmpSession {
+    pub fn new(pretty: bool) -> Self {
+        Self {
+            negotiated: false,
+            pretty,
+            pending: Vec::new(),
+            quit: false,
+        }
+    }
+
+    fn reply(&self, result: Result<Value, QmpError>, id: Option<Value>) -> Vec<u8> {
+        let mut m = Map::new();
+        match result {
+            Ok(v) => {
+                m.insert("return".into(), v);
+            }
+            Err(e) => {
+                m.insert("error".into(), json!({"class": e.class, "desc": e.desc}));
+            }
+        }
+        if let Some(id) = id {
+            m.insert("id".into(), id);
+        }
+        message(&Value::Object(m), self.pretty)
+    }
+
+    /// One JSON value from the client.
+    fn request(&mut self, value: Value, ctx: &mut Context) -> Vec<u8> {
+        let Value::Object(mut obj) = value else {
+            return self.reply(Err(generic("QMP input must be a JSON object")), None);
+        };
+        let id = obj.remove("id");
+        let result = self.command(obj, ctx);
+        self.reply(result, id)
+    }
+
+    fn command(&mut self, mut obj: Map<String, Value>, ctx: &mut Context) -> Result<Value, QmpError> {
+        let name = match obj.remove("execute") {
+            Some(Value::String(n)) => n,
+            Some(_) => return Err(generic("QMP input member 'execute' must be a string")),
+            None => match obj.keys().next() {
+                Some(k) if k != "arguments" => {
+                    return Err(generic(format!("QMP input member '{k}' is unexpected")))
+                }
+                _ => return Err(generic("QMP input lacks member 'execute'")),
+            },
+        };
+        let args = match obj.remove("arguments") {
+            None => Map::new(),
+            Some(Value::Object(a)) => a,
+            Some(_) => return Err(generic("QMP input member 'arguments' must be an object")),
+        };
+        if let Some(k) = obj.keys().next() {
+            return Err(generic(format!("QMP input member '{k}' is unexpected")));
+        }
+        if name == "qmp_capabilities" {
+            return self.negotiate(args);
+        }
+        if !self.negotiated {
+            return Err(not_found(
+                "Expecting capabilities negotiation with 'qmp_capabilities'",
+            ));
+        }
+        if name == "quit" {
+            no_arguments(&args)?;
+            self.quit = true;
+            return Ok(json!({}));
+        }
+        execute(&name, args, ctx)
+    }
+
+    fn negotiate(&mut self, args: Map<String, Value>) -> Result<Value, QmpError> {
+        if self.negotiated {
+            return Err(not_found(
+                "Capabilities negotiation is already complete, command ignored",
+            ));
+        }
+        match args.get("enable") {
+            None => {}
+            Some(Value::Array(caps)) if caps.is_empty() => {}
+            Some(Value::Array(caps)) => {
+                let cap = caps.first().and_then(Value::as_str).unwrap_or("?");
+                return Err(generic(format!("Capability '{cap}' not available")));
+            }
+            Some(_) => return Err(generic("Invalid parameter type for 'enable', expected: array")),
+        }
+        if let Some(k) = args.keys().find(|k| *k != "enable") {
+            return Err(generic(format!("Parameter '{k}' is unexpected")));
+        }
+        self.negotiated = true;
+        Ok(json!({}))
+    }
+}
+
+fn no_arguments(args: &Map<String, Value>) -> Result<(), QmpError> {
+    match args.keys().next() {
+        Some(k) => Err(generic(format!("Parameter '{k}' is unexpected"))),
+        None => Ok(()),
+    }
+}
+
+fn lifecycle(result: Result<(), LifecycleError>) -> Result<Value, QmpError> {
+    result.map(|()| json!({})).map_err(|e| generic(e.to_string()))
+}
+
+/// `query-status`: QEMU's state names, `running` as QEMU computes it.
+fn status(state: RunState) -> Value {
+    json!({
+        "status": state.as_str(),
+        "singlestep": false,
+        "running": state == RunState::Running,
+    })
+}
+
+fn query_cpus_fast(ctx: &Context) -> Value {
+    let cpus: Vec<Value> = ctx
+        .controller
+        .vcpu_thread_ids()
+        .iter()
+        .enumerate()
+        .map(|(i, tid)| {
+            json!({
+                "thread-id": tid,
+                "props": {"core-id": 0, "thread-id": 0, "socket-id": i},
+                "qom-path": format!("/machine/unattached/device[{i}]"),
+                "cpu-index": i,
+                "target": "x86_64",
+            })
+        })
+        .collect();
+    Value::Array(cpus)
+}
+
+/// Runs command `name` (negotiation done, `quit` handled by the session).
+fn execute(name: &str, mut args: Map<String, Value>, ctx: &mut Context) -> Result<Value, QmpError> {
+    if name == "human-monitor-command" {
+        let line = match args.remove("command-line") {
+            Some(Value::String(l)) => l,
+            Some(_) => {
+                return Err(generic(
+                    "Invalid parameter type for 'command-line', expected: string",
+                ))
+            }
+            None => return Err(generic("Parameter 'command-line' is missing")),
+        };
+        match args.remove("cpu-index") {
+            None | Some(Value::Number(_)) => {}
+            Some(_) => {
+                return Err(generic(
+                    "Invalid parameter type for 'cpu-index', expected: integer",
+                ))
+            }
+        }
+        no_arguments(&args)?;
+        return Ok(Value::String(hmp::run_line(&line, ctx).text));
+    }
+    no_arguments(&args)?;
+    let (major, minor, micro) = QEMU_VERSION;
+    match name {
+        "query-version" => Ok(json!({
+            "qemu": {"micro": micro, "minor": minor, "major": major},
+            "package": PACKAGE,
+        })),
+        "query-commands" => Ok(Value::Array(
+            COMMANDS.iter().map(|c| json!({ "name": c })).collect(),
+        )),
+        "query-status" => Ok(status(ctx.controller.state())),
+        "query-name" => Ok(match &ctx.facts.name {
+            Some(n) => json!({ "name": n }),
+            None => json!({}),
+        }),
+        "query-kvm" => Ok(json!({"enabled": true, "present": true})),
+        "query-cpus-fast" => Ok(query_cpus_fast(ctx)),
+        "query-chardev" => Ok(Value::Array(
+            ctx.facts
+                .chardevs
+                .iter()
+                .map(|(label, filename)| json!({"frontend-open": true, "filename": filename, "label": label}))
+                .collect(),
+        )),
+        "stop" => lifecycle(ctx.controller.pause()),
+        "cont" => lifecycle(ctx.controller.resume()),
+        "system_reset" => lifecycle(ctx.controller.reset()),
+        "system_powerdown" => lifecycle(ctx.controller.powerdown()),
+        _ => Err(not_found(format!("The command {name} has not been found"))),
+    }
+}
+
+/// A QMP event as QEMU writes it.
+pub fn event_message(event: &VmEvent, pretty: bool) -> Vec<u8> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut m = Map::new();
+    m.insert(
+        "timestamp".into(),
+        json!({"seconds": now.as_secs(), "microseconds": now.subsec_micros()}),
+    );
+    let (name, data) = match event {
+        VmEvent::Stop => ("STOP", None),
+        VmEvent::Resume => ("RESUME", None),
+        VmEvent::Powerdown => ("POWERDOWN", None),
+        VmEvent::Reset { guest, reason } => ("RESET", Some(json!({"guest": guest, "reason": reason}))),
+        VmEvent::Shutdown { guest, reason } => ("SHUTDOWN", Some(json!({"guest": guest, "reason": reason}))),
+    };
+    m.insert("event".into(), Value::String(name.into()));
+    if let Some(d) = data {
+        m.insert("data".into(), d);
+    }
+    message(&Value::Object(m), pretty)
+}
+
+impl Session for QmpSession {
+    fn greeting(&mut self) -> Vec<u8> {
+        let (major, minor, micro) = QEMU_VERSION;
+        let greeting = json!({"QMP": {
+            "version": {"qemu": {"micro": micro, "minor": minor, "major": major}, "package": PACKAGE},
+            "capabilities": [],
+        }});
+        message(&greeting, self.pretty)
+    }
+
+    fn input(&mut self, bytes: &[u8], ctx: &mut Context) -> Vec<u8> {
+        self.pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            let text = std::mem::take(&mut self.pending);
+            let mut stream = serde_json::Deserializer::from_slice(&text).into_iter::<Value>();
+            match stream.next() {
+                None => break,
+                Some(Ok(value)) => {
+                    let used = stream.byte_offset();
+                    self.pending = text[used..].to_vec();
+                    out.extend(self.request(value, ctx));
+                }
+                // An object that is not finished yet: wait for the rest, up to a limit.
+                Some(Err(e)) if e.is_eof() && text.len() <= MAX_INPUT => {
+                    self.pending = text;
+                    break;
+                }
+                Some(Err(e)) => {
+                    let desc = match e.is_eof() {
+                        true => format!("JSON parse error, input exceeds {MAX_INPUT} bytes"),
+                        false => format!("JSON parse error, {e}"),
+                    };
+                    out.extend(self.reply(Err(generic(desc)), None));
+                    // Start again after what could not be read.
+                    break;
+                }
+            }
+            if self.quit {
+                break;
+            }
+        }
+        out
+    }
+
+    fn event(&mut self, event: &VmEvent) -> Vec<u8> {
+        match self.negotiated {
+            true => event_message(event, self.pretty),
+            false => Vec::new(),
+        }
+    }
+
+    fn quit_requested(&self) -> bool {
+        self.quit
+    }
+}
