@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 /// The targets, as fuzz/Cargo.toml names them: every device a guest can touch through its bus,
-/// qcow2 images, kernel images for both loaders, the command line.
-const TARGETS: [&str; 8] = [
+/// qcow2 images, kernel images for both loaders, the command line, what a QMP client sends.
+const TARGETS: [&str; 9] = [
     "legacy_devices",
     "virtio_mmio",
     "virtio_blk",
@@ -18,6 +18,7 @@ const TARGETS: [&str; 8] = [
     "kernel_layout",
     "direct_boot",
     "config_parse",
+    "qmp_input",
 ];
 pub const CI_SECONDS: u64 = 20;
 /// `--long`: each target this long.

@@ -41,12 +41,22 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       open /dev/vhost-vsock, so minnow needs no access to it)
   -no-reboot                          a guest reset ends minnow (otherwise it reboots in
                                       place, reopening nothing)
+  -qmp[-pretty] unix:PATH|tcp:HOST:PORT,server=on,wait=off | stdio
+                                      a QMP monitor (QEMU 7.2's protocol; one client at a time)
+  -monitor telnet:HOST:PORT|unix:PATH,server,nowait | stdio | none
+                                      an HMP monitor (the human one)
+  -chardev socket,id=ID,path=P|host=H,port=N,server=on,wait=off[,telnet=on]
+  -mon chardev=ID,mode=control|readline[,pretty=on]
+                                      a monitor on a named chardev
+  -S                                  start with the vCPUs paused (a monitor's cont runs them)
+  -no-shutdown                        a guest power-off leaves the VM stopped in state
+                                      shutdown, its monitors alive
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks
                                       the end of its boot by writing 123 to port 0x3f0
                                       (Firecracker's convention); minnow.rom reports its
                                       start and handoff there too (only with this option)
-  -name NAME, -pidfile PATH
+  -name NAME|guest=NAME, -pidfile PATH
   -nodefaults, -no-user-config, -display none, -nographic   accepted
 
 exit status: 0 guest power-off (or reset with -no-reboot), ((V << 1) | 1) & 0xff

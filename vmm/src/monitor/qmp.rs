@@ -51,10 +51,85 @@ fn not_found(desc: impl Into<String>) -> QmpError {
     }
 }
 
+/// Cuts a client's byte stream into JSON values: a value may come in pieces, several may come
+/// at once; an unfinished one may grow to [`MAX_INPUT`] bytes.
+#[derive(Default)]
+pub struct Framer {
+    pending: Vec<u8>,
+}
+
+impl Framer {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The next complete value, an error for bytes that cannot start one (which are dropped),
+    /// or `None` when more bytes are needed.
+    pub fn next_value(&mut self) -> Option<Result<Value, QmpError>> {
+        let text = std::mem::take(&mut self.pending);
+        let mut stream = serde_json::Deserializer::from_slice(&text).into_iter::<Value>();
+        match stream.next()? {
+            Ok(value) => {
+                self.pending = text[stream.byte_offset()..].to_vec();
+                Some(Ok(value))
+            }
+            Err(e) if e.is_eof() && text.len() <= MAX_INPUT => {
+                self.pending = text;
+                None
+            }
+            Err(e) if e.is_eof() => Some(Err(generic(format!(
+                "JSON parse error, input exceeds {MAX_INPUT} bytes"
+            )))),
+            Err(e) => Some(Err(generic(format!("JSON parse error, {e}")))),
+        }
+    }
+
+    /// Bytes held for an unfinished value.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// A command as the client asked for it.
+#[derive(Debug, PartialEq)]
+pub struct Request {
+    pub name: String,
+    pub args: Map<String, Value>,
+}
+
+/// Checks one value from the client as QEMU's dispatcher does. Returns the request (or QEMU's
+/// error) and the `id` to echo.
+pub fn parse_request(value: Value) -> (Result<Request, QmpError>, Option<Value>) {
+    let Value::Object(mut obj) = value else {
+        return (Err(generic("QMP input must be a JSON object")), None);
+    };
+    let id = obj.remove("id");
+    let name = match obj.remove("execute") {
+        Some(Value::String(n)) => n,
+        Some(_) => return (Err(generic("QMP input member 'execute' must be a string")), id),
+        None => {
+            let e = match obj.keys().next() {
+                Some(k) if k != "arguments" => generic(format!("QMP input member '{k}' is unexpected")),
+                _ => generic("QMP input lacks member 'execute'"),
+            };
+            return (Err(e), id);
+        }
+    };
+    let args = match obj.remove("arguments") {
+        None => Map::new(),
+        Some(Value::Object(a)) => a,
+        Some(_) => return (Err(generic("QMP input member 'arguments' must be an object")), id),
+    };
+    if let Some(k) = obj.keys().next() {
+        return (Err(generic(format!("QMP input member '{k}' is unexpected"))), id);
+    }
+    (Ok(Request { name, args }), id)
+}
+
 pub struct QmpSession {
     negotiated: bool,
     pretty: bool,
-    pending: Vec<u8>,
+    framer: Framer,
     quit: bool,
 }
 
@@ -63,7 +138,7 @@ impl QmpSession {
         Self {
             negotiated: false,
             pretty,
-            pending: Vec::new(),
+            framer: Framer::default(),
             quit: false,
         }
     }
@@ -86,47 +161,26 @@ impl QmpSession {
 
     /// One JSON value from the client.
     fn request(&mut self, value: Value, ctx: &mut Context) -> Vec<u8> {
-        let Value::Object(mut obj) = value else {
-            return self.reply(Err(generic("QMP input must be a JSON object")), None);
-        };
-        let id = obj.remove("id");
-        let result = self.command(obj, ctx);
+        let (request, id) = parse_request(value);
+        let result = request.and_then(|r| self.command(r, ctx));
         self.reply(result, id)
     }
 
-    fn command(&mut self, mut obj: Map<String, Value>, ctx: &mut Context) -> Result<Value, QmpError> {
-        let name = match obj.remove("execute") {
-            Some(Value::String(n)) => n,
-            Some(_) => return Err(generic("QMP input member 'execute' must be a string")),
-            None => match obj.keys().next() {
-                Some(k) if k != "arguments" => {
-                    return Err(generic(format!("QMP input member '{k}' is unexpected")))
-                }
-                _ => return Err(generic("QMP input lacks member 'execute'")),
-            },
-        };
-        let args = match obj.remove("arguments") {
-            None => Map::new(),
-            Some(Value::Object(a)) => a,
-            Some(_) => return Err(generic("QMP input member 'arguments' must be an object")),
-        };
-        if let Some(k) = obj.keys().next() {
-            return Err(generic(format!("QMP input member '{k}' is unexpected")));
-        }
-        if name == "qmp_capabilities" {
-            return self.negotiate(args);
+    fn command(&mut self, r: Request, ctx: &mut Context) -> Result<Value, QmpError> {
+        if r.name == "qmp_capabilities" {
+            return self.negotiate(r.args);
         }
         if !self.negotiated {
             return Err(not_found(
                 "Expecting capabilities negotiation with 'qmp_capabilities'",
             ));
         }
-        if name == "quit" {
-            no_arguments(&args)?;
+        if r.name == "quit" {
+            no_arguments(&r.args)?;
             self.quit = true;
             return Ok(json!({}));
         }
-        execute(&name, args, ctx)
+        execute(&r.name, r.args, ctx)
     }
 
     fn negotiate(&mut self, args: Map<String, Value>) -> Result<Value, QmpError> {
@@ -279,35 +333,13 @@ impl Session for QmpSession {
     }
 
     fn input(&mut self, bytes: &[u8], ctx: &mut Context) -> Vec<u8> {
-        self.pending.extend_from_slice(bytes);
+        self.framer.push(bytes);
         let mut out = Vec::new();
-        loop {
-            let text = std::mem::take(&mut self.pending);
-            let mut stream = serde_json::Deserializer::from_slice(&text).into_iter::<Value>();
-            match stream.next() {
+        while !self.quit {
+            match self.framer.next_value() {
                 None => break,
-                Some(Ok(value)) => {
-                    let used = stream.byte_offset();
-                    self.pending = text[used..].to_vec();
-                    out.extend(self.request(value, ctx));
-                }
-                // An object that is not finished yet: wait for the rest, up to a limit.
-                Some(Err(e)) if e.is_eof() && text.len() <= MAX_INPUT => {
-                    self.pending = text;
-                    break;
-                }
-                Some(Err(e)) => {
-                    let desc = match e.is_eof() {
-                        true => format!("JSON parse error, input exceeds {MAX_INPUT} bytes"),
-                        false => format!("JSON parse error, {e}"),
-                    };
-                    out.extend(self.reply(Err(generic(desc)), None));
-                    // Start again after what could not be read.
-                    break;
-                }
-            }
-            if self.quit {
-                break;
+                Some(Ok(value)) => out.extend(self.request(value, ctx)),
+                Some(Err(e)) => out.extend(self.reply(Err(e), None)),
             }
         }
         out
@@ -322,5 +354,49 @@ impl Session for QmpSession {
 
     fn quit_requested(&self) -> bool {
         self.quit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(chunks: &[&[u8]]) -> Vec<Result<Value, QmpError>> {
+        let mut f = Framer::default();
+        let mut got = Vec::new();
+        for c in chunks {
+            f.push(c);
+            while let Some(v) = f.next_value() {
+                got.push(v);
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_stream_is_cut_into_values_whatever_the_writes() {
+        let got = values(&[br#"{"a": 1} {"b""#, br#": 2}"#, b"\r\n", br#"[3]"#]);
+        assert_eq!(got, [Ok(json!({"a": 1})), Ok(json!({"b": 2})), Ok(json!([3]))]);
+        let got = values(&[b"garbage {\"c\": 4}"]);
+        assert!(matches!(&got[0], Err(e) if e.desc.starts_with("JSON parse error")));
+    }
+
+    #[test]
+    fn requests_are_checked_as_qemus_dispatcher_checks_them() {
+        let desc = |v: Value| parse_request(v).0.unwrap_err().desc;
+        assert_eq!(desc(json!([1])), "QMP input must be a JSON object");
+        assert_eq!(desc(json!({"foo": 1})), "QMP input member 'foo' is unexpected");
+        assert_eq!(desc(json!({"arguments": {}})), "QMP input lacks member 'execute'");
+        assert_eq!(
+            desc(json!({"execute": 1})),
+            "QMP input member 'execute' must be a string"
+        );
+        assert_eq!(
+            desc(json!({"execute": "x", "arguments": 2})),
+            "QMP input member 'arguments' must be an object"
+        );
+        let (r, id) = parse_request(json!({"execute": "stop", "id": [1, "a"]}));
+        assert_eq!(r.unwrap().name, "stop");
+        assert_eq!(id, Some(json!([1, "a"])));
     }
 }
