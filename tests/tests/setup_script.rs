@@ -26,6 +26,8 @@ const PACKAGES: &[&str] = &[
     "bison",
     "libelf-dev",
     "xz-utils",
+    "socat",
+    "python3-venv",
 ];
 
 const FAKE_DPKG_QUERY: &str = r#"#!/bin/sh
@@ -72,6 +74,15 @@ if [[ "$utils" == 1:10* ]] && [[ "$common" == 1:7* ]]; then
 fi
 "#;
 
+/// `python3 -m venv DIR` makes DIR/bin/pip, which logs what it is asked to install.
+const FAKE_PYTHON3: &str = r#"#!/bin/sh
+echo "python3 $*" >> "$FAKE/python.log"
+[ "$1 $2" = "-m venv" ] || exit 1
+mkdir -p "$3/bin"
+printf '#!/bin/sh\necho "pip $*" >> "$FAKE/python.log"\n' > "$3/bin/pip"
+chmod +x "$3/bin/pip"
+"#;
+
 const FAKE_OK: &str = "#!/bin/sh\nexit 0\n";
 const FAKE_SUDO: &str = "#!/bin/sh\nexec \"$@\"\n";
 
@@ -98,6 +109,7 @@ impl Scenario {
             ("sudo", FAKE_SUDO),
             ("rustup", FAKE_OK),
             ("cargo", FAKE_OK),
+            ("python3", FAKE_PYTHON3),
         ] {
             write_executable(&bin.join(name), text);
         }
@@ -116,6 +128,7 @@ impl Scenario {
             .arg(&script)
             .env("PATH", path)
             .env("FAKE", &self.dir)
+            .env("MINNOW_CACHE", self.dir.join("cache"))
             .output()
             .expect("running bash");
         let text = format!(
@@ -216,4 +229,26 @@ fn a_second_run_installs_nothing() {
     let (ok, out, calls) = s.run();
     assert!(ok, "setup.sh failed:\n{out}");
     assert_eq!(the_install(&calls), "", "{calls:?}");
+}
+
+/// A fresh machine gets the QMP clients' virtualenv in the cache directory, with the pinned
+/// qemu.qmp; a machine that has it is left alone.
+#[test]
+fn the_qmp_clients_virtualenv_is_made_once() {
+    let s = Scenario::new("venv", &[], &bookworm_qemu());
+    let (ok, out, _) = s.run();
+    assert!(ok, "setup.sh failed:\n{out}");
+    let venv = s.dir.join("cache/venv");
+    let log = std::fs::read_to_string(s.dir.join("python.log")).unwrap_or_default();
+    assert!(
+        log.contains(&format!("python3 -m venv {}", venv.display())),
+        "{log}"
+    );
+    assert!(log.contains("pip install") && log.contains("qemu.qmp=="), "{log}");
+
+    write_executable(&venv.join("bin/python"), FAKE_OK);
+    std::fs::remove_file(s.dir.join("python.log")).expect("remove log");
+    let (ok, out, _) = s.run();
+    assert!(ok, "setup.sh failed:\n{out}");
+    assert!(!s.dir.join("python.log").exists(), "{out}");
 }

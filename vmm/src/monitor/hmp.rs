@@ -142,10 +142,8 @@ impl HmpSession {
 impl Session for HmpSession {
     fn greeting(&mut self) -> Vec<u8> {
         let (major, minor, micro) = QEMU_VERSION;
-        format!(
-            "QEMU {major}.{minor}.{micro} monitor ({PACKAGE}) - type 'help' for more information\r\n{PROMPT}"
-        )
-        .into_bytes()
+        format!("QEMU {major}.{minor}.{micro} monitor - type 'help' for more information\r\n{PROMPT}")
+            .into_bytes()
     }
 
     fn input(&mut self, bytes: &[u8], ctx: &mut Context) -> Vec<u8> {
