@@ -36,7 +36,13 @@ impl RouteSink for Routes {
 }
 
 fn log() -> GuestLog {
-    GuestLog::new(Box::new(std::io::sink()))
+    GuestLog::new(
+        Box::new(std::io::sink()),
+        minnow_vmm::config::LogItems {
+            guest_errors: true,
+            unimp: true,
+        },
+    )
 }
 
 fn buses() -> (Bus, Bus, Arc<Mutex<Cmos>>, Arc<Mutex<Ged>>) {

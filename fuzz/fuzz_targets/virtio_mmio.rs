@@ -123,7 +123,7 @@ fn block(format: DiskFormat) -> Box<dyn VirtioDevice> {
 
 /// The device the first byte picks, with its host-side handles.
 fn device(pick: u8) -> (Box<dyn VirtioDevice>, Option<ConsoleInput>, Option<UnixDatagram>) {
-    let log = GuestLog::new(Box::new(std::io::sink()));
+    let log = GuestLog::new(Box::new(std::io::sink()), Default::default());
     match pick % 6 {
         0 => (Box::new(Rng), None, None),
         1 => {
@@ -190,7 +190,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let (device, mut input, host) = device(*pick);
     let irq = LevelIrq::new(16, Arc::new(RecordedLevels::default()));
-    let log = GuestLog::new(Box::new(std::io::sink()));
+    let log = GuestLog::new(Box::new(std::io::sink()), Default::default());
     let mut t = MmioTransport::new(device, mem, irq, log).expect("transport");
     for op in ops.chunks_exact(8) {
         let value = u32::from_le_bytes([op[4], op[5], op[6], op[7]]);

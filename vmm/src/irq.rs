@@ -85,7 +85,7 @@ impl LevelIrq {
     pub fn raise(&mut self) {
         self.high = true;
         if let Err(e) = self.lines.set_level(self.gsi, true) {
-            eprintln!("minnow: raising GSI {}: {e}", self.gsi);
+            crate::report!("raising GSI {}: {e}", self.gsi);
         }
     }
 
@@ -93,7 +93,7 @@ impl LevelIrq {
     pub fn lower(&mut self) {
         if std::mem::take(&mut self.high) {
             if let Err(e) = self.lines.set_level(self.gsi, false) {
-                eprintln!("minnow: lowering GSI {}: {e}", self.gsi);
+                crate::report!("lowering GSI {}: {e}", self.gsi);
             }
         }
     }

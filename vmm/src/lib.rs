@@ -1,10 +1,12 @@
 //! Minnow's VMM: a QEMU-microvm-like machine on KVM.
 //!
 //! A library first: [`run`] builds a VM from a [`config::Config`] and runs it to the end, returning
-//! why it stopped. The VM lives and dies with the caller: no daemon, no global state. The `minnow`
-//! binary is a thin command line over it.
+//! why it stopped. The VM lives and dies with the caller: no daemon, and no global state but the
+//! style of minnow's stderr lines ([`messages`], QEMU's `-msg`). The `minnow` binary is a thin
+//! command line over it.
 pub mod bus;
 pub mod config;
+pub mod daemon;
 pub mod devices;
 pub mod direct_boot;
 pub mod exit;
@@ -14,6 +16,7 @@ pub mod irq;
 pub mod kernel_layout;
 pub mod layout;
 pub mod machine;
+pub mod messages;
 pub mod monitor;
 pub mod option_roms;
 pub mod rom;

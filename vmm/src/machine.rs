@@ -17,7 +17,7 @@ use crate::fw_cfg_setup::{self, FwCfgSetupError};
 use crate::irq::IrqLine;
 use crate::layout::{gsi, port};
 use crate::rom::{self, RomError};
-use crate::runtime::guest_log::GuestLog;
+use crate::runtime::guest_log::{Category, GuestLog};
 use crate::runtime::output::GuestOutput;
 use crate::runtime::stdin::InputSink;
 use crate::runtime::vcpu_control::VcpuControl;
@@ -160,15 +160,15 @@ impl MachineCore {
         for t in &self.transports {
             let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = t.flush() {
-                eprintln!("minnow: {}: flushing at exit: {e}", t.name());
+                crate::report!("{}: flushing at exit: {e}", t.name());
             }
         }
         let until = std::time::Instant::now() + output_limit;
         for out in &self.outputs {
             let dropped = out.finish(until.saturating_duration_since(std::time::Instant::now()));
             if dropped > 0 {
-                eprintln!(
-                    "minnow: {}: {dropped} bytes of guest output were dropped: nothing read them",
+                crate::report!(
+                    "{}: {dropped} bytes of guest output were dropped: nothing read them",
                     out.name()
                 );
             }
@@ -228,7 +228,17 @@ pub fn validate(c: &Config) -> Result<(), MachineError> {
 /// host resource opened here, once: a reset reuses them.
 pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineError> {
     validate(c)?;
-    let guest_log = GuestLog::default();
+    let guest_log = GuestLog::for_config(&c.log).map_err(|source| MachineError::Io {
+        what: format!(
+            "-D {}",
+            c.log
+                .file
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        ),
+        source,
+    })?;
     let rom = match rom::image(c)? {
         Some(image) => Some((Rom::new(&image)?, image)),
         None => None,
@@ -289,7 +299,9 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         // With ACPI the FADT says the RTC is absent; nothing can tell a guest without ACPI.
         false if c.acpi() => None,
         false => {
-            eprintln!("minnow: warning: rtc=off without ACPI: Linux will probe the missing RTC and stall for seconds");
+            crate::report!(
+                "warning: rtc=off without ACPI: Linux will probe the missing RTC and stall for seconds"
+            );
             None
         }
     };
@@ -329,6 +341,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         mmio: mmio.clone(),
         exit,
         timeline: timeline.clone(),
+        unimp: guest_log.wants(Category::Unimp).then(|| guest_log.clone()),
     };
     Ok(Machine {
         vcpus,

@@ -1,9 +1,11 @@
 //! `minnow`: QEMU's microvm command line over the Minnow library. Prints one line on error and
 //! exits non-zero; otherwise exits with the status the guest's way of stopping implies.
 use minnow_vmm::config::{self, Config, TimelineOutput, HELP};
+use minnow_vmm::daemon::{self, Daemon, Forked};
+use minnow_vmm::messages::{self, Style};
 use minnow_vmm::runtime::signals::Termination;
 use minnow_vmm::timeline::{self, Timeline};
-use minnow_vmm::{ExitReason, StartOptions, Vm};
+use minnow_vmm::{report, ExitReason, StartOptions, Vm};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,32 +24,53 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // The VM dies with whoever started it: no orphaned guests.
-    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    messages::set_style(Style {
+        timestamps: config.log.timestamps,
+        guest_name: config.name.clone().filter(|_| config.log.guest_name),
+    });
+    let daemon = match detach(&config) {
+        Ok(Some(Forked::Parent { ready })) => return ExitCode::from(u8::from(!ready)),
+        Ok(Some(Forked::Child(d))) => Some(d),
+        Ok(None) => None,
+        Err(e) => {
+            report!("-daemonize: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if let Some(path) = &config.pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-            eprintln!("minnow: writing the pid file {}: {e}", path.display());
+            report!("writing the pid file {}: {e}", path.display());
             return ExitCode::from(1);
         }
     }
-    let status = run(&config, &timeline);
+    let status = run(&config, &timeline, daemon);
     if let Some(path) = &config.pidfile {
         let _ = std::fs::remove_file(path);
     }
     if let Err(e) = report_timeline(&config, &timeline) {
-        eprintln!("minnow: {e}");
+        report!("{e}");
         return ExitCode::from(1);
     }
     ExitCode::from(status)
 }
 
+/// With `-daemonize`, forks (the process has one thread yet). Without, ties the VM's life to
+/// whoever started it: no orphaned guests.
+fn detach(config: &Config) -> std::io::Result<Option<Forked>> {
+    if config.daemonize {
+        return daemon::daemonize().map(Some);
+    }
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    Ok(None)
+}
+
 /// Runs the VM to its end; returns the exit status.
-fn run(config: &Config, timeline: &Arc<Timeline>) -> u8 {
+fn run(config: &Config, timeline: &Arc<Timeline>, daemon: Option<Daemon>) -> u8 {
     let termination = match Termination::install() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("minnow: installing the SIGTERM, SIGINT and SIGHUP handlers: {e}");
+            report!("installing the SIGTERM, SIGINT and SIGHUP handlers: {e}");
             return 1;
         }
     };
@@ -57,14 +80,17 @@ fn run(config: &Config, timeline: &Arc<Timeline>) -> u8 {
     };
     match Vm::start_with(config, options) {
         Ok(vm) => {
+            if let Some(Err(e)) = daemon.map(Daemon::ready) {
+                report!("-daemonize: detaching: {e}");
+            }
             let reason = vm.wait();
             if reason == ExitReason::TripleFault {
-                eprintln!("minnow: the guest triple-faulted (a vCPU shut down); stopping");
+                report!("the guest triple-faulted (a vCPU shut down); stopping");
             }
             reason.status()
         }
         Err(e) => {
-            eprintln!("minnow: {e}");
+            report!("{e}");
             1
         }
     }

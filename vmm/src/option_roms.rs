@@ -54,8 +54,8 @@ pub fn load(c: &Config, format: KernelFormat) -> Option<(String, Vec<u8>)> {
         Some(bytes) => Some((format!("genroms/{name}"), bytes)),
         None => {
             if matches!(c.bios, Bios::File(_)) {
-                eprintln!(
-                    "minnow: warning: no option ROM {name} (x-option-roms): a firmware that boots -kernel \
+                crate::report!(
+                    "warning: no option ROM {name} (x-option-roms): a firmware that boots -kernel \
                      through QEMU's option ROMs, like SeaBIOS, will not find the kernel; install \
                      qemu-system-data or pass -L DIR"
                 );

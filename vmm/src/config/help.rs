@@ -18,7 +18,9 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -initrd FILE, -append CMDLINE       initrd and kernel command line; for a multiboot kernel,
                                       -initrd lists modules as QEMU does: 'file args,file2'
   -fw_cfg name=NAME,file=PATH|string=TEXT
-  -serial stdio|file:PATH|none        COM1 (default stdio; mon:stdio accepted)
+  -serial stdio|file:PATH|chardev:ID|none
+                                      COM1 (default stdio; mon:stdio accepted; ID: a
+                                      stdio or file -chardev)
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
   -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE][,locking=off]
@@ -57,7 +59,15 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       (Firecracker's convention); minnow.rom reports its
                                       start and handoff there too (only with this option)
   -name NAME|guest=NAME, -pidfile PATH
-  -nodefaults, -no-user-config, -display none, -nographic   accepted
+  -daemonize                          detach once the VM runs (the caller gets 0, or 1 and
+                                      the reason); stdio closes, so the default COM1 is none
+  -d guest_errors,unimp               what to log: the guest's mistakes (logged by default)
+                                      and accesses where no device sits; rate-limited
+  -D FILE                             log those to FILE instead of stderr
+  -msg timestamp=on[,guest-name=on]   begin each stderr line with the UTC time (and -name)
+  -no-acpi                            as -M acpi=off
+  -nodefaults, -no-user-config, -display none, -nographic, -nic none, -net none,
+  -vga none, -k LANG                  accepted (microvm has no default NIC, no VGA, no keymap)
 
 exit status: 0 guest power-off (or reset with -no-reboot), ((V << 1) | 1) & 0xff
              isa-debug-exit (as QEMU),

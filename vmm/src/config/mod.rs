@@ -86,11 +86,13 @@ pub enum FwCfgSource {
 mod device;
 mod drive;
 mod help;
+pub mod logging;
 pub mod monitor;
 mod parse;
 
 pub use drive::{CacheMode, DiskFormat, Drive};
 pub use help::HELP;
+pub use logging::{LogConfig, LogItems};
 pub use monitor::{Monitor, MonitorChannel, MonitorMode, ServerSocket, SocketAddress};
 use parse::{bad, key_values, on_off};
 pub use parse::{parse, parse_memory};
@@ -196,6 +198,10 @@ pub struct Config {
     /// `-no-shutdown`: a guest power-off stops the vCPUs and leaves the VM (and its monitors)
     /// in the `shutdown` state, as QEMU does, instead of ending minnow.
     pub no_shutdown: bool,
+    /// `-d`, `-D`, `-msg`: what is logged about the guest, where, and how stderr lines begin.
+    pub log: LogConfig,
+    /// `-daemonize`: the CLI detaches once the VM runs (the library ignores it).
+    pub daemonize: bool,
 }
 
 impl Config {
@@ -277,6 +283,8 @@ impl Default for Config {
             monitors: Vec::new(),
             start_paused: false,
             no_shutdown: false,
+            log: LogConfig::default(),
+            daemonize: false,
         }
     }
 }
@@ -301,6 +309,8 @@ pub enum ConfigError {
     NeedsKernel,
     #[error("-bios none boots a kernel directly: pass -kernel")]
     DirectBootNeedsKernel,
+    #[error("cannot use stdio with -daemonize (which closes it): give -serial none or file:PATH, and monitors a socket")]
+    StdioWithDaemonize,
     #[error("cannot use stdio by multiple character devices (a monitor on stdio takes it: give COM1 -serial none or file:PATH, or use mon:stdio)")]
     StdioTaken,
 }
@@ -314,6 +324,10 @@ struct Pending {
     chardevs: Vec<(usize, String)>,
     /// `-mon`: (chardev id, mode, pretty), in order.
     mons: Vec<(String, MonitorMode, bool)>,
+    /// `-serial chardev:ID`.
+    serial_chardev: Option<String>,
+    /// `-serial` was given (else `-daemonize` turns the default stdio off, as QEMU has no stdio then).
+    serial_given: bool,
 }
 
 #[cfg(test)]

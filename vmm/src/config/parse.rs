@@ -1,8 +1,8 @@
 //! The command line, QEMU's way: options in any order, `key=value,...` lists with `,,` for a
 //! comma, and the checks between options once all are read.
 use super::device::{parse_chardev, parse_device, parse_netdev, parse_object};
-use super::monitor;
 use super::*;
+use super::{logging, monitor};
 
 pub(super) fn bad(option: &str, value: &str, hint: &str) -> ConfigError {
     ConfigError::BadValue {
@@ -124,14 +124,20 @@ fn parse_machine(m: &mut Machine, s: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn parse_serial(s: &str) -> Result<Serial, ConfigError> {
+/// `-serial`: COM1's backend, or (`chardev:ID`) the name of a `-chardev` resolved later.
+fn parse_serial(s: &str, pending: &mut Pending) -> Result<Serial, ConfigError> {
+    pending.serial_given = true;
     let s = s.strip_prefix("mon:").unwrap_or(s);
+    if let Some(id) = s.strip_prefix("chardev:") {
+        pending.serial_chardev = Some(id.to_string());
+        return Ok(Serial::None);
+    }
     match s {
         "stdio" => Ok(Serial::Stdio),
         "none" | "null" => Ok(Serial::None),
         _ => match s.strip_prefix("file:") {
             Some(path) if !path.is_empty() => Ok(Serial::File(path.into())),
-            _ => Err(bad("-serial", s, ": use stdio, file:PATH or none")),
+            _ => Err(bad("-serial", s, ": use stdio, file:PATH, chardev:ID or none")),
         },
     }
 }
@@ -173,6 +179,30 @@ fn parse_name(s: &str) -> String {
             _ => None,
         })
         .unwrap_or_default()
+}
+
+/// `-serial chardev:ID`: COM1 on a `-chardev` (stdio or a file; a socket is not built for COM1).
+fn serial_on_chardev(chardevs: &[Chardev], id: &str) -> Result<Serial, ConfigError> {
+    let chardev = chardevs
+        .iter()
+        .find(|d| d.id == id)
+        .ok_or_else(|| bad("-serial chardev", id, ": no -chardev has that id"))?;
+    match &chardev.backend {
+        ChardevBackend::Stdio => Ok(Serial::Stdio),
+        ChardevBackend::File(path) => Ok(Serial::File(path.clone())),
+        ChardevBackend::Socket(_) => Err(bad(
+            "-serial chardev",
+            id,
+            ": COM1 on a socket is not built; use a stdio or file chardev",
+        )),
+    }
+}
+
+/// Whether anything reads stdin or writes the guest's output to stdout.
+fn uses_stdio(c: &Config) -> bool {
+    (c.serial == Serial::Stdio && c.machine.isa_serial)
+        || c.virtconsoles_on_stdio() > 0
+        || c.monitors.iter().any(|m| m.channel == MonitorChannel::Stdio)
 }
 
 /// stdin and stdout serve one character device, as in QEMU: COM1, a console or a monitor.
@@ -242,7 +272,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
                     path => Bios::File(path.into()),
                 }
             }
-            "serial" => c.serial = parse_serial(&value()?)?,
+            "serial" => c.serial = parse_serial(&value()?, &mut pending)?,
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
             "device" => parse_device(&mut c, &value()?, &mut pending)?,
             "chardev" => c.chardevs.push(parse_chardev(&value()?)?),
@@ -278,6 +308,27 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             },
             "nographic" | "nodefaults" | "no-user-config" => {}
             "no-reboot" => c.no_reboot = true,
+            "no-acpi" => c.machine.acpi = OnOffAuto::Off,
+            "d" => c.log.items = logging::parse_items(&value()?)?,
+            "D" => c.log.file = Some(value()?.into()),
+            "msg" => logging::parse_msg(&mut c.log, &value()?)?,
+            "daemonize" => c.daemonize = true,
+            "nic" | "net" => {
+                match value()?.as_str() {
+                    "none" => {}
+                    v => return Err(bad(
+                        &arg,
+                        v,
+                        ": give the NIC as -netdev tap,id=ID,... with -device virtio-net-device,netdev=ID",
+                    )),
+                }
+            }
+            "vga" => match value()?.as_str() {
+                "none" => {}
+                v => return Err(bad("-vga", v, ": the microvm machine has no VGA; use -vga none")),
+            },
+            // The VNC and SDL keymap: with no display there is no keyboard to map.
+            "k" => drop(value()?),
             _ => return Err(ConfigError::UnknownOption(arg)),
         }
     }
@@ -296,6 +347,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             .position(|d| d.id == id)
             .ok_or_else(|| bad("-device virtconsole,chardev", &id, ": no -chardev has that id"))?;
         c.virtio[device] = VirtioDeviceConfig::Console { chardev: index };
+    }
+    if let Some(id) = &pending.serial_chardev {
+        c.serial = serial_on_chardev(&c.chardevs, id)?;
+    }
+    if c.daemonize && !pending.serial_given {
+        c.serial = Serial::None;
     }
     for (id, mode, pretty) in pending.mons {
         let chardev = c
@@ -321,6 +378,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
         });
     }
     check_stdio_users(&c)?;
+    if c.daemonize && uses_stdio(&c) {
+        return Err(ConfigError::StdioWithDaemonize);
+    }
     if c.virtconsoles_on_stdio() > 1 {
         return Err(bad(
             "-device virtconsole,chardev",

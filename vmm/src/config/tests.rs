@@ -255,7 +255,7 @@ fn mistakes_name_the_option() {
     assert!(err("-M pc").contains("microvm machine only"));
     assert!(err("-M microvm,accel=tcg").contains("KVM only"));
     assert!(err("-M microvm,rtc=maybe").contains("on, off or auto"));
-    assert!(err("-serial pty").contains("stdio, file:PATH or none"));
+    assert!(err("-serial pty").contains("stdio, file:PATH, chardev:ID or none"));
     assert!(err("-kernel").contains("needs a value"));
     assert!(err("-initrd x").contains("need -kernel"));
     assert!(err("-bios none").contains("pass -kernel"));
@@ -322,4 +322,53 @@ fn stdio_serves_one_character_device() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("socket or stdio"), "{e}");
+}
+
+/// The options QEMU users paste into every command line: each does what QEMU does on microvm,
+/// or is refused in one line saying why.
+#[test]
+fn everyday_qemu_options_parse() {
+    let c = parse_str(
+        "-no-acpi -nic none -net none -vga none -k en-us -d guest_errors,unimp -D guest.log \
+         -msg timestamp=on -chardev file,id=log0,path=com1.txt -serial chardev:log0",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.machine.acpi, OnOffAuto::Off);
+    assert!(c.log.items.guest_errors && c.log.items.unimp && c.log.timestamps);
+    assert_eq!(c.log.file, Some("guest.log".into()));
+    assert_eq!(c.serial, Serial::File("com1.txt".into()));
+    let c = parse_str("-chardev stdio,id=s -serial chardev:s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.serial, Serial::Stdio);
+    for (line, says) in [
+        ("-serial chardev:nope", "no -chardev has that id"),
+        (
+            "-chardev socket,id=m,path=/tmp/x,server=on,wait=off -serial chardev:m",
+            "COM1 on a socket",
+        ),
+        ("-nic user", "-netdev tap"),
+        ("-net nic", "-netdev tap"),
+        ("-vga std", "no VGA"),
+        ("-d in_asm", "TCG"),
+        ("-msg color=on", "timestamp"),
+    ] {
+        let e = parse_str(line).unwrap_err().to_string();
+        assert!(e.contains(says), "{line}: {e}");
+    }
+}
+
+/// -daemonize closes stdio: the default COM1 on stdio goes quietly (QEMU has none then either),
+/// an explicit stdio user is refused.
+#[test]
+fn daemonize_takes_stdio_away() {
+    let c = parse_str("-daemonize").unwrap().unwrap();
+    assert!(c.daemonize);
+    assert_eq!(c.serial, Serial::None);
+    let c = parse_str("-daemonize -serial file:com1.txt").unwrap().unwrap();
+    assert_eq!(c.serial, Serial::File("com1.txt".into()));
+    for line in ["-daemonize -serial stdio", "-daemonize -serial none -qmp stdio"] {
+        assert_eq!(parse_str(line), Err(ConfigError::StdioWithDaemonize), "{line}");
+    }
 }

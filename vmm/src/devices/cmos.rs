@@ -294,6 +294,7 @@ impl<C: Clock> Cmos<C> {
     fn warn_offset(&mut self, offset: u64) {
         crate::guest_log!(
             self.log,
+            GuestError,
             "cmos bad access",
             "cmos: access at offset {offset:#x} ignored"
         );

@@ -166,6 +166,7 @@ impl I8042 {
     fn warn_command(&mut self, cmd: u8) {
         crate::guest_log!(
             self.log,
+            Unimp,
             "i8042 unknown command",
             "i8042: command {cmd:#04x} ignored"
         );
@@ -176,6 +177,7 @@ impl I8042 {
     fn warn_offset(&mut self, offset: u64) {
         crate::guest_log!(
             self.log,
+            GuestError,
             "i8042 bad access",
             "i8042: access at offset {offset:#x} ignored"
         );

@@ -56,13 +56,14 @@ impl<W: Write + Send + Clone> Serial<W> {
     /// the guest sends.
     fn report(&mut self, error: &UartError<std::io::Error>) {
         if !matches!(error, UartError::FullFifo) {
-            crate::guest_log!(self.log, "serial failure", "serial: {error}");
+            crate::guest_log!(self.log, Host, "serial failure", "serial: {error}");
         }
     }
 
     fn report_offset(&self, offset: u64) {
         crate::guest_log!(
             self.log,
+            GuestError,
             "serial bad access",
             "serial: access at offset {offset:#x} ignored"
         );
@@ -98,7 +99,7 @@ impl<W: Write + Send + Clone> BusDevice for Serial<W> {
     fn reset(&mut self) {
         match self.uart.interrupt_evt().try_clone() {
             Ok(irq) => self.uart = vm_superio::Serial::new(irq, self.uart.writer().clone()),
-            Err(e) => eprintln!("minnow: serial: resetting: {e}"),
+            Err(e) => crate::report!("serial: resetting: {e}"),
         }
     }
 }

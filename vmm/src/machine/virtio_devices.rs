@@ -105,10 +105,7 @@ fn net_device(
             "-netdev {},fd={fd} (it must be an open TAP, IFF_TAP | IFF_NO_PI)",
             n.id
         )))?;
-        eprintln!(
-            "minnow: -netdev {}: using the TAP interface {name} (fd {fd})",
-            n.id
-        );
+        crate::report!("-netdev {}: using the TAP interface {name} (fd {fd})", n.id);
         return Ok(Box::new(Net::new(Box::new(tap), mac, log.clone())));
     }
     let name = if n.ifname.is_empty() {
@@ -121,7 +118,7 @@ fn net_device(
          `ip tuntap add {name} mode tap user $USER`, then ifname={name})"
     )))?;
     if n.ifname.is_empty() {
-        eprintln!("minnow: -netdev {}: using the TAP interface {opened}", n.id);
+        crate::report!("-netdev {}: using the TAP interface {opened}", n.id);
     }
     Ok(Box::new(Net::new(Box::new(tap), mac, log.clone())))
 }

@@ -224,7 +224,7 @@ impl MonitorServer {
         let Some(listener) = self.listener.as_ref().filter(|_| waits) else {
             return Ok(());
         };
-        eprintln!("minnow: waiting for a connection on {}", describe(&self.config));
+        crate::report!("waiting for a connection on {}", describe(&self.config));
         let conn = listener.accept().map_err(|source| MonitorError::Accept {
             monitor: describe(&self.config),
             source,
@@ -261,7 +261,7 @@ impl MonitorServer {
 
     fn start_client(&mut self, conn: Conn) {
         if let Err(e) = conn.set_nonblocking() {
-            eprintln!("minnow: {}: a client: {e}", describe(&self.config));
+            crate::report!("{}: a client: {e}", describe(&self.config));
             return;
         }
         let mut session = self.session();
@@ -465,14 +465,14 @@ fn describe(config: &Monitor) -> String {
 impl MutEventSubscriber for MonitorServer {
     fn init(&mut self, ops: &mut EventOps) {
         if let Err(e) = ops.add(Events::new(&self.events.ready, EventSet::IN)) {
-            eprintln!("minnow: {}: {e:?}", describe(&self.config));
+            crate::report!("{}: {e:?}", describe(&self.config));
         }
         if let Some(l) = &self.listener {
             let _ = l.set_nonblocking(true);
         } else if self.client.is_none() {
             match self.stdio_client() {
                 Ok(conn) => self.start_client(conn),
-                Err(e) => eprintln!("minnow: the stdio monitor: {e}"),
+                Err(e) => crate::report!("the stdio monitor: {e}"),
             }
         }
         self.add_client_fd(ops);

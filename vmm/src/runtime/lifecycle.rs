@@ -380,7 +380,7 @@ impl Controller {
         match reason {
             ExitReason::Reset if !self.no_reboot => {
                 if let Err(e) = self.reset_for(true) {
-                    eprintln!("minnow: the guest reset the machine, but {e}");
+                    crate::report!("the guest reset the machine, but {e}");
                     self.finish(ExitReason::Failure);
                 }
             }
@@ -426,7 +426,7 @@ impl MutEventSubscriber for Controller {
         fds.extend(self.termination.as_ref().map(|t| t.event().as_raw_fd()));
         for fd in fds {
             if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
-                eprintln!("minnow: the VM's controller cannot wait on its events: {e:?}");
+                crate::report!("the VM's controller cannot wait on its events: {e:?}");
                 self.finish(ExitReason::Failure);
             }
         }

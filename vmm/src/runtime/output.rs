@@ -192,10 +192,7 @@ impl GuestOutput {
         s.dropped += (lost + s.pending.len()) as u64;
         s.pending.clear();
         if s.broken.is_none() {
-            eprintln!(
-                "minnow: {}: {e}; its output is dropped from now on",
-                self.shared.name
-            );
+            crate::report!("{}: {e}; its output is dropped from now on", self.shared.name);
             s.broken = Some(e.kind());
         }
     }
@@ -306,10 +303,7 @@ impl OutputDrain {
 impl MutEventSubscriber for OutputDrain {
     fn init(&mut self, ops: &mut EventOps) {
         if let Err(e) = ops.add(Events::new(&self.output.shared.backlog, EventSet::IN)) {
-            eprintln!(
-                "minnow: {}: cannot wait for its reader: {e:?}",
-                self.output.name()
-            );
+            crate::report!("{}: cannot wait for its reader: {e:?}", self.output.name());
         }
     }
 

@@ -44,7 +44,7 @@ impl RtcTimer {
             None => self.timer.clear(),
         };
         if let Err(e) = armed {
-            eprintln!("minnow: RTC timer: {e}");
+            crate::report!("RTC timer: {e}");
         }
     }
 }
@@ -53,7 +53,7 @@ impl MutEventSubscriber for RtcTimer {
     fn init(&mut self, ops: &mut EventOps) {
         for fd in [self.changed.as_raw_fd(), self.timer.as_raw_fd()] {
             if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
-                eprintln!("minnow: RTC timer: {e:?}");
+                crate::report!("RTC timer: {e:?}");
             }
         }
         self.arm();

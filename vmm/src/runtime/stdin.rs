@@ -59,7 +59,7 @@ impl StdinRouter {
             Ok(n) => self.held.extend_from_slice(&buf[..n]),
             Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
             Err(e) => {
-                eprintln!("minnow: reading stdin: {e}; no more input to the guest");
+                crate::report!("reading stdin: {e}; no more input to the guest");
                 self.ended = true;
             }
         }
@@ -104,7 +104,7 @@ impl StdinRouter {
 impl MutEventSubscriber for StdinRouter {
     fn init(&mut self, ops: &mut EventOps) {
         if let Err(e) = ops.add(Events::new(&self.retry, EventSet::IN)) {
-            eprintln!("minnow: stdin: {e:?}");
+            crate::report!("stdin: {e:?}");
         }
         self.settle(ops);
     }

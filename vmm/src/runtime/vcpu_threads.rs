@@ -47,8 +47,8 @@ impl VcpuThreads {
             if thread.is_finished() || all {
                 let _ = thread.join();
             } else {
-                eprintln!(
-                    "minnow: vCPU {id} did not stop within {} s (blocked in the host, e.g. on a hung disk); leaving it behind",
+                crate::report!(
+                    "vCPU {id} did not stop within {} s (blocked in the host, e.g. on a hung disk); leaving it behind",
                     EXIT_LIMIT.as_secs()
                 );
             }

@@ -42,8 +42,8 @@ impl VirtioIo {
             match ops.add(Events::new_raw(fd, EventSet::IN)) {
                 Ok(()) => self.watched = Some(fd),
                 Err(e) => {
-                    eprintln!(
-                        "minnow: {}: cannot wait on its host fd: {e:?}",
+                    crate::report!(
+                        "{}: cannot wait on its host fd: {e:?}",
                         lock(&self.transport).name()
                     );
                     self.dead = Some(fd);
@@ -60,7 +60,7 @@ fn lock(t: &Mutex<MmioTransport>) -> MutexGuard<'_, MmioTransport> {
 impl MutEventSubscriber for VirtioIo {
     fn init(&mut self, ops: &mut EventOps) {
         if let Err(e) = ops.add(Events::new(&self.wake, EventSet::IN)) {
-            eprintln!("minnow: {}: {e:?}", lock(&self.transport).name());
+            crate::report!("{}: {e:?}", lock(&self.transport).name());
         }
         self.settle(ops);
     }
@@ -73,8 +73,8 @@ impl MutEventSubscriber for VirtioIo {
             let _ = ops.remove(Events::empty_raw(fd));
             self.watched = None;
             self.dead = Some(fd);
-            eprintln!(
-                "minnow: {}: its host side went away (a TAP whose interface was deleted?); the guest gets no more input from it",
+            crate::report!(
+                "{}: its host side went away (a TAP whose interface was deleted?); the guest gets no more input from it",
                 lock(&self.transport).name()
             );
         } else {

@@ -252,7 +252,7 @@ fn serve(mut events: EventLoop, controller: Arc<Mutex<Controller>>) -> ExitReaso
             return reason;
         }
         if let Err(e) = events.run_once(-1) {
-            eprintln!("minnow: {e}");
+            crate::report!("{e}");
             lock(&controller).finish(ExitReason::Failure);
         }
     }

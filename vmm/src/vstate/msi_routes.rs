@@ -49,8 +49,8 @@ impl RouteSink for MsiRoutes {
         // A failure here is KVM's (out of memory), not the guest's: say so, keep the old routes.
         match kvm_table(&routes).map(|t| self.vm.set_gsi_routing(&t)) {
             Some(Ok(())) => {}
-            Some(Err(e)) => eprintln!("minnow: updating interrupt routes for GSI {gsi}: {e}"),
-            None => eprintln!("minnow: updating interrupt routes for GSI {gsi}: table too large"),
+            Some(Err(e)) => crate::report!("updating interrupt routes for GSI {gsi}: {e}"),
+            None => crate::report!("updating interrupt routes for GSI {gsi}: table too large"),
         }
     }
 }

@@ -4,6 +4,7 @@ use super::vcpu_state::{VcpuState, VcpuStateError};
 use crate::bus::Bus;
 use crate::direct_boot::CpuEntry;
 use crate::exit::{ExitReason, ExitSignal};
+use crate::runtime::guest_log::GuestLog;
 use crate::runtime::vcpu_control::{self, Command, VcpuControl};
 use crate::timeline::{Event, ExitKind, Timeline};
 use kvm_bindings::{
@@ -55,6 +56,22 @@ pub struct ExitHandlers {
     pub mmio: Bus,
     pub exit: ExitSignal,
     pub timeline: std::sync::Arc<Timeline>,
+    /// `-d unimp`: where accesses no device claims are reported.
+    pub unimp: Option<GuestLog>,
+}
+
+impl ExitHandlers {
+    /// Reports an access no device claimed, under `-d unimp`.
+    fn unclaimed(&self, kind: &'static str, space: &str, addr: u64, len: usize) {
+        if let Some(log) = &self.unimp {
+            crate::guest_log!(
+                log,
+                Unimp,
+                kind,
+                "{space} {addr:#x}: {len}-byte {kind}, no device there"
+            );
+        }
+    }
 }
 
 impl Vcpu {
@@ -174,23 +191,31 @@ impl Vcpu {
                     let io_size = io_element_size(kvm_run);
                     // `rep ins`: one device access per element.
                     for element in data.chunks_mut(io_size) {
-                        h.pio.read(u64::from(port), element);
+                        if !h.pio.read(u64::from(port), element) {
+                            h.unclaimed("read", "port", port.into(), element.len());
+                        }
                     }
                 }
                 Ok(VcpuExit::IoOut(port, data)) => {
                     h.timeline.count(ExitKind::for_port(port));
                     let io_size = io_element_size(kvm_run);
                     for element in data.chunks(io_size) {
-                        h.pio.write(u64::from(port), element);
+                        if !h.pio.write(u64::from(port), element) {
+                            h.unclaimed("write", "port", port.into(), element.len());
+                        }
                     }
                 }
                 Ok(VcpuExit::MmioRead(addr, data)) => {
                     h.timeline.count(ExitKind::for_mmio(addr));
-                    h.mmio.read(addr, data);
+                    if !h.mmio.read(addr, data) {
+                        h.unclaimed("read", "MMIO", addr, data.len());
+                    }
                 }
                 Ok(VcpuExit::MmioWrite(addr, data)) => {
                     h.timeline.count(ExitKind::for_mmio(addr));
-                    h.mmio.write(addr, data);
+                    if !h.mmio.write(addr, data) {
+                        h.unclaimed("write", "MMIO", addr, data.len());
+                    }
                 }
                 // With the in-kernel LAPIC, HLT stays in KVM; without interrupts it would spin here.
                 Ok(VcpuExit::Hlt) => h.timeline.count(ExitKind::Hlt),
@@ -205,24 +230,27 @@ impl Vcpu {
                     _ => ExitReason::Failure,
                 }),
                 Ok(VcpuExit::FailEntry(reason, cpu)) => {
-                    eprintln!("minnow: vCPU {} could not enter the guest (hardware reason {reason:#x} on CPU {cpu})", self.id);
+                    crate::report!(
+                        "vCPU {} could not enter the guest (hardware reason {reason:#x} on CPU {cpu})",
+                        self.id
+                    );
                     h.exit.request(ExitReason::Failure);
                 }
                 Ok(VcpuExit::InternalError) => {
-                    eprintln!(
-                        "minnow: vCPU {}: KVM internal error (an instruction KVM cannot emulate)",
+                    crate::report!(
+                        "vCPU {}: KVM internal error (an instruction KVM cannot emulate)",
                         self.id
                     );
                     h.exit.request(ExitReason::Failure);
                 }
                 Ok(other) => {
-                    eprintln!("minnow: vCPU {}: unexpected exit {other:?}", self.id);
+                    crate::report!("vCPU {}: unexpected exit {other:?}", self.id);
                     h.exit.request(ExitReason::Failure);
                 }
                 // A kick (or another signal) ended KVM_RUN: look at the command again.
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
                 Err(e) => {
-                    eprintln!("minnow: vCPU {}: KVM_RUN failed: {e}", self.id);
+                    crate::report!("vCPU {}: KVM_RUN failed: {e}", self.id);
                     h.exit.request(ExitReason::Failure);
                 }
             }

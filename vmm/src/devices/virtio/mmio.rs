@@ -169,6 +169,7 @@ impl MmioTransport {
             Err(e) => {
                 crate::guest_log!(
                     self.log,
+                    GuestError,
                     "virtio device error",
                     "{}: {e}; it needs a reset",
                     self.name()

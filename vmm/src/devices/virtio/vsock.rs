@@ -238,7 +238,7 @@ impl VirtioDevice for Vsock {
     fn reset(&mut self) {
         if self.running {
             if let Err(e) = self.host.stop() {
-                eprintln!("minnow: vhost-vsock: stopping it on reset: {e}");
+                crate::report!("vhost-vsock: stopping it on reset: {e}");
             }
             self.running = false;
         }

@@ -49,12 +49,14 @@ impl Net {
                 if r.read_exact(&mut packet).is_err() || len <= HEADER_LEN {
                     crate::guest_log!(
                         self.log,
+                        GuestError,
                         "virtio-net short frame",
                         "virtio-net: a {len}-byte transmit buffer holds no frame after its header; dropped"
                     );
                 } else if let Err(e) = self.io.send(&packet[HEADER_LEN..]) {
                     crate::guest_log!(
                         self.log,
+                        Host,
                         "virtio-net send failure",
                         "virtio-net: sending a frame: {e}"
                     );

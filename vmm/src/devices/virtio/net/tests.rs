@@ -108,7 +108,7 @@ fn a_flood_of_short_frames_is_logged_rate_limited_and_counted() {
     }
     let (ours, _host) = UnixDatagram::pair().unwrap();
     let lines = Lines::default();
-    let log = GuestLog::new(Box::new(lines.clone()));
+    let log = GuestLog::new(Box::new(lines.clone()), Default::default());
     let mut net = Net::new(Box::new(Pair(ours)), DEFAULT_MAC, log.clone());
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     for _ in 0..200 {

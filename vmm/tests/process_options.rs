@@ -1,0 +1,161 @@
+//! The options about the minnow process rather than the machine, on the `minnow` binary:
+//! `-daemonize` with `-pidfile`, `-d`/`-D` (what the guest does wrong, and where that goes) and
+//! `-msg timestamp=on`. The guests are a few real-mode instructions in a ROM.
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("minnow-process-{}-{name}", std::process::id()))
+}
+
+/// A 64 KiB ROM running `code` from its reset vector.
+fn rom(name: &str, code: &[u8]) -> PathBuf {
+    let mut rom = vec![0xF4u8; 64 * 1024];
+    rom[0xFFF0..0xFFF0 + code.len()].copy_from_slice(code);
+    let path = temp(&format!("{name}.rom"));
+    std::fs::write(&path, rom).expect("temp file");
+    path
+}
+
+/// `cli; hlt; jmp $-1`.
+const HALT: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
+/// `mov dx, 0x2f0; in al, dx; out dx, al; cli; hlt`: a read and a write where nothing sits.
+const PROBE: [u8; 7] = [0xBA, 0xF0, 0x02, 0xEC, 0xEE, 0xFA, 0xF4];
+
+fn minnow(rom: &PathBuf, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minnow"));
+    cmd.args(["-M", "microvm", "-m", "16M", "-bios"])
+        .arg(rom)
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs minnow for `secs`, then SIGTERMs it; what it printed.
+fn run_for(rom: &PathBuf, args: &[&str], secs: u64) -> Output {
+    let child = minnow(rom, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("minnow runs");
+    std::thread::sleep(Duration::from_secs(secs));
+    // SAFETY: kill sends a signal to our own child, which has not been reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait_with_output().expect("minnow ends")
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Kills a daemon a failed test leaves behind.
+struct Reaper(i32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if pid_alive(self.0) {
+            // SAFETY: kill sends a signal; the pid is the daemon this test started.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < until, "{what} did not happen within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The parent returns 0 once the VM runs; the daemon is in a session of its own, writes its
+/// pid, keeps its monitor, and on `quit` ends and removes its pid file and socket.
+#[test]
+fn daemonize_returns_once_the_vm_runs_and_the_daemon_serves_its_monitor() {
+    let rom = rom("daemon", &HALT);
+    let (pidfile, sock) = (temp("daemon.pid"), temp("daemon.sock"));
+    let qmp = format!("unix:{},server=on,wait=off", sock.display());
+    let pidfile_arg = pidfile.display().to_string();
+    let out = minnow(&rom, &["-daemonize", "-pidfile", &pidfile_arg, "-qmp", &qmp])
+        .output()
+        .expect("minnow runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&pidfile).expect("the pid file is written before the parent returns");
+    let pid: i32 = text.trim().parse().expect("a pid");
+    let _reaper = Reaper(pid);
+    assert!(pid_alive(pid));
+    // SAFETY: getsid reads another process's session id.
+    let session = unsafe { libc::getsid(pid) };
+    assert_eq!(session, pid, "the daemon leads a session of its own");
+
+    let mut s = UnixStream::connect(&sock).expect("the daemon's monitor");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(br#"{"execute": "qmp_capabilities"}{"execute": "quit"}"#)
+        .expect("write");
+    let mut said = String::new();
+    let _ = s.read_to_string(&mut said);
+    assert!(said.contains("host-qmp-quit"), "{said}");
+    eventually("the daemon ending", || !pid_alive(pid));
+    assert!(!pidfile.exists() && !sock.exists());
+    let _ = std::fs::remove_file(&rom);
+}
+
+/// A daemon whose VM cannot start: the parent exits 1 and the child's reason reaches the
+/// caller's stderr.
+#[test]
+fn daemonize_fails_in_the_parent_when_the_vm_cannot_start() {
+    let rom = temp("missing.rom");
+    let out = minnow(&rom, &["-daemonize"]).output().expect("minnow runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.rom"), "{err}");
+}
+
+/// By default guest errors are logged and unclaimed accesses are not; `-d unimp` logs those,
+/// `-D` puts them in a file instead of on stderr, `-msg timestamp=on` dates each line.
+#[test]
+fn d_and_capital_d_choose_what_is_logged_and_where() {
+    let rom = rom("probe", &PROBE);
+    let quiet = run_for(&rom, &["-serial", "none"], 1);
+    let err = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!err.contains("no device there"), "{err}");
+
+    let loud = run_for(
+        &rom,
+        &["-serial", "none", "-d", "unimp", "-msg", "timestamp=on"],
+        1,
+    );
+    let err = String::from_utf8_lossy(&loud.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.ends_with("minnow: port 0x2f0: 1-byte read, no device there"))
+        .unwrap_or_else(|| panic!("no unimp line: {err}"));
+    let stamp = line.split(' ').next().unwrap_or_default();
+    assert!(
+        stamp.len() == "2026-12-07T02:02:20.144089Z".len() && stamp.ends_with('Z'),
+        "{line}"
+    );
+    assert!(err.contains("port 0x2f0: 1-byte write, no device there"), "{err}");
+
+    let log = temp("guest.log");
+    std::fs::write(&log, "old contents\n").expect("temp file");
+    let filed = run_for(
+        &rom,
+        &["-serial", "none", "-d", "unimp", "-D", &log.display().to_string()],
+        1,
+    );
+    let err = String::from_utf8_lossy(&filed.stderr);
+    assert!(!err.contains("no device there"), "{err}");
+    let text = std::fs::read_to_string(&log).expect("the -D file");
+    assert_eq!(
+        text,
+        "minnow: port 0x2f0: 1-byte read, no device there\nminnow: port 0x2f0: 1-byte write, no device there\n"
+    );
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&rom);
+}
