@@ -18,9 +18,10 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -initrd FILE, -append CMDLINE       initrd and kernel command line; for a multiboot kernel,
                                       -initrd lists modules as QEMU does: 'file args,file2'
   -fw_cfg name=NAME,file=PATH|string=TEXT
-  -serial stdio|file:PATH|chardev:ID|none
-                                      COM1 (default stdio; mon:stdio accepted; ID: a
-                                      stdio or file -chardev)
+  -serial stdio|mon:stdio|file:PATH|chardev:ID|none
+                                      COM1 (default stdio; ID: a stdio or file -chardev);
+                                      mon:stdio shares stdio with HMP: Ctrl-A c switches,
+                                      Ctrl-A x quits, Ctrl-A h lists the keys
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
   -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE][,locking=off]

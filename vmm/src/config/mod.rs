@@ -219,6 +219,13 @@ impl Config {
             .count()
     }
 
+    /// Whether a device or monitor reads stdin or writes stdout.
+    pub fn uses_stdio(&self) -> bool {
+        (self.serial == Serial::Stdio && self.machine.isa_serial)
+            || self.virtconsoles_on_stdio() > 0
+            || self.monitors.iter().any(|m| m.channel == MonitorChannel::Stdio)
+    }
+
     /// Whether the guest gets ACPI tables: `acpi=on`, or `auto` (on, as on QEMU's microvm),
     /// installed by the firmware or, with `-bios none`, by direct boot where the firmware would.
     pub fn acpi(&self) -> bool {
@@ -326,6 +333,8 @@ struct Pending {
     mons: Vec<(String, MonitorMode, bool)>,
     /// `-serial chardev:ID`.
     serial_chardev: Option<String>,
+    /// `-serial mon:stdio`: an HMP monitor shares stdio with COM1.
+    serial_mux: bool,
     /// `-serial` was given (else `-daemonize` turns the default stdio off, as QEMU has no stdio then).
     serial_given: bool,
 }

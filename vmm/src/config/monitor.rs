@@ -36,6 +36,8 @@ pub enum MonitorMode {
 pub enum MonitorChannel {
     Stdio,
     Socket(ServerSocket),
+    /// `-serial mon:stdio`: HMP shares stdio with COM1; Ctrl-A c switches between them.
+    SerialMux,
 }
 
 /// One monitor.

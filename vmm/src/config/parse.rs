@@ -127,6 +127,16 @@ fn parse_machine(m: &mut Machine, s: &str) -> Result<(), ConfigError> {
 /// `-serial`: COM1's backend, or (`chardev:ID`) the name of a `-chardev` resolved later.
 fn parse_serial(s: &str, pending: &mut Pending) -> Result<Serial, ConfigError> {
     pending.serial_given = true;
+    if let Some(rest) = s.strip_prefix("mon:") {
+        if rest != "stdio" {
+            return Err(bad(
+                "-serial mon:",
+                rest,
+                ": the monitor multiplexes with stdio only (mon:stdio)",
+            ));
+        }
+        pending.serial_mux = true;
+    }
     let s = s.strip_prefix("mon:").unwrap_or(s);
     if let Some(id) = s.strip_prefix("chardev:") {
         pending.serial_chardev = Some(id.to_string());
@@ -196,13 +206,6 @@ fn serial_on_chardev(chardevs: &[Chardev], id: &str) -> Result<Serial, ConfigErr
             ": COM1 on a socket is not built; use a stdio or file chardev",
         )),
     }
-}
-
-/// Whether anything reads stdin or writes the guest's output to stdout.
-fn uses_stdio(c: &Config) -> bool {
-    (c.serial == Serial::Stdio && c.machine.isa_serial)
-        || c.virtconsoles_on_stdio() > 0
-        || c.monitors.iter().any(|m| m.channel == MonitorChannel::Stdio)
 }
 
 /// stdin and stdout serve one character device, as in QEMU: COM1, a console or a monitor.
@@ -351,6 +354,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
     if let Some(id) = &pending.serial_chardev {
         c.serial = serial_on_chardev(&c.chardevs, id)?;
     }
+    if pending.serial_mux && c.serial == Serial::Stdio {
+        c.monitors.push(Monitor {
+            mode: MonitorMode::Readline,
+            pretty: false,
+            channel: MonitorChannel::SerialMux,
+        });
+    }
     if c.daemonize && !pending.serial_given {
         c.serial = Serial::None;
     }
@@ -378,7 +388,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
         });
     }
     check_stdio_users(&c)?;
-    if c.daemonize && uses_stdio(&c) {
+    if c.daemonize && c.uses_stdio() {
         return Err(ConfigError::StdioWithDaemonize);
     }
     if c.virtconsoles_on_stdio() > 1 {

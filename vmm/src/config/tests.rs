@@ -342,6 +342,10 @@ fn everyday_qemu_options_parse() {
         .unwrap()
         .unwrap();
     assert_eq!(c.serial, Serial::Stdio);
+    let c = parse_str("-serial mon:stdio").unwrap().unwrap();
+    assert_eq!((c.serial.clone(), c.monitors.len()), (Serial::Stdio, 1));
+    assert_eq!(c.monitors[0].channel, MonitorChannel::SerialMux);
+    assert_eq!(c.monitors[0].mode, MonitorMode::Readline);
     for (line, says) in [
         ("-serial chardev:nope", "no -chardev has that id"),
         (
@@ -351,6 +355,7 @@ fn everyday_qemu_options_parse() {
         ("-nic user", "-netdev tap"),
         ("-net nic", "-netdev tap"),
         ("-vga std", "no VGA"),
+        ("-serial mon:file:x", "mon:stdio"),
         ("-d in_asm", "TCG"),
         ("-msg color=on", "timestamp"),
     ] {

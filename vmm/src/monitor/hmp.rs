@@ -4,7 +4,7 @@
 use super::{Context, Session, PACKAGE, QEMU_VERSION};
 use crate::runtime::lifecycle::{LifecycleError, RunState, VmEvent};
 
-const PROMPT: &str = "(qemu) ";
+pub(crate) const PROMPT: &str = "(qemu) ";
 /// Bytes of one line at most; a longer one is cut (a person does not type 4 KiB).
 const MAX_LINE: usize = 4096;
 

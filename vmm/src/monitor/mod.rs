@@ -8,6 +8,8 @@ pub mod qmp;
 mod server;
 mod telnet;
 
+pub(crate) use hmp::PROMPT as HMP_PROMPT;
+
 pub use server::{MonitorError, MonitorServer};
 
 use crate::runtime::lifecycle::Controller;

@@ -187,6 +187,9 @@ pub struct MonitorServer {
     events: Arc<EventQueue>,
     controller: Option<Arc<Mutex<Controller>>>,
     facts: Arc<VmFacts>,
+    /// `mon:stdio`: the monitor's end of the pair to the stdio multiplexer, and the
+    /// multiplexer's end until the VM takes it.
+    mux: Option<(UnixStream, Option<UnixStream>)>,
 }
 
 impl MonitorServer {
@@ -198,7 +201,14 @@ impl MonitorServer {
         };
         let listener = match &config.channel {
             MonitorChannel::Socket(s) => Some(Listener::bind(&s.address).map_err(bind_error)?),
-            MonitorChannel::Stdio => None,
+            MonitorChannel::Stdio | MonitorChannel::SerialMux => None,
+        };
+        let mux = match config.channel {
+            MonitorChannel::SerialMux => {
+                let (ours, theirs) = UnixStream::pair().map_err(bind_error)?;
+                Some((ours, Some(theirs)))
+            }
+            _ => None,
         };
         let ready = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(bind_error)?;
         Ok(Self {
@@ -212,7 +222,13 @@ impl MonitorServer {
             }),
             controller: None,
             facts: Arc::new(VmFacts::default()),
+            mux,
         })
+    }
+
+    /// `mon:stdio`: the stdio multiplexer's end of the monitor's connection (once).
+    pub fn take_mux_peer(&mut self) -> Option<UnixStream> {
+        self.mux.as_mut().and_then(|(_, theirs)| theirs.take())
     }
 
     /// `wait=on`: blocks until the first client connects, as QEMU holds its guest.
@@ -281,6 +297,9 @@ impl MonitorServer {
     }
 
     fn stdio_client(&mut self) -> io::Result<Conn> {
+        if let Some((ours, _)) = &self.mux {
+            return Ok(Conn::Unix(ours.try_clone()?));
+        }
         let input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
         let output = GuestOutput::stdout("the stdio monitor")?;
         Ok(Conn::Stdio { input, output })
@@ -451,7 +470,7 @@ fn lock(c: &Mutex<Controller>) -> MutexGuard<'_, Controller> {
 /// The monitor as QEMU names its chardev: `unix:PATH,server=on`, `telnet:HOST:PORT,server=on`.
 fn describe(config: &Monitor) -> String {
     match &config.channel {
-        MonitorChannel::Stdio => "stdio".into(),
+        MonitorChannel::Stdio | MonitorChannel::SerialMux => "stdio".into(),
         MonitorChannel::Socket(s) => {
             let kind = if s.telnet { "telnet" } else { "tcp" };
             match &s.address {

@@ -7,6 +7,8 @@ pub mod output;
 pub mod rtc_timer;
 pub mod signals;
 pub mod stdin;
+pub mod stdio_mux;
+pub mod terminal;
 pub mod vcpu_control;
 pub mod vcpu_threads;
 pub mod virtio_io;

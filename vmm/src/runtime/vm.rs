@@ -8,7 +8,9 @@ use super::lifecycle::{Controller, ControllerParts, LifecycleError, Request, Req
 use super::output::OutputDrain;
 use super::rtc_timer::RtcTimer;
 use super::signals::Termination;
-use super::stdin::StdinRouter;
+use super::stdin::{InputSink, StdinRouter};
+use super::stdio_mux;
+use super::terminal::RawTerminal;
 use super::vcpu_control::install_kick_handler;
 use super::vcpu_threads::VcpuThreads;
 use super::virtio_io::VirtioIo;
@@ -17,6 +19,7 @@ use crate::exit::ExitReason;
 use crate::machine::{self, Machine, MachineError, MachineIo};
 use crate::monitor::{MonitorError, MonitorServer, VmFacts};
 use crate::timeline::Timeline;
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -136,8 +139,10 @@ impl Vm {
         for output in &core.outputs {
             events.add_owned(OutputDrain::new(output));
         }
-        add_io(&mut events, machine_io)?;
         let requests = Arc::new(Requests::new().map_err(io("creating the request queue"))?);
+        let mux_peer = monitors.iter_mut().find_map(MonitorServer::take_mux_peer);
+        add_io(&mut events, machine_io, mux_peer, &requests)?;
+        let terminal = config.uses_stdio().then(RawTerminal::enter).flatten();
         let state = Arc::new(Mutex::new(RunState::Prelaunch));
         let threads = VcpuThreads::spawn(vcpus, &handlers, &control).map_err(io("starting a vCPU thread"))?;
         let controller = Arc::new(Mutex::new(Controller::new(ControllerParts {
@@ -168,7 +173,11 @@ impl Vm {
         }
         let thread = std::thread::Builder::new()
             .name("minnow-events".into())
-            .spawn(move || serve(events, controller))
+            .spawn(move || {
+                let reason = serve(events, controller);
+                drop(terminal);
+                reason
+            })
             .map_err(io("starting the event loop thread"))?;
         Ok(Vm {
             handle: VmHandle { requests, state },
@@ -202,15 +211,32 @@ fn lock(c: &Mutex<Controller>) -> std::sync::MutexGuard<'_, Controller> {
 }
 
 /// The devices' host fds on the loop: virtio devices' (TAP, vhost, console input), the RTC's
-/// timer, and stdin.
-fn add_io(events: &mut EventLoop, machine_io: MachineIo) -> Result<(), VmError> {
+/// timer, and stdin, which `mon:stdio` shares between COM1 and the monitor at `mux_peer`.
+fn add_io(
+    events: &mut EventLoop,
+    machine_io: MachineIo,
+    mux_peer: Option<UnixStream>,
+    requests: &Arc<Requests>,
+) -> Result<(), VmError> {
     for transport in machine_io.virtio {
         events.add_owned(VirtioIo::new(transport).map_err(io("watching a virtio device"))?);
     }
     if let Some(rtc) = machine_io.rtc {
         events.add_owned(RtcTimer::new(rtc).map_err(io("creating the RTC's timer"))?);
     }
-    if let Some(sink) = machine_io.stdin {
+    let stdin = match mux_peer {
+        Some(peer) => {
+            let requests = requests.clone();
+            let quit = Box::new(move || requests.send(Request::Quit, mpsc::channel().0));
+            let (input, output, drain) =
+                stdio_mux::build(machine_io.stdin, peer, quit).map_err(io("sharing stdio (mon:stdio)"))?;
+            events.add_owned(output);
+            events.add_owned(drain);
+            Some(Box::new(input) as Box<dyn InputSink>)
+        }
+        None => machine_io.stdin,
+    };
+    if let Some(sink) = stdin {
         events.add_owned(StdinRouter::new(sink).map_err(io("reading stdin"))?);
     }
     Ok(())

@@ -1,0 +1,135 @@
+//! `-serial mon:stdio` on the `minnow` binary: COM1 and HMP share stdin and stdout as in QEMU.
+//! The guest is a ROM that echoes every byte COM1 receives, so what reaches the guest shows.
+//! The bytes expected are QEMU 7.2's (its help text, banner, prompts and "QEMU: Terminated").
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Real mode, at the reset vector: wait for COM1's data-ready bit, read the byte, write it back.
+const ECHO: [u8; 15] = [
+    0xBA, 0xFD, 0x03, // mov dx, 0x3fd
+    0xEC, //             in al, dx
+    0xA8, 0x01, //       test al, 1
+    0x74, 0xFB, //       jz -5
+    0xBA, 0xF8, 0x03, // mov dx, 0x3f8
+    0xEC, //             in al, dx
+    0xEE, //             out dx, al
+    0xEB, 0xF1, //       jmp -15
+];
+
+struct Vm {
+    child: Child,
+    stdin: ChildStdin,
+    seen: Arc<Mutex<Vec<u8>>>,
+    rom: PathBuf,
+}
+
+impl Vm {
+    fn start() -> Vm {
+        let rom = std::env::temp_dir().join(format!("minnow-mux-{}.rom", std::process::id()));
+        let mut image = vec![0xF4u8; 64 * 1024];
+        image[0xFFF0..0xFFF0 + ECHO.len()].copy_from_slice(&ECHO);
+        std::fs::write(&rom, image).expect("temp file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_minnow"))
+            .args(["-M", "microvm", "-m", "16M", "-serial", "mon:stdio", "-bios"])
+            .arg(&rom)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("minnow runs");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Vm {
+            child,
+            stdin,
+            seen,
+            rom,
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        self.stdin.write_all(keys).expect("writing to minnow's stdin");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Waits until stdout has shown `text` after what was already seen; returns all of it.
+    fn wait_for(&self, text: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned();
+            if seen.contains(text) {
+                return seen;
+            }
+            assert!(
+                Instant::now() < until,
+                "no {text:?} on stdout; it showed {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.rom);
+    }
+}
+
+#[test]
+fn ctrl_a_switches_between_com1_and_the_monitor_as_in_qemu() {
+    let mut vm = Vm::start();
+    vm.type_keys(b"abc");
+    vm.wait_for("abc");
+
+    vm.type_keys(b"\x01h");
+    vm.wait_for("C-a c    switch between console and monitor\n\rC-a C-a  sends C-a\n\r");
+
+    vm.type_keys(b"\x01c");
+    vm.wait_for("QEMU 7.2.0 monitor - type 'help' for more information\r\n(qemu) ");
+    vm.type_keys(b"info status\n");
+    vm.wait_for("VM status: running\r\n(qemu) ");
+    // The guest gets nothing while the monitor has the keyboard: "qqq" shows twice (the
+    // monitor's echo and its complaint), not a third time from the guest's echo.
+    vm.type_keys(b"qqq\n");
+    let seen = vm.wait_for("unknown command: 'qqq'\r\n(qemu) ");
+    std::thread::sleep(Duration::from_millis(300));
+    let seen_later = vm.wait_for(&seen);
+    assert_eq!(seen_later.matches("qqq").count(), 2, "{seen_later:?}");
+    vm.type_keys(b"stop\n");
+    vm.wait_for("(qemu) stop\r\n(qemu) ");
+
+    vm.type_keys(b"\x01c");
+    vm.type_keys(b"def\x01\x01");
+    vm.type_keys(b"\x01c");
+    vm.wait_for("\r\n(qemu) ");
+    vm.type_keys(b"cont\n");
+    // The guest was paused: it echoes what waited once it runs again.
+    let seen = vm.wait_for("def\x01");
+    let monitor_back = seen.rfind("\r\n(qemu) ").expect("the prompt again");
+    assert!(seen.rfind("def").is_some_and(|at| at > monitor_back), "{seen:?}");
+
+    vm.type_keys(b"\x01x");
+    vm.wait_for("QEMU: Terminated\n\r");
+    let until = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = vm.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < until, "minnow still runs after Ctrl-A x");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
