@@ -28,11 +28,12 @@ enum Task {
     /// loader, both VMMs, every payload), written to bench/results/ with charts. `firmware`:
     /// instructions and device accesses from reset to kernel entry, for
     /// minnow.rom, qboot.rom and SeaBIOS on the same QEMU command line. `vmm`: VM start-to-exit
-    /// time and peak RSS, minnow against QEMU. `nested`: real Linux boot times on the nested
+    /// time and peak RSS, minnow against QEMU. `monitor`: QMP round trip and stop/cont latency,
+    /// minnow against QEMU. `nested`: real Linux boot times on the nested
     /// KVM host, every boot route and QEMU microvm. `disk`: virtio-blk throughput and IOPS in a
     /// guest on the nested KVM host, raw and qcow2, minnow against QEMU microvm.
     Bench {
-        #[arg(value_parser = ["firmware", "vmm", "nested", "disk"])]
+        #[arg(value_parser = ["firmware", "vmm", "monitor", "nested", "disk"])]
         what: Option<String>,
     },
     /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
@@ -95,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench { what } => match what.as_deref() {
             None => bench::all::run(),
             Some("vmm") => bench::vmm::run(),
+            Some("monitor") => bench::monitor::run(),
             Some("nested") => nested::bench::run(),
             Some("disk") => nested::bench_disk::run(),
             _ => bench::firmware::run(),

@@ -4,5 +4,6 @@ pub mod all;
 pub mod firmware;
 pub mod launches;
 pub mod matrix;
+pub mod monitor;
 pub mod svg;
 pub mod vmm;
