@@ -26,6 +26,7 @@ use crate::vstate::cpuid;
 use crate::vstate::irqchip_state::{IrqchipState, IrqchipStateError};
 use crate::vstate::memory::{self, MemoryError, Rom};
 use crate::vstate::msi_routes::MsiRoutes;
+use crate::vstate::paused_clock::PausedClock;
 use crate::vstate::vcpu::{ExitHandlers, Vcpu, VcpuError};
 use crate::vstate::vm::{self, Irqchip, VmError};
 use kvm_ioctls::{Cap, Kvm, VmFd};
@@ -110,6 +111,7 @@ pub struct MachineCore {
     milestones: Arc<Mutex<Vec<Milestone>>>,
     pub guest_log: GuestLog,
     timeline: Arc<Timeline>,
+    clock: PausedClock,
     vm: Arc<VmFd>,
     _kvm: Kvm,
     ram: GuestMemoryMmap,
@@ -132,6 +134,18 @@ impl MachineCore {
     pub fn set_devices_paused(&self, paused: bool) {
         for t in &self.transports {
             t.lock().unwrap_or_else(|p| p.into_inner()).set_paused(paused);
+        }
+    }
+
+    /// The vCPUs stopped (`paused`) or are about to run again: the guest's clock stops with
+    /// them, as under QEMU.
+    pub fn set_clock_paused(&self, paused: bool) {
+        let done = match paused {
+            true => self.clock.stop(&self.vm),
+            false => self.clock.resume(&self.vm),
+        };
+        if let Err(e) = done {
+            crate::report!("the guest's clock across a pause: {e}");
         }
     }
 
@@ -363,6 +377,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
             milestones,
             guest_log,
             timeline,
+            clock: PausedClock::default(),
             vm,
             _kvm: kvm,
             ram,

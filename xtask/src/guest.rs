@@ -35,7 +35,7 @@ pub fn prepare() -> Result<PathBuf> {
     eprintln!("[guest] cache: {}", dir.display());
     let vmlinuz = fetch_kernel(&dir)?;
     extract_pvh(&dir, &vmlinuz)?;
-    let modules = modules::prepare(&dir, modules::VIRTIO_GUEST)?;
+    let modules = modules::prepare(&dir, modules::TEST_GUEST)?;
     build_initramfs(&dir, &modules)?;
     Ok(dir)
 }

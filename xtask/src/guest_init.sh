@@ -18,7 +18,7 @@ for m in virtio_ring virtio; do $B insmod /lib/modules/$m.ko 2>/dev/null; done
 $B insmod /lib/modules/virtio_mmio.ko $($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^virtio_mmio\.//p') 2>/dev/null
 $B insmod /lib/modules/virtio-rng.ko 2>/dev/null
 $B insmod /lib/modules/virtio_blk.ko 2>/dev/null
-for m in failover net_failover virtio_net virtio_console vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+for m in failover net_failover virtio_net virtio_console vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport button evdev; do
     $B insmod /lib/modules/$m.ko 2>/dev/null
 done
 # minnow.hvc: a line on the virtio console, which minnow writes to its chardev.
@@ -82,6 +82,23 @@ echo "MINNOW-INIT uptime=$($B cut -d' ' -f1 /proc/uptime)"
 echo "MINNOW-INIT done"
 # The end of the boot, for minnow's -boot-timeline: 123 to port 0x3f0 (Firecracker's convention).
 /bin/boot-done 2>/dev/null
+# minnow.monitor: a shell on the console for the host (each line it types is run) until the ACPI
+# power button is pressed (the host's system_powerdown): then power off, as a distribution's
+# acpid would.
+if $B grep -q minnow.monitor /proc/cmdline; then
+    for e in /sys/class/input/event*; do
+        $B grep -q "Power Button" $e/device/name 2>/dev/null && button=/dev/input/${e##*/}
+    done
+    echo "MINNOW-INIT powerbutton=${button:-none}"
+    if [ -n "$button" ]; then
+        ($B dd if=$button bs=24 count=1 of=/dev/null 2>/dev/null
+         echo "MINNOW-INIT powerbutton=pressed"
+         $B poweroff -f) &
+    fi
+    $B stty -echo 2>/dev/null
+    echo "MINNOW-INIT shell=ready"
+    while read -r line; do eval "$line"; done
+fi
 # Without ACPI there is no power-off: a reset ends a VMM run with -no-reboot. minnow.reboot asks
 # for an immediate reset anyway (Xen's dom0 on microvm: Xen drives only I/O-port ACPI sleep
 # registers, and microvm's are MMIO).

@@ -9,8 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The virtio drivers the test guest loads (Debian builds them as modules), in load order.
-pub const VIRTIO_GUEST: &[&str] = &[
+/// The drivers the test guest loads (Debian builds them as modules), in load order: virtio's,
+/// and the ACPI power button with evdev, which makes it an input device the guest can wait on.
+pub const TEST_GUEST: &[&str] = &[
     "virtio_ring",
     "virtio",
     "virtio_mmio",
@@ -23,6 +24,8 @@ pub const VIRTIO_GUEST: &[&str] = &[
     "vsock",
     "vmw_vsock_virtio_transport_common",
     "vmw_vsock_virtio_transport",
+    "button",
+    "evdev",
 ];
 /// The nested KVM host's modules, in load order: KVM on AMD (QEMU TCG emulates SVM), TUN for the
 /// guests' TAP interfaces, and vhost-vsock for their sockets.

@@ -257,6 +257,12 @@ impl Controller {
         }
     }
 
+    fn set_clock_paused(&self, paused: bool) {
+        if let Some(core) = &self.core {
+            core.set_clock_paused(paused);
+        }
+    }
+
     /// Stops every vCPU (`stop`): no guest instruction runs, and the devices take nothing from
     /// the host until [`Controller::resume`].
     pub fn pause(&mut self) -> Result<(), LifecycleError> {
@@ -264,6 +270,7 @@ impl Controller {
             RunState::Running => {
                 self.park()?;
                 self.set_devices_paused(true);
+                self.set_clock_paused(true);
                 self.set_state(RunState::Paused);
                 self.emit(VmEvent::Stop);
                 Ok(())
@@ -281,6 +288,7 @@ impl Controller {
             RunState::Running => Ok(()),
             _ => {
                 self.set_devices_paused(false);
+                self.set_clock_paused(false);
                 self.set_state(RunState::Running);
                 self.emit(VmEvent::Resume);
                 self.control.set(Command::Run);

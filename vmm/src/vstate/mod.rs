@@ -4,6 +4,7 @@ pub mod irqchip_state;
 pub mod legacy_routes;
 pub mod memory;
 pub mod msi_routes;
+pub mod paused_clock;
 pub mod vcpu;
 pub mod vcpu_state;
 pub mod vm;

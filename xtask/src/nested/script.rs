@@ -34,9 +34,10 @@ stop_on_text() {
 }
 "#;
 
-/// The L3 serial lines L2 relays: the test guest's reports, the seed workload's greeting, kernel
+/// The L3 serial lines L2 relays: the test guest's reports, the monitor's `info status`, the seed
+/// workload's greeting, kernel
 /// trouble, Xen's command line, and memtest86+'s screen.
-const SERIAL_PATTERN: &str = "MINNOW-|seed workload|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP|\\(XEN\\) Command line|Panic|Memory  :|MB of [0-9]+MB\\]|Address test";
+const SERIAL_PATTERN: &str = "MINNOW-|VM status|seed workload|rtc|WARNING|BUG|x86/fpu|CPUID|Call Trace|RIP|\\(XEN\\) Command line|Panic|Memory  :|MB of [0-9]+MB\\]|Address test";
 
 /// The whole script, for the kernel modules (loaded in order) and the cases.
 pub fn l2_init(modules: &[&str], cases: &[Case]) -> String {

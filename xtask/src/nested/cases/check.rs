@@ -125,6 +125,7 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             vsock,
             hvc_input,
             killed,
+            monitor,
             append,
         } => {
             if *killed {
@@ -136,6 +137,9 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
                 return bad;
             }
             let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
+            if *monitor {
+                bad.extend(super::monitor::check_monitor(&out.serial, &out.after));
+            }
             if *blk {
                 check_blk(&mut bad, out);
             }

@@ -93,6 +93,8 @@ pub enum Expect {
         /// L2 kills minnow (SIGKILL) once the guest's disk write is flushed: only the write and
         /// the image are checked.
         killed: bool,
+        /// L2 drove the guest's shell and the monitor on `-serial mon:stdio` (monitor.rs).
+        monitor: bool,
         append: String,
     },
     /// Xen's dom0 ran the test initramfs's /init: Xen read its own command line whole, dom0 got
@@ -255,6 +257,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             vsock: false,
             hvc_input: false,
             killed: false,
+            monitor: false,
             append,
         },
     )
@@ -311,6 +314,7 @@ fn rename(case: &mut Case, suffix: &str, cmdline: &str) {
 }
 
 mod check;
+mod monitor;
 mod payload;
 #[cfg(test)]
 mod tests;
@@ -364,6 +368,7 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_net(BzImage, MinnowRom),
         linux_case_hvc(Pvh, Direct),
         linux_case_hvc_stdio(BzImage, MinnowRom),
+        monitor::linux_case_monitor(),
         linux_case_vsock(BzImage, MinnowRom),
         linux_case_vsock_fd(Pvh, Direct),
         seed_case(true),
