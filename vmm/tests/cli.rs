@@ -1,5 +1,7 @@
 //! The `minnow` binary: one line on stderr and a non-zero status for every mistake, QEMU's exit
 //! statuses for the guest's way out.
+mod common;
+
 use std::process::{Command, Output};
 
 fn minnow(args: &[&str]) -> Output {
@@ -60,12 +62,7 @@ fn mistakes_are_one_line_naming_the_problem() {
     assert!(line.contains("multiple of 64 KiB"), "{line}");
 }
 
-/// A 64 KiB ROM whose reset vector runs `code` (real mode), then halts.
-fn reset_vector_rom(code: &[u8]) -> Vec<u8> {
-    let mut rom = vec![0xF4u8; 64 * 1024];
-    rom[0xFFF0..0xFFF0 + code.len()].copy_from_slice(code);
-    rom
-}
+use common::reset_vector_rom;
 
 /// The exit status of a VM whose firmware writes to isa-debug-exit at 0xf4 (QEMU's classic setup).
 fn debug_exit_status(code: &[u8]) -> Option<i32> {

@@ -3,6 +3,8 @@
 //! them (garbage, a 10 MiB line, deep nesting, leaving in the middle, a hundred coming and going
 //! while the guest runs): each gets QEMU's error or a closed connection, the VM and the other
 //! clients carry on. The guest is a few real-mode instructions in a ROM.
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -10,20 +12,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("minnow-monitor-{}-{name}", std::process::id()))
+    common::temp("monitor", name)
 }
 
-/// A 64 KiB ROM running `code` from its reset vector.
 fn rom(name: &str, code: &[u8]) -> PathBuf {
-    let mut rom = vec![0xF4u8; 64 * 1024];
-    rom[0xFFF0..0xFFF0 + code.len()].copy_from_slice(code);
-    let path = temp(&format!("{name}.rom"));
-    std::fs::write(&path, rom).expect("temp file");
-    path
+    common::rom_file("monitor", name, code)
 }
 
-/// `cli; hlt; jmp $-1`: the guest sits still.
-const HALT: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
+use common::HALT;
 
 struct Vm {
     child: Child,

@@ -1,6 +1,8 @@
 //! The options about the minnow process rather than the machine, on the `minnow` binary:
 //! `-daemonize` with `-pidfile`, `-d`/`-D` (what the guest does wrong, and where that goes) and
 //! `-msg timestamp=on`. The guests are a few real-mode instructions in a ROM.
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -8,20 +10,14 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("minnow-process-{}-{name}", std::process::id()))
+    common::temp("process", name)
 }
 
-/// A 64 KiB ROM running `code` from its reset vector.
 fn rom(name: &str, code: &[u8]) -> PathBuf {
-    let mut rom = vec![0xF4u8; 64 * 1024];
-    rom[0xFFF0..0xFFF0 + code.len()].copy_from_slice(code);
-    let path = temp(&format!("{name}.rom"));
-    std::fs::write(&path, rom).expect("temp file");
-    path
+    common::rom_file("process", name, code)
 }
 
-/// `cli; hlt; jmp $-1`.
-const HALT: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
+use common::HALT;
 /// `mov dx, 0x2f0; in al, dx; out dx, al; cli; hlt`: a read and a write where nothing sits.
 const PROBE: [u8; 7] = [0xBA, 0xF0, 0x02, 0xEC, 0xEE, 0xFA, 0xF4];
 

@@ -1,13 +1,14 @@
 //! A guest reset reboots the VM, as in QEMU; with -no-reboot it ends minnow with status 0.
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A 64 KiB ROM that writes 'R' to COM1 and then pulses the reset line through the i8042.
 fn reset_rom(dir: &std::path::Path, test: &str) -> std::path::PathBuf {
-    let mut rom = vec![0xF4u8; 64 * 1024];
     // mov dx, 0x3f8 ; mov al, 'R' ; out dx, al ; mov al, 0xfe ; out 0x64, al ; hlt
     let code = [0xBA, 0xF8, 0x03, 0xB0, b'R', 0xEE, 0xB0, 0xFE, 0xE6, 0x64, 0xF4];
-    rom[0xFFF0..0xFFF0 + code.len()].copy_from_slice(&code);
+    let rom = common::reset_vector_rom(&code);
     let path = dir.join(format!("minnow-reset-{}-{test}.rom", std::process::id()));
     std::fs::write(&path, rom).expect("temp file");
     path

@@ -1,6 +1,8 @@
 //! `-serial mon:stdio` on the `minnow` binary: COM1 and HMP share stdin and stdout as in QEMU.
 //! The guest is a ROM that echoes every byte COM1 receives, so what reaches the guest shows.
 //! The bytes expected are QEMU 7.2's (its help text, banner, prompts and "QEMU: Terminated").
+mod common;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -28,10 +30,7 @@ struct Vm {
 
 impl Vm {
     fn start() -> Vm {
-        let rom = std::env::temp_dir().join(format!("minnow-mux-{}.rom", std::process::id()));
-        let mut image = vec![0xF4u8; 64 * 1024];
-        image[0xFFF0..0xFFF0 + ECHO.len()].copy_from_slice(&ECHO);
-        std::fs::write(&rom, image).expect("temp file");
+        let rom = common::rom_file("mux", "echo", &ECHO);
         let mut child = Command::new(env!("CARGO_BIN_EXE_minnow"))
             .args(["-M", "microvm", "-m", "16M", "-serial", "mon:stdio", "-bios"])
             .arg(&rom)
