@@ -3,6 +3,7 @@
 use minnow_vmm::config::{self, Config, TimelineOutput, HELP};
 use minnow_vmm::daemon::{self, Daemon, Forked};
 use minnow_vmm::messages::{self, Style};
+use minnow_vmm::pidfile::PidFile;
 use minnow_vmm::runtime::signals::Termination;
 use minnow_vmm::timeline::{self, Timeline};
 use minnow_vmm::{report, ExitReason, StartOptions, Vm};
@@ -37,16 +38,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(path) = &config.pidfile {
-        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-            report!("writing the pid file {}: {e}", path.display());
+    let pidfile = match config.pidfile.as_deref().map(PidFile::create).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            report!("{e}");
             return ExitCode::from(1);
         }
-    }
+    };
     let status = run(&config, &timeline, daemon);
-    if let Some(path) = &config.pidfile {
-        let _ = std::fs::remove_file(path);
-    }
+    drop(pidfile);
     if let Err(e) = report_timeline(&config, &timeline) {
         report!("{e}");
         return ExitCode::from(1);

@@ -101,6 +101,32 @@ fn daemonize_returns_once_the_vm_runs_and_the_daemon_serves_its_monitor() {
     let _ = std::fs::remove_file(&rom);
 }
 
+/// A pid file in use: a second minnow given it refuses to start, and leaves it alone.
+#[test]
+fn a_locked_pid_file_is_refused() {
+    let rom = rom("pidfile", &HALT);
+    let pidfile = temp("locked.pid");
+    let pidfile_arg = pidfile.display().to_string();
+    let mut first = minnow(&rom, &["-serial", "none", "-pidfile", &pidfile_arg])
+        .spawn()
+        .expect("minnow runs");
+    eventually("the first pid file", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|t| t == format!("{}\n", first.id()))
+    });
+    let second = minnow(&rom, &["-serial", "none", "-pidfile", &pidfile_arg])
+        .output()
+        .expect("minnow runs");
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another process holds it"), "{err}");
+    let text = std::fs::read_to_string(&pidfile).expect("still there");
+    assert_eq!(text, format!("{}\n", first.id()));
+    let _ = first.kill();
+    let _ = first.wait();
+    let _ = std::fs::remove_file(&pidfile);
+    let _ = std::fs::remove_file(&rom);
+}
+
 /// A daemon whose VM cannot start: the parent exits 1 and the child's reason reaches the
 /// caller's stderr.
 #[test]
