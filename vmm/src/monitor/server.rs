@@ -190,6 +190,8 @@ pub struct MonitorServer {
     /// `mon:stdio`: the monitor's end of the pair to the stdio multiplexer, and the
     /// multiplexer's end until the VM takes it.
     mux: Option<(UnixStream, Option<UnixStream>)>,
+    /// `stdio`: the monitor's output to stdout, which the event loop drains when stdout is slow.
+    stdout: Option<GuestOutput>,
 }
 
 impl MonitorServer {
@@ -210,6 +212,10 @@ impl MonitorServer {
             }
             _ => None,
         };
+        let stdout = match config.channel {
+            MonitorChannel::Stdio => Some(GuestOutput::stdout("the stdio monitor").map_err(bind_error)?),
+            _ => None,
+        };
         let ready = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC).map_err(bind_error)?;
         Ok(Self {
             config: config.clone(),
@@ -223,7 +229,13 @@ impl MonitorServer {
             controller: None,
             facts: Arc::new(VmFacts::default()),
             mux,
+            stdout,
         })
+    }
+
+    /// `stdio`: the output the event loop must drain (an [`OutputDrain`](crate::runtime::output::OutputDrain)).
+    pub fn stdout(&self) -> Option<&GuestOutput> {
+        self.stdout.as_ref()
     }
 
     /// `mon:stdio`: the stdio multiplexer's end of the monitor's connection (once).
@@ -301,7 +313,10 @@ impl MonitorServer {
             return Ok(Conn::Unix(ours.try_clone()?));
         }
         let input = File::from(io::stdin().as_fd().try_clone_to_owned()?);
-        let output = GuestOutput::stdout("the stdio monitor")?;
+        let output = match &self.stdout {
+            Some(o) => o.clone(),
+            None => GuestOutput::stdout("the stdio monitor")?,
+        };
         Ok(Conn::Stdio { input, output })
     }
 

@@ -139,6 +139,9 @@ impl Vm {
         for output in &core.outputs {
             events.add_owned(OutputDrain::new(output));
         }
+        for output in monitors.iter().filter_map(MonitorServer::stdout) {
+            events.add_owned(OutputDrain::new(output));
+        }
         let requests = Arc::new(Requests::new().map_err(io("creating the request queue"))?);
         let mux_peer = monitors.iter_mut().find_map(MonitorServer::take_mux_peer);
         add_io(&mut events, machine_io, mux_peer, &requests)?;

@@ -1,6 +1,8 @@
-//! `-serial mon:stdio` on the `minnow` binary: COM1 and HMP share stdin and stdout as in QEMU.
-//! The guest is a ROM that echoes every byte COM1 receives, so what reaches the guest shows.
-//! The bytes expected are QEMU 7.2's (its help text, banner, prompts and "QEMU: Terminated").
+//! Monitors on stdio, on the `minnow` binary. `-serial mon:stdio`: COM1 and HMP share stdin and
+//! stdout as in QEMU; the guest is a ROM that echoes every byte COM1 receives, so what reaches
+//! the guest shows, and the bytes expected are QEMU 7.2's (its help text, banner, prompts and
+//! "QEMU: Terminated"). `-monitor stdio`: a reader slower than the monitor still gets every
+//! byte.
 mod common;
 
 use std::io::{Read, Write};
@@ -21,6 +23,9 @@ const ECHO: [u8; 15] = [
     0xEB, 0xF1, //       jmp -15
 ];
 
+/// `cli; hlt; jmp $-1`.
+const HALT: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
+
 struct Vm {
     child: Child,
     stdin: ChildStdin,
@@ -29,11 +34,12 @@ struct Vm {
 }
 
 impl Vm {
-    fn start() -> Vm {
-        let rom = common::rom_file("mux", "echo", &ECHO);
+    fn start(name: &str, code: &[u8], args: &[&str]) -> Vm {
+        let rom = common::rom_file("stdio", name, code);
         let mut child = Command::new(env!("CARGO_BIN_EXE_minnow"))
-            .args(["-M", "microvm", "-m", "16M", "-serial", "mon:stdio", "-bios"])
+            .args(["-M", "microvm", "-m", "16M", "-bios"])
             .arg(&rom)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -89,7 +95,7 @@ impl Drop for Vm {
 
 #[test]
 fn ctrl_a_switches_between_com1_and_the_monitor_as_in_qemu() {
-    let mut vm = Vm::start();
+    let mut vm = Vm::start("echo", &ECHO, &["-serial", "mon:stdio"]);
     vm.type_keys(b"abc");
     vm.wait_for("abc");
 
@@ -131,4 +137,26 @@ fn ctrl_a_switches_between_com1_and_the_monitor_as_in_qemu() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+/// The reader takes nothing for a while: what the monitor says waits (beyond the pipe's 64 KiB),
+/// and reaches the reader in full once it reads, the last reply included.
+#[test]
+fn a_slow_reader_of_a_stdio_monitor_gets_every_byte() {
+    let mut vm = Vm::start(
+        "slow-reader",
+        &HALT,
+        &["-serial", "none", "-monitor", "stdio", "-name", "last-words"],
+    );
+    let seen = vm.seen.clone();
+    // The reader thread is slowed by holding its buffer's lock while the commands go in.
+    let held = seen.lock().unwrap();
+    for _ in 0..300 {
+        vm.type_keys(b"help\n");
+    }
+    vm.type_keys(b"info name\n");
+    std::thread::sleep(Duration::from_secs(1));
+    drop(held);
+    let all = vm.wait_for("last-words\r\n(qemu) ");
+    assert_eq!(all.matches("(qemu) help\r\n").count(), 300);
 }
