@@ -76,9 +76,10 @@ impl Vm {
             if seen.contains(text) {
                 return seen;
             }
+            let tail = &seen[seen.floor_char_boundary(seen.len().saturating_sub(600))..];
             assert!(
                 Instant::now() < until,
-                "no {text:?} on stdout; it showed {seen:?}"
+                "no {text:?} on stdout; it ended with {tail:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
