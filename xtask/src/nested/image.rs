@@ -89,6 +89,11 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
         0o755,
         &read(&inputs.guest_tools.join("vsock-echo"))?,
     )?;
+    img.file(
+        paths::QMP_CALL,
+        0o755,
+        &read(&inputs.guest_tools.join("qmp-call"))?,
+    )?;
     img.file(paths::MINNOW_ROM, 0o644, &read(&inputs.rom)?)?;
     img.file(paths::SEED_KERNEL, 0o644, &read(&inputs.seed_kernel)?)?;
     img.file(paths::SEED_DISK, 0o644, &read(&inputs.seed_disk)?)?;

@@ -195,6 +195,19 @@ mod tests {
         assert_eq!(script.matches("\nend_case\n").count(), cases.len());
     }
 
+    /// The script L2 runs, every case in it, parses in busybox's sh (L2's shell).
+    #[test]
+    fn the_whole_script_is_valid_for_l2s_shell() {
+        let mut cases = super::super::cases::linux_cases();
+        cases.extend(super::super::cases::payload_cases());
+        let script = l2_init(&["kvm"], &cases);
+        let out = Command::new("/bin/busybox")
+            .args(["sh", "-n", "-c", &script])
+            .output()
+            .expect("busybox runs (apt-get install busybox-static)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     #[test]
     fn setup_and_after_commands_wrap_their_case() {
         let mut case = super::super::cases::payload_cases().remove(0);

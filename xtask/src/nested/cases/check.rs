@@ -137,8 +137,8 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
                 return bad;
             }
             let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
-            if *monitor {
-                bad.extend(super::monitor::check_monitor(&out.serial, &out.after));
+            if let Some(kind) = monitor {
+                bad.extend(super::monitor::check_monitor(*kind, &out.serial, &out.after));
             }
             if *blk {
                 check_blk(&mut bad, out);

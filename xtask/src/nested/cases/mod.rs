@@ -20,6 +20,8 @@ use minnow_tests::payload_check::{
 pub mod paths {
     pub const MINNOW: &str = "/bin/minnow";
     pub const VSOCK_ECHO: &str = "/bin/vsock-echo";
+    /// guest-tools' QMP client (L2 has no Python for qemu.qmp).
+    pub const QMP_CALL: &str = "/bin/qmp-call";
     pub const MINNOW_ROM: &str = "/fw/minnow.rom";
     /// The seed workload's kernel (virtio-blk, virtio-mmio and ext4 built in) and its disk.
     pub const SEED_KERNEL: &str = "/seed/bzImage";
@@ -93,8 +95,8 @@ pub enum Expect {
         /// L2 kills minnow (SIGKILL) once the guest's disk write is flushed: only the write and
         /// the image are checked.
         killed: bool,
-        /// L2 drove the guest's shell and the monitor on `-serial mon:stdio` (monitor.rs).
-        monitor: bool,
+        /// L2 drove the guest's shell and a monitor (monitor.rs).
+        monitor: Option<MonitorKind>,
         append: String,
     },
     /// Xen's dom0 ran the test initramfs's /init: Xen read its own command line whole, dom0 got
@@ -257,7 +259,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             vsock: false,
             hvc_input: false,
             killed: false,
-            monitor: false,
+            monitor: None,
             append,
         },
     )
@@ -324,6 +326,7 @@ mod virtio;
 pub use third_party::{memtest_case, xen_case};
 
 pub use check::check;
+pub use monitor::MonitorKind;
 pub use payload::{payload_cases, payload_not_supported};
 use virtio::{
     linux_case_blk, linux_case_blk_killed, linux_case_fs_killed, linux_case_hvc, linux_case_hvc_stdio,
@@ -368,7 +371,8 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_net(BzImage, MinnowRom),
         linux_case_hvc(Pvh, Direct),
         linux_case_hvc_stdio(BzImage, MinnowRom),
-        monitor::linux_case_monitor(),
+        monitor::linux_case_hmp(),
+        monitor::linux_case_qmp(),
         linux_case_vsock(BzImage, MinnowRom),
         linux_case_vsock_fd(Pvh, Direct),
         seed_case(true),
