@@ -58,7 +58,8 @@ fn main() -> ExitCode {
 /// whoever started it: no orphaned guests.
 fn detach(config: &Config) -> std::io::Result<Option<Forked>> {
     if config.daemonize {
-        return daemon::daemonize().map(Some);
+        // SAFETY: nothing has started a thread yet: the command line is parsed, nothing else.
+        return unsafe { daemon::daemonize() }.map(Some);
     }
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no memory.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -81,7 +82,9 @@ fn run(config: &Config, timeline: &Arc<Timeline>, daemon: Option<Daemon>) -> u8 
     match Vm::start_with(config, options) {
         Ok(vm) => {
             if let Some(Err(e)) = daemon.map(Daemon::ready) {
-                report!("-daemonize: detaching: {e}");
+                report!("-daemonize: detaching: {e}; stopping the VM");
+                drop(vm);
+                return 1;
             }
             let reason = vm.wait();
             if reason == ExitReason::TripleFault {

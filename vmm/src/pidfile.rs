@@ -1,10 +1,11 @@
-//! `-pidfile FILE`, as QEMU writes it: created if missing, locked (`lockf`) for as long as the
-//! process lives, so a second minnow or QEMU given the same file refuses to start instead of
-//! overwriting a running one's pid; then truncated and written; removed at exit.
+//! `-pidfile FILE`, as QEMU writes it: created if missing (mode 0600), locked (`lockf`) for as
+//! long as the process lives, so a second minnow or QEMU given the same file refuses to start
+//! instead of overwriting a running one's pid; then truncated and written; removed at exit. A
+//! file removed by its exiting holder between our open and our lock is opened again.
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,8 @@ pub enum PidFileError {
     Open(PathBuf, io::Error),
     #[error("cannot lock the pid file {0}: another process holds it (a minnow or QEMU running with it)")]
     Locked(PathBuf),
+    #[error("cannot lock the pid file {0}: {1}")]
+    Lock(PathBuf, io::Error),
     #[error("cannot write the pid file {0}: {1}")]
     Write(PathBuf, io::Error),
 }
@@ -26,18 +29,17 @@ pub struct PidFile {
 impl PidFile {
     /// Writes this process's pid to `path`, holding the file's lock.
     pub fn create(path: &Path) -> Result<Self, PidFileError> {
-        let mut file = File::options()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| PidFileError::Open(path.into(), e))?;
-        // SAFETY: lockf on a descriptor this function owns; it reads no memory of ours.
-        if unsafe { libc::lockf(file.as_raw_fd(), libc::F_TLOCK, 0) } != 0 {
-            return Err(PidFileError::Locked(path.into()));
-        }
+        let mut file = loop {
+            let file = Self::open_locked(path)?;
+            // The holder we waited out may have removed the file we locked: then lock the new one.
+            let same = std::fs::metadata(path)
+                .ok()
+                .zip(file.metadata().ok())
+                .is_some_and(|(named, held)| named.ino() == held.ino() && named.dev() == held.dev());
+            if same {
+                break file;
+            }
+        };
         let write = |f: &mut File| {
             f.set_len(0)?;
             f.write_all(format!("{}\n", std::process::id()).as_bytes())
@@ -47,6 +49,26 @@ impl PidFile {
             path: path.into(),
             _file: file,
         })
+    }
+
+    fn open_locked(path: &Path) -> Result<File, PidFileError> {
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| PidFileError::Open(path.into(), e))?;
+        // SAFETY: lockf on a descriptor this function owns; it reads no memory of ours.
+        if unsafe { libc::lockf(file.as_raw_fd(), libc::F_TLOCK, 0) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EACCES) => PidFileError::Locked(path.into()),
+                _ => PidFileError::Lock(path.into(), e),
+            });
+        }
+        Ok(file)
     }
 }
 
