@@ -93,6 +93,9 @@ pub struct MachineIo {
     pub rtc: Option<Arc<Mutex<Cmos>>>,
     /// The device stdin feeds, if any.
     pub stdin: Option<Box<dyn InputSink>>,
+    /// COM1's output when it goes to stdout: `mon:stdio` writes the monitor through it too, so
+    /// the two keep their order.
+    pub serial_stdout: Option<GuestOutput>,
 }
 
 /// What the lifecycle controller keeps for the VM's life: what a reset puts back, what the end
@@ -308,6 +311,10 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         )?),
         false => None,
     };
+    let serial_stdout = match (&serial, &c.serial) {
+        (Some(_), Serial::Stdio) => outputs.first().cloned(),
+        _ => None,
+    };
     let rtc = match c.machine.rtc.or(true) {
         true => Some(attach_rtc(&mut pio, &vm, c.memory, &guest_log)?),
         // With ACPI the FADT says the RTC is absent; nothing can tell a guest without ACPI.
@@ -365,6 +372,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
             virtio: virtio.with_io,
             rtc: rtc.clone(),
             stdin,
+            serial_stdout,
         },
         core: MachineCore {
             pio,

@@ -268,6 +268,11 @@ impl MonitorServer {
         self.facts = facts;
     }
 
+    /// Whether this is `-serial mon:stdio`'s monitor (which has no chardev label of its own).
+    pub fn is_serial_mux(&self) -> bool {
+        self.config.channel == MonitorChannel::SerialMux
+    }
+
     /// What `query-chardev` says of this monitor: (label, filename).
     pub fn chardev(&self, index: usize) -> (String, String) {
         (format!("compat_monitor{index}"), describe(&self.config))
@@ -492,6 +497,16 @@ fn describe(config: &Monitor) -> String {
                 SocketAddress::Unix(p) => format!("unix:{},server=on", p.display()),
                 SocketAddress::Tcp { host, port } => format!("{kind}:{host}:{port},server=on"),
             }
+        }
+    }
+}
+
+impl Drop for MonitorServer {
+    /// `stdio`: what the reader has not taken yet goes out before minnow ends (briefly, as the
+    /// guest's output does).
+    fn drop(&mut self) {
+        if let Some(out) = &self.stdout {
+            out.finish(LAST_WORDS);
         }
     }
 }

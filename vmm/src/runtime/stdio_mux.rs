@@ -56,8 +56,8 @@ impl Screen {
         }
     }
 
-    /// Ctrl-A c. As QEMU's monitor: leaving it ends its line; coming back shows what it said
-    /// meanwhile (the first time, its banner) and, after the first time, a fresh prompt.
+    /// Ctrl-A c. As QEMU's monitor: leaving it ends its line at once; coming back shows what it
+    /// said meanwhile (the first time, its banner) and, after the first time, a fresh prompt.
     fn switch(&mut self) {
         match self.focus {
             Focus::Serial => {
@@ -71,7 +71,7 @@ impl Screen {
             }
             Focus::Monitor => {
                 self.focus = Focus::Serial;
-                self.held.extend_from_slice(b"\r\n");
+                self.stdout.push(b"\r\n");
             }
         }
     }
@@ -165,6 +165,15 @@ pub struct MuxMonitorOutput {
     screen: Arc<Mutex<Screen>>,
 }
 
+impl Drop for MuxMonitorOutput {
+    /// What the reader has not taken yet goes out before minnow ends, briefly (with COM1 on
+    /// stdout, COM1's own end does this too).
+    fn drop(&mut self) {
+        let stdout = lock(&self.screen).stdout.clone();
+        stdout.finish(std::time::Duration::from_secs(1));
+    }
+}
+
 impl MutEventSubscriber for MuxMonitorOutput {
     fn init(&mut self, ops: &mut EventOps) {
         if let Err(e) = ops.add(Events::new(&self.from_monitor, EventSet::IN)) {
@@ -188,16 +197,25 @@ impl MutEventSubscriber for MuxMonitorOutput {
     }
 }
 
-/// The multiplexer's parts: the stdin sink, the subscriber for the monitor's output, and the
-/// drain of its stdout. `peer` is the monitor server's mux end; `quit` ends the VM (Ctrl-A x).
+/// The multiplexer's parts: the stdin sink, the subscriber for the monitor's output, and, when
+/// COM1 is not on stdout (`isa-serial=off`), the drain of an output of its own. `serial` and
+/// `serial_stdout` are COM1's input and output; `peer` is the monitor server's mux end; `quit`
+/// ends the VM (Ctrl-A x).
 pub fn build(
     serial: Option<Box<dyn InputSink>>,
+    serial_stdout: Option<GuestOutput>,
     peer: UnixStream,
     quit: Box<dyn FnOnce() + Send>,
-) -> std::io::Result<(MuxInput, MuxMonitorOutput, OutputDrain)> {
+) -> std::io::Result<(MuxInput, MuxMonitorOutput, Option<OutputDrain>)> {
     peer.set_nonblocking(true)?;
-    let stdout = GuestOutput::stdout("mon:stdio")?;
-    let drain = OutputDrain::new(&stdout);
+    let (stdout, drain) = match serial_stdout {
+        Some(out) => (out, None),
+        None => {
+            let out = GuestOutput::stdout("mon:stdio")?;
+            let drain = OutputDrain::new(&out);
+            (out, Some(drain))
+        }
+    };
     let screen = Arc::new(Mutex::new(Screen {
         focus: Focus::Serial,
         monitor_shown: false,
@@ -258,12 +276,9 @@ mod tests {
             got: serial.clone(),
             room: room.clone(),
         };
-        let (input, _, _) = build(
-            Some(Box::new(sink)),
-            peer,
-            Box::new(move || q.store(true, Ordering::SeqCst)),
-        )
-        .unwrap();
+        let out = GuestOutput::null("test").unwrap();
+        let on_quit: Box<dyn FnOnce() + Send> = Box::new(move || q.store(true, Ordering::SeqCst));
+        let (input, _, _) = build(Some(Box::new(sink)), Some(out), peer, on_quit).unwrap();
         Rig {
             input,
             serial,
@@ -329,7 +344,7 @@ mod tests {
         s.switch();
         assert!(s.held.is_empty() && s.focus == Focus::Monitor);
         s.switch();
-        assert_eq!(s.held, b"\r\n");
+        assert!(s.held.is_empty() && s.focus == Focus::Serial);
         s.monitor_output(&vec![b'x'; HELD_MAX * 2]);
         assert_eq!(s.held.len(), HELD_MAX);
     }

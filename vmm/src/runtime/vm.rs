@@ -232,9 +232,12 @@ fn add_io(
             let requests = requests.clone();
             let quit = Box::new(move || requests.send(Request::Quit, mpsc::channel().0));
             let (input, output, drain) =
-                stdio_mux::build(machine_io.stdin, peer, quit).map_err(io("sharing stdio (mon:stdio)"))?;
+                stdio_mux::build(machine_io.stdin, machine_io.serial_stdout, peer, quit)
+                    .map_err(io("sharing stdio (mon:stdio)"))?;
             events.add_owned(output);
-            events.add_owned(drain);
+            if let Some(drain) = drain {
+                events.add_owned(drain);
+            }
             Some(Box::new(input) as Box<dyn InputSink>)
         }
         None => machine_io.stdin,
@@ -246,17 +249,33 @@ fn add_io(
 }
 
 /// What the monitors say of the VM: its name, and its character devices as QEMU labels them.
+/// With `-serial mon:stdio`, as QEMU's: `serial0` is the mux, the monitor has no label of its
+/// own, and stdio itself is `serial0-base`, listed last.
 fn facts(config: &Config, monitors: &[MonitorServer]) -> VmFacts {
+    let muxed = config
+        .monitors
+        .iter()
+        .any(|m| m.channel == crate::config::MonitorChannel::SerialMux);
     let mut chardevs = Vec::new();
-    if config.machine.isa_serial {
+    if config.machine.isa_serial || muxed {
         let filename = match &config.serial {
+            _ if muxed => "mux".to_string(),
             crate::config::Serial::Stdio => "stdio".to_string(),
             crate::config::Serial::File(p) => format!("file:{}", p.display()),
             crate::config::Serial::None => "null".to_string(),
         };
         chardevs.push(("serial0".to_string(), filename));
     }
-    chardevs.extend(monitors.iter().enumerate().map(|(i, m)| m.chardev(i)));
+    chardevs.extend(
+        monitors
+            .iter()
+            .filter(|m| !m.is_serial_mux())
+            .enumerate()
+            .map(|(i, m)| m.chardev(i)),
+    );
+    if muxed {
+        chardevs.push(("serial0-base".to_string(), "stdio".to_string()));
+    }
     VmFacts {
         name: config.name.clone(),
         chardevs,
