@@ -223,7 +223,10 @@ impl Config {
     pub fn uses_stdio(&self) -> bool {
         (self.serial == Serial::Stdio && self.machine.isa_serial)
             || self.virtconsoles_on_stdio() > 0
-            || self.monitors.iter().any(|m| m.channel == MonitorChannel::Stdio)
+            || self
+                .monitors
+                .iter()
+                .any(|m| matches!(m.channel, MonitorChannel::Stdio | MonitorChannel::SerialMux))
     }
 
     /// Whether the guest gets ACPI tables: `acpi=on`, or `auto` (on, as on QEMU's microvm),

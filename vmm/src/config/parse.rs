@@ -124,9 +124,22 @@ fn parse_machine(m: &mut Machine, s: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `-serial`: COM1's backend, or (`chardev:ID`) the name of a `-chardev` resolved later.
-fn parse_serial(s: &str, pending: &mut Pending) -> Result<Serial, ConfigError> {
-    pending.serial_given = true;
+/// `-serial`: COM1's backend, or (`chardev:ID`) the name of a `-chardev` resolved later. As in
+/// QEMU, the first `-serial` is COM1's; later ones are for ports the microvm does not have, so
+/// they are checked and then left unused.
+fn parse_serial(s: &str, pending: &mut Pending, serial: &mut Serial) -> Result<(), ConfigError> {
+    let mut this = Pending::default();
+    let backend = parse_one_serial(s, &mut this)?;
+    if !pending.serial_given {
+        pending.serial_given = true;
+        pending.serial_mux = this.serial_mux;
+        pending.serial_chardev = this.serial_chardev;
+        *serial = backend;
+    }
+    Ok(())
+}
+
+fn parse_one_serial(s: &str, pending: &mut Pending) -> Result<Serial, ConfigError> {
     if let Some(rest) = s.strip_prefix("mon:") {
         if rest != "stdio" {
             return Err(bad(
@@ -275,7 +288,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
                     path => Bios::File(path.into()),
                 }
             }
-            "serial" => c.serial = parse_serial(&value()?, &mut pending)?,
+            "serial" => parse_serial(&value()?, &mut pending, &mut c.serial)?,
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
             "device" => parse_device(&mut c, &value()?, &mut pending)?,
             "chardev" => c.chardevs.push(parse_chardev(&value()?)?),

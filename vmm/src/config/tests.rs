@@ -377,3 +377,18 @@ fn daemonize_takes_stdio_away() {
         assert_eq!(parse_str(line), Err(ConfigError::StdioWithDaemonize), "{line}");
     }
 }
+
+/// As in QEMU, the first -serial is COM1's; a second would be COM2's, which microvm lacks.
+#[test]
+fn the_first_serial_is_com1s() {
+    let c = parse_str("-serial file:a.txt -serial mon:stdio")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.serial, Serial::File("a.txt".into()));
+    assert!(c.monitors.is_empty());
+    let c = parse_str("-chardev stdio,id=s -serial chardev:s -serial none")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.serial, Serial::Stdio);
+    assert!(parse_str("-serial none -serial bogus").is_err());
+}
