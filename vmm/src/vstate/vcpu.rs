@@ -62,16 +62,32 @@ pub struct ExitHandlers {
 
 impl ExitHandlers {
     /// Reports an access no device claimed, under `-d unimp`.
-    fn unclaimed(&self, kind: &'static str, space: &str, addr: u64, len: usize) {
-        if let Some(log) = &self.unimp {
-            crate::guest_log!(
-                log,
-                Unimp,
-                kind,
-                "{space} {addr:#x}: {len}-byte {kind}, no device there"
-            );
-        }
+    fn unclaimed(&self, access: Access, addr: u64, len: usize) {
+        let Some(log) = &self.unimp else {
+            return;
+        };
+        let (kind, space, what) = match access {
+            Access::PortRead => ("unclaimed port read", "port", "read"),
+            Access::PortWrite => ("unclaimed port write", "port", "write"),
+            Access::MmioRead => ("unclaimed MMIO read", "MMIO", "read"),
+            Access::MmioWrite => ("unclaimed MMIO write", "MMIO", "write"),
+        };
+        crate::guest_log!(
+            log,
+            Unimp,
+            kind,
+            "{space} {addr:#x}: {len}-byte {what}, no device there"
+        );
     }
+}
+
+/// An access no device claimed, for `-d unimp`.
+#[derive(Clone, Copy)]
+enum Access {
+    PortRead,
+    PortWrite,
+    MmioRead,
+    MmioWrite,
 }
 
 impl Vcpu {
@@ -192,7 +208,7 @@ impl Vcpu {
                     // `rep ins`: one device access per element.
                     for element in data.chunks_mut(io_size) {
                         if !h.pio.read(u64::from(port), element) {
-                            h.unclaimed("read", "port", port.into(), element.len());
+                            h.unclaimed(Access::PortRead, port.into(), element.len());
                         }
                     }
                 }
@@ -201,20 +217,20 @@ impl Vcpu {
                     let io_size = io_element_size(kvm_run);
                     for element in data.chunks(io_size) {
                         if !h.pio.write(u64::from(port), element) {
-                            h.unclaimed("write", "port", port.into(), element.len());
+                            h.unclaimed(Access::PortWrite, port.into(), element.len());
                         }
                     }
                 }
                 Ok(VcpuExit::MmioRead(addr, data)) => {
                     h.timeline.count(ExitKind::for_mmio(addr));
                     if !h.mmio.read(addr, data) {
-                        h.unclaimed("read", "MMIO", addr, data.len());
+                        h.unclaimed(Access::MmioRead, addr, data.len());
                     }
                 }
                 Ok(VcpuExit::MmioWrite(addr, data)) => {
                     h.timeline.count(ExitKind::for_mmio(addr));
                     if !h.mmio.write(addr, data) {
-                        h.unclaimed("write", "MMIO", addr, data.len());
+                        h.unclaimed(Access::MmioWrite, addr, data.len());
                     }
                 }
                 // With the in-kernel LAPIC, HLT stays in KVM; without interrupts it would spin here.
