@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn request(command: &str) -> String {
     if command.starts_with('{') {
@@ -17,9 +17,14 @@ fn request(command: &str) -> String {
     }
 }
 
+/// How long `--until` waits for its event, in all.
+const UNTIL: Duration = Duration::from_secs(60);
+
 struct Monitor {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    /// Events already read (while waiting for a reply), for `--until`.
+    events: Vec<String>,
 }
 
 impl Monitor {
@@ -48,13 +53,28 @@ impl Monitor {
             if line.starts_with("{\"error\"") {
                 return Err(format!("{command}: {}", line.trim()));
             }
+            self.events.push(line);
         }
     }
 
+    /// Waits for `event`, which may have come already, for [`UNTIL`] at most.
     fn until(&mut self, event: &str) -> Result<(), String> {
         let wanted = format!("\"event\": \"{event}\"");
-        while !self.line()?.contains(&wanted) {}
-        Ok(())
+        if self.events.iter().any(|e| e.contains(&wanted)) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + UNTIL;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("no {event} event within {} s", UNTIL.as_secs()));
+            }
+            let timeout = self.writer.set_read_timeout(Some(left));
+            timeout.map_err(|e| e.to_string())?;
+            if self.line()?.contains(&wanted) {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -68,23 +88,26 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut monitor = Monitor {
         reader,
         writer: stream,
+        events: Vec::new(),
     };
     monitor.line()?;
     monitor.call("qmp_capabilities")?;
     let mut words = rest.iter();
     while let Some(word) = words.next() {
         match word.as_str() {
-            "--until" => monitor.until(words.next().ok_or("--until needs an event name")?)?,
+            "--until" => monitor.until(words.next().ok_or(USAGE)?)?,
             command => monitor.call(command)?,
         }
     }
     Ok(())
 }
 
+const USAGE: &str = "usage: qmp-call SOCKET COMMAND... [--until EVENT]";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 2 {
-        eprintln!("usage: qmp-call SOCKET COMMAND... [--until EVENT]");
+    if args.len() < 2 || args.last().is_some_and(|a| a == "--until") {
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
     match run(&args) {
