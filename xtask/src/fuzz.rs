@@ -1,4 +1,5 @@
-//! `cargo xtask fuzz [--seconds N | --long]`: runs each cargo-fuzz target (fuzz/) for N seconds
+//! `cargo xtask fuzz [TARGET...] [--seconds N | --long]`: runs each cargo-fuzz target (fuzz/), or
+//! the ones named, for N seconds
 //! (default 20, the CI-sized run `cargo xtask test` makes; `--long` is 10 minutes each), then
 //! prints a table of executions and coverage per target, for docs/fuzzing.md. Needs a nightly
 //! toolchain and cargo-fuzz, which scripts/setup.sh installs. A crash fails the run, leaving its
@@ -58,7 +59,22 @@ impl Stats {
     }
 }
 
-pub fn run(seconds: u64) -> Result<()> {
+/// The targets to run: all of them, or the ones named (each must exist).
+fn chosen(names: &[String]) -> Result<Vec<&'static str>> {
+    if names.is_empty() {
+        return Ok(TARGETS.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| match TARGETS.iter().find(|t| **t == n.as_str()) {
+            Some(t) => Ok(*t),
+            None => bail!("no fuzz target {n:?}; the targets are {}", TARGETS.join(", ")),
+        })
+        .collect()
+}
+
+pub fn run(names: &[String], seconds: u64) -> Result<()> {
+    let targets = chosen(names)?;
     let dir = crate::workspace_root().join("fuzz");
     let probe = Command::new("cargo")
         .args(["+nightly", "fuzz", "--version"])
@@ -70,7 +86,7 @@ pub fn run(seconds: u64) -> Result<()> {
         );
     }
     let mut table = Vec::new();
-    for target in TARGETS {
+    for target in targets {
         eprintln!("[fuzz] {target}: {seconds} s");
         let mut child = Command::new("cargo")
             .current_dir(&dir)
@@ -125,6 +141,14 @@ pub fn run(seconds: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_all_by_default_or_the_named_ones() {
+        assert_eq!(chosen(&[]).map(|t| t.len()).ok(), Some(TARGETS.len()));
+        assert_eq!(chosen(&["qmp_input".into()]).ok(), Some(vec!["qmp_input"]));
+        let err = chosen(&["qmp".into()]).map_err(|e| e.to_string());
+        assert!(err.is_err_and(|e| e.contains("\"qmp\"") && e.contains("qmp_input")));
+    }
 
     #[test]
     fn libfuzzers_final_lines_give_the_stats() {

@@ -50,8 +50,10 @@ enum Task {
     /// Build the firmware ROM into target/firmware/minnow.rom.
     Firmware,
     /// Run each cargo-fuzz target (every device a guest can touch, qcow2 images, kernel images,
-    /// the command line) for a while and print executions and coverage; needs nightly.
+    /// the command line, QMP input) for a while and print executions and coverage; needs
+    /// nightly. TARGETS picks some of them (all by default).
     Fuzz {
+        targets: Vec<String>,
         #[arg(long, default_value_t = fuzz::CI_SECONDS)]
         seconds: u64,
         /// Ten minutes per target, for docs/fuzzing.md.
@@ -61,7 +63,8 @@ enum Task {
     /// Fetch and cache the Debian cloud kernel and build the busybox initramfs used by the tests.
     Guest,
     /// Boot real Linux and the payloads with a static minnow inside a nested KVM host (QEMU TCG
-    /// emulating AMD SVM), and check what every guest reports. FILTER picks cases by name.
+    /// emulating AMD SVM), and check what every guest reports. FILTER picks the cases whose name
+    /// contains it, or one of its comma-separated parts.
     NestedTest {
         filter: Option<String>,
         /// Run each case QEMU can run again with QEMU as the L3 VMM in the same L2, and list the
@@ -102,7 +105,11 @@ fn main() -> anyhow::Result<()> {
             _ => bench::firmware::run(),
         },
         Task::Demo { linux, linux_host } => demo::run(linux, linux_host),
-        Task::Fuzz { seconds, long } => fuzz::run(if long { fuzz::LONG_SECONDS } else { seconds }),
+        Task::Fuzz {
+            targets,
+            seconds,
+            long,
+        } => fuzz::run(&targets, if long { fuzz::LONG_SECONDS } else { seconds }),
         Task::Firmware => firmware::build().map(|_| ()),
         Task::Guest => guest::prepare().map(|_| ()),
         Task::NestedTest {

@@ -35,7 +35,7 @@ pub fn run(args: &[String]) -> Result<()> {
     // Extra arguments select `cargo test` filters; the nested suite runs on a whole run only.
     if args.is_empty() {
         crate::nested::run(None, crate::nested::Options::default())?;
-        crate::fuzz::run(crate::fuzz::CI_SECONDS)?;
+        crate::fuzz::run(&[], crate::fuzz::CI_SECONDS)?;
     }
     Ok(())
 }

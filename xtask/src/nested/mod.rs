@@ -146,12 +146,17 @@ pub struct Options {
     pub repeat: usize,
 }
 
-/// `cargo xtask nested-test [FILTER] [--control] [--load]`.
+/// A case is chosen when its name contains one of the filter's comma-separated parts.
+fn matches(name: &str, filter: &str) -> bool {
+    filter.split(',').any(|part| name.contains(part))
+}
+
+/// `cargo xtask nested-test [FILTER[,FILTER...]] [--control] [--load] [--repeat N]`.
 pub fn run(filter: Option<&str>, options: Options) -> Result<()> {
     let chosen: Vec<Case> = cases::linux_cases()
         .into_iter()
         .chain(cases::payload_cases())
-        .filter(|c| filter.is_none_or(|f| c.name.contains(f)))
+        .filter(|c| filter.is_none_or(|f| matches(&c.name, f)))
         .collect();
     if chosen.is_empty() {
         bail!("no case matches {filter:?}");
@@ -170,8 +175,13 @@ pub fn run(filter: Option<&str>, options: Options) -> Result<()> {
         report_controls(&chosen, &outcome.results);
     }
     for (name, why) in cases::payload_not_supported() {
-        if filter.is_none_or(|f| name.contains(f)) {
+        if filter.is_none_or(|f| matches(&name, f)) {
             eprintln!("[nested] not supported: {name}: {why}");
+        }
+    }
+    for (name, why) in cases::linux_not_run() {
+        if filter.is_none_or(|f| matches(&name, f)) {
+            eprintln!("[nested] not run: {name}: {why}");
         }
     }
     eprintln!(

@@ -25,10 +25,11 @@ pub enum MonitorKind {
 
 /// The typist's helpers: `w TEXT` waits (up to 30 s) for TEXT on minnow's stdout (COM1, and the
 /// HMP monitor with mon:stdio); `up` is L2's clock; `ask WHICH` has the guest's shell print its
-/// uptime as `MINNOW-SHELL WHICH=...` and waits for it.
+/// uptime as `MINNOW-SHELL WHICH=...` and waits for it. The typed command spells the marker with
+/// an empty quote, so the shell's echo of what was typed cannot pass for its answer.
 const HELPERS: &str = r#"w() { i=0; while ! grep -q -F -e "$1" /tmp/serial.log 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; }
  up() { cut -d' ' -f1 /proc/uptime; }
- ask() { echo "echo MINNOW-SHELL $1=\$(cut -d' ' -f1 /proc/uptime)"; w "MINNOW-SHELL $1="; }"#;
+ ask() { echo "echo MINNOW-SHE''LL $1=\$(cut -d' ' -f1 /proc/uptime)"; w "MINNOW-SHELL $1="; }"#;
 
 /// What L2 does: its output is minnow's stdin (a FIFO).
 fn typist(kind: MonitorKind) -> String {
@@ -107,11 +108,19 @@ fn l2_times(after: &[String]) -> Option<(f64, f64, f64, f64)> {
     }
 }
 
+/// The shell's answer may share its line with the monitor's last prompt (HMP's `(qemu) ` stays
+/// on the console when the typist leaves the monitor) and with a kernel message printed right
+/// after it: the number is what follows the marker up to the first character that is not part
+/// of one.
 fn guest_uptime(serial: &[String], which: &str) -> Option<f64> {
-    let prefix = format!("MINNOW-SHELL {which}=");
-    serial
-        .iter()
-        .find_map(|l| l.trim().strip_prefix(&prefix)?.parse().ok())
+    let marker = format!("MINNOW-SHELL {which}=");
+    serial.iter().find_map(|l| {
+        let after = l.split_once(&marker)?.1;
+        let end = after
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(after.len());
+        after[..end].parse().ok()
+    })
 }
 
 /// What the monitor must have said: HMP's `info status` lines on the console; QMP's replies and
@@ -206,6 +215,18 @@ mod tests {
         let bad = check_monitor(MonitorKind::Hmp, &counted, &after);
         assert!(bad.len() == 1 && bad[0].contains("counted"), "{bad:?}");
         assert!(!check_monitor(MonitorKind::Hmp, &serial[..4], &after).is_empty());
+    }
+
+    #[test]
+    fn the_shells_answer_counts_after_a_prompt_but_not_as_typed() {
+        let serial = lines(&[
+            "echo MINNOW-SHE''LL after=$(cut -d' ' -f1 /proc/uptime)",
+            "(qemu) MINNOW-SHELL after=3.62",
+            "MINNOW-SHELL before=2.85[    2.893753] clocksource: Long readout interval",
+        ]);
+        assert_eq!(guest_uptime(&serial, "after"), Some(3.62));
+        assert_eq!(guest_uptime(&serial, "before"), Some(2.85));
+        assert_eq!(guest_uptime(&serial[..1], "after"), None);
     }
 
     #[test]

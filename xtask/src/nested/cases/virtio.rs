@@ -256,7 +256,8 @@ pub(super) fn linux_case_blk_killed(image: LinuxImage, loader: Loader) -> Case {
 }
 
 /// How many synced files L2 waits for before it stops minnow: enough that the kill lands in the
-/// middle of the guest's writes, which never pause.
+/// middle of the guest's writes, which never pause. The serial log does not exist until the case
+/// starts: a missing count is 0, not "stop now" (an empty `[ -lt ]` ended the wait at once).
 const FS_FILES_BEFORE_KILL: u32 = 3;
 
 /// "Nothing lost": the guest writes 1 MiB files into ext4 on a qcow2 disk without pause, each
@@ -284,8 +285,9 @@ pub(super) fn linux_case_fs_killed(signal: &'static str) -> Case {
     case.setup = vec![
         format!("cp {} {IMAGE}", paths::EXT4_QCOW2),
         format!(
-            "(i=0; while [ \"$(grep -c MINNOW-SYNCED /tmp/serial.log 2>/dev/null)\" -lt {FS_FILES_BEFORE_KILL} ] \
-             && [ $i -lt 450 ]; do sleep 0.1; i=$((i+1)); done; killall -{signal} minnow) &"
+            "(i=0; while n=$(grep -c MINNOW-SYNCED /tmp/serial.log 2>/dev/null); \
+             [ \"${{n:-0}}\" -lt {FS_FILES_BEFORE_KILL} ] && [ $i -lt 450 ]; do sleep 0.1; i=$((i+1)); done; \
+             killall -{signal} minnow) &"
         ),
     ];
     case.after = vec![
