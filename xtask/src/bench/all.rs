@@ -1,5 +1,6 @@
-//! `cargo xtask bench`: VM start-up, launches per second and the boot matrix in one run, written
-//! to bench/results/<date>-<host>.{json,md} with two charts (-phases.svg, -launches.svg).
+//! `cargo xtask bench`: VM start-up, launches per second, the boot matrix and QMP round trips in
+//! one run, written to bench/results/<date>-<host>.{json,md} (the QMP table in the .md only) with
+//! two charts (-phases.svg, -launches.svg).
 //! `cargo xtask bench firmware` (instruction counts) and `bench nested` (real Linux) are separate:
 //! they need QEMU's exec log and the nested host.
 use super::launches;
@@ -28,10 +29,12 @@ pub fn run() -> Result<()> {
         work,
     })?;
 
+    let monitor_table = super::monitor::measure()?;
     let tables = [
         vmm::table(&start_up),
         launches::table(&launch_rows),
         matrix::table(&matrix_rows),
+        monitor_table,
     ]
     .concat();
     print!("{tables}");

@@ -144,7 +144,15 @@ impl Vmm {
     }
 }
 
+/// `cargo xtask bench monitor`: measures and prints the table.
 pub fn run() -> Result<()> {
+    print!("{}", measure()?);
+    Ok(())
+}
+
+/// Runs both VMMs side by side and returns the markdown table (`cargo xtask bench` adds it to
+/// its results).
+pub fn measure() -> Result<String> {
     let root = crate::workspace_root();
     let minnow_bin = super::vmm::build_minnow()?;
     let rom = write_rom(&root, "halt-at-reset.rom", &HALT_AT_RESET)?;
@@ -179,15 +187,13 @@ pub fn run() -> Result<()> {
         vmm.idle_cpu_ms = vmm.cpu_ms()? - before;
     }
     for round in 0..ROUNDS {
-        eprint!("\r[bench] monitor round {}/{ROUNDS}", round + 1);
+        eprintln!("[bench] monitor round {}/{ROUNDS}", round + 1);
         for vmm in &mut vmms {
             vmm.round()?;
         }
     }
-    eprintln!();
     let [minnow, qemu] = vmms;
-    print!("{}", table(&minnow.quit()?, &qemu.quit()?));
-    Ok(())
+    Ok(table(&minnow.quit()?, &qemu.quit()?))
 }
 
 fn table(minnow: &Vmm, qemu: &Vmm) -> String {
