@@ -19,6 +19,7 @@ pub mod machine;
 pub mod messages;
 pub mod monitor;
 pub mod option_roms;
+pub mod output_file;
 pub mod pidfile;
 pub mod rom;
 pub mod runtime;

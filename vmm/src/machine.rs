@@ -16,6 +16,7 @@ use crate::exit::ExitSignal;
 use crate::fw_cfg_setup::{self, FwCfgSetupError};
 use crate::irq::IrqLine;
 use crate::layout::{gsi, port};
+use crate::output_file::Existing;
 use crate::rom::{self, RomError};
 use crate::runtime::guest_log::{Category, GuestLog};
 use crate::runtime::output::GuestOutput;
@@ -434,12 +435,13 @@ fn attach_milestones(
     Ok(())
 }
 
-/// Opens where `output` goes: stdout, a file (truncated, as QEMU's file chardev), or nowhere.
+/// Opens where `output` goes: stdout, a file (truncated, as QEMU's file chardev; never through a
+/// symbolic link), or nowhere.
 pub(crate) fn open_output(name: &str, output: &Serial) -> Result<GuestOutput, MachineError> {
     match output {
         Serial::Stdio => GuestOutput::stdout(name),
         Serial::File(path) => {
-            let file = std::fs::File::create(path)
+            let file = crate::output_file::create(path, Existing::Truncate, 0o644)
                 .map_err(io(format!("opening the {name} log {}", path.display())))?;
             GuestOutput::file(name, file)
         }

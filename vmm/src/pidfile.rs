@@ -1,11 +1,13 @@
 //! `-pidfile FILE`, as QEMU writes it: created if missing (mode 0600), locked (`lockf`) for as
 //! long as the process lives, so a second minnow or QEMU given the same file refuses to start
 //! instead of overwriting a running one's pid; then truncated and written; removed at exit. A
-//! file removed by its exiting holder between our open and our lock is opened again.
+//! file removed by its exiting holder between our open and our lock is opened again. A symbolic
+//! link at the path is refused.
+use crate::output_file::{self, Existing};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +54,8 @@ impl PidFile {
     }
 
     fn open_locked(path: &Path) -> Result<File, PidFileError> {
-        let file = File::options()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(path)
+        // Kept, not truncated: only the lock's holder may change it. Never through a link.
+        let file = output_file::create(path, Existing::Keep, 0o600)
             .map_err(|e| PidFileError::Open(path.into(), e))?;
         // SAFETY: lockf on a descriptor this function owns; it reads no memory of ours.
         if unsafe { libc::lockf(file.as_raw_fd(), libc::F_TLOCK, 0) } != 0 {

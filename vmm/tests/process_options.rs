@@ -143,6 +143,46 @@ fn daemonize_fails_in_the_parent_when_the_vm_cannot_start() {
     assert!(err.contains("missing.rom"), "{err}");
 }
 
+/// The files minnow writes for itself never follow a symbolic link: each option refuses one in
+/// one line naming the path, exits 1, and the link's target is untouched.
+#[test]
+fn output_files_never_follow_a_symbolic_link() {
+    let rom = rom("halt-for-links", &HALT);
+    let target = temp("precious");
+    std::fs::write(&target, b"keep me").expect("target written");
+    let link = temp("planted-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).expect("link made");
+    let link_arg = link.display().to_string();
+    let serial = format!("file:{link_arg}");
+    let chardev = format!("file,id=c0,path={link_arg}");
+    let cases: [&[&str]; 4] = [
+        &["-serial", &serial],
+        &["-D", &link_arg, "-d", "unimp"],
+        &["-pidfile", &link_arg],
+        &[
+            "-device",
+            "virtio-serial-device",
+            "-chardev",
+            &chardev,
+            "-device",
+            "virtconsole,chardev=c0",
+        ],
+    ];
+    for args in cases {
+        let out = minnow(&rom, args).output().expect("minnow runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&link_arg) && err.contains("symbolic link") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(&target).expect("target read"), b"keep me", "{args:?}");
+    }
+    let _ = std::fs::remove_file(link);
+    let _ = std::fs::remove_file(target);
+}
+
 /// By default guest errors are logged and unclaimed accesses are not; `-d unimp` logs those,
 /// `-D` puts them in a file instead of on stderr, `-msg timestamp=on` dates each line.
 #[test]

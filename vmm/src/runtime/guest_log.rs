@@ -65,10 +65,15 @@ impl GuestLog {
         }
     }
 
-    /// The log `-d` and `-D` ask for: the file is created or truncated now, as QEMU's is.
+    /// The log `-d` and `-D` ask for: the file is created or truncated now, as QEMU's is (but never
+    /// through a symbolic link).
     pub fn for_config(log: &LogConfig) -> std::io::Result<Self> {
         let sink: Sink = match &log.file {
-            Some(path) => Box::new(std::fs::File::create(path)?),
+            Some(path) => Box::new(crate::output_file::create(
+                path,
+                crate::output_file::Existing::Truncate,
+                0o644,
+            )?),
             None => Box::new(std::io::stderr()),
         };
         Ok(Self::new(sink, log.items))
