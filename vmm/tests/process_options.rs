@@ -177,7 +177,11 @@ fn output_files_never_follow_a_symbolic_link() {
             err.contains(&link_arg) && err.contains("symbolic link") && err.lines().count() == 1,
             "{args:?}: {err}"
         );
-        assert_eq!(std::fs::read(&target).expect("target read"), b"keep me", "{args:?}");
+        assert_eq!(
+            std::fs::read(&target).expect("target read"),
+            b"keep me",
+            "{args:?}"
+        );
     }
     let _ = std::fs::remove_file(link);
     let _ = std::fs::remove_file(target);

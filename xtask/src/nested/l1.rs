@@ -14,9 +14,9 @@ const L2_MEMORY: &str = "2048";
 /// One vCPU: single-threaded TCG. With two, L2 sometimes locked up for good in the middle of a
 /// guest's boot (seen once in four suites).
 const L2_CPUS: &str = "1";
-/// L2 prints at least a line per case, and the L2 script kills a case after
-/// CASE_TIMEOUT_SECS: this much silence means L2 itself is stuck.
-const SILENCE: Duration = Duration::from_secs(super::script::CASE_TIMEOUT_SECS as u64 + 60);
+/// L2 prints at least a line per case, and the L2 script ends a case after its limit: this much
+/// silence past the longest limit means L2 itself is stuck.
+const SILENCE_PAST_THE_LIMIT: Duration = Duration::from_secs(60);
 
 pub struct L1Run {
     pub console: String,
@@ -25,7 +25,16 @@ pub struct L1Run {
 }
 
 /// Boots `kernel` with `initramfs` as L2 and returns its whole console.
-pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: Duration) -> Result<L1Run> {
+/// `longest_case` is the longest any case may run: L2 is stuck after that much silence and a minute.
+pub fn run(
+    kernel: &Path,
+    initramfs: &Path,
+    cases: usize,
+    log: &Path,
+    timeout: Duration,
+    longest_case: Duration,
+) -> Result<L1Run> {
+    let silence = longest_case + SILENCE_PAST_THE_LIMIT;
     // QEMU's monitor, to see where L2's CPU is if L2 goes silent.
     // In /tmp: a socket's path must fit in 108 bytes, the work tree's may not.
     let monitor = std::env::temp_dir().join(format!(
@@ -107,11 +116,11 @@ pub fn run(kernel: &Path, initramfs: &Path, cases: usize, log: &Path, timeout: D
                 let _ = child.kill();
                 break;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) if last_line.elapsed() > SILENCE => {
+            Err(mpsc::RecvTimeoutError::Timeout) if last_line.elapsed() > silence => {
                 timed_out = true;
                 eprintln!(
                     "[nested] L2 printed nothing for {} s: it is stuck; where its CPU is, then killing it:",
-                    SILENCE.as_secs()
+                    silence.as_secs()
                 );
                 for line in cpu_state(&monitor) {
                     eprintln!("    L1 monitor| {line}");

@@ -101,6 +101,7 @@ fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
     let log = out.join(format!("{tag}-console.log"));
     // About 10 s per Linux boot inside L2, well under 1 s per payload; generous, but finite.
     let timeout = Duration::from_secs(180 + 60 * cases.len() as u64);
+    let longest = cases.iter().map(Case::limit_secs).max().unwrap_or(0);
     let booted = unix_now();
     let run = l1::run(
         &inputs.guest_dir.join("vmlinuz"),
@@ -108,6 +109,7 @@ fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
         cases.len(),
         &log,
         timeout,
+        Duration::from_secs(u64::from(longest)),
     )?;
     Ok(Outcome {
         results: with_host_times(console::split(&run.console), booted),

@@ -103,7 +103,7 @@ run_case() {{
         }
         let (text, secs) = match &case.stop_when {
             Some(stop) => (stop.text.as_str(), stop.limit_secs),
-            None => ("", CASE_TIMEOUT_SECS),
+            None => ("", case.hang_secs),
         };
         let serial = if case.serial_on_stdout { "stdout" } else { "file" };
         let secs = secs.to_string();
@@ -193,6 +193,10 @@ mod tests {
         }
         assert!(script.trim_end().ends_with("poweroff -f"));
         assert_eq!(script.matches("\nend_case\n").count(), cases.len());
+        let xen = super::super::cases::xen_case();
+        assert!(xen.hang_secs > CASE_TIMEOUT_SECS);
+        let script = l2_init(&["kvm"], std::slice::from_ref(&xen));
+        assert!(script.contains(&format!("run_case '{}' '' '{}' 'file' ", xen.name, xen.hang_secs)));
     }
 
     /// The script L2 runs, every case in it, parses in busybox's sh (L2's shell).

@@ -11,6 +11,7 @@
 //! `virtio.rs` builds the Linux cases with devices and the seed cases, `payload.rs` the payload
 //! matrix, `check.rs` says what each output must show.
 use super::console::CaseOutput;
+use super::script::CASE_TIMEOUT_SECS;
 use minnow_tests::payload_check::{
     self, cmdline as payload_cmdline, not_supported, qboot_deviations, Expected, Loader, Payload, Route,
     DEBUG_EXIT_DEVICE,
@@ -135,8 +136,11 @@ pub struct Case {
     pub serial_on_stdout: bool,
     /// For a guest that never stops by itself (it halts, or runs forever): L2 stops the VM with
     /// SIGTERM as soon as this text is on its serial console, or after the limit. Otherwise the
-    /// VM gets SIGKILL after the script's CASE_TIMEOUT_SECS, as a hang.
+    /// VM gets SIGKILL after `hang_secs`, as a hang.
     pub stop_when: Option<StopWhen>,
+    /// Without `stop_when`: how long the VM may run before it counts as hung (the script's
+    /// CASE_TIMEOUT_SECS unless a case measured slower).
+    pub hang_secs: u32,
     /// Shell lines L2 runs before the case (e.g. to make a disk image).
     pub setup: Vec<String>,
     /// Shell lines L2 runs after it, their output relayed (e.g. to read the image back).
@@ -165,11 +169,19 @@ impl Case {
             args,
             serial_on_stdout: false,
             stop_when: None,
+            hang_secs: CASE_TIMEOUT_SECS,
             setup: vec![],
             after: vec![],
             after_must_have: None,
             expect,
         }
+    }
+
+    /// The longest L2 lets this case's VM run.
+    pub fn limit_secs(&self) -> u32 {
+        self.stop_when
+            .as_ref()
+            .map_or(self.hang_secs, |stop| stop.limit_secs)
     }
 }
 
