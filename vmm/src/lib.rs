@@ -23,6 +23,7 @@ pub mod output_file;
 pub mod pidfile;
 pub mod rom;
 pub mod runtime;
+pub mod sandbox;
 pub mod timeline;
 pub mod vstate;
 

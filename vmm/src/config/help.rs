@@ -54,6 +54,9 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -S                                  start with the vCPUs paused (a monitor's cont runs them)
   -no-shutdown                        a guest power-off leaves the VM stopped in state
                                       shutdown, its monitors alive
+  -sandbox on|off[,obsolete=..,elevateprivileges=..,spawn=..,resourcecontrol=..]
+                                      seccomp filters, one per thread kind, on by default;
+                                      off runs without (the sub-options change nothing here)
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks
                                       the end of its boot by writing 123 to port 0x3f0

@@ -89,6 +89,7 @@ mod help;
 pub mod logging;
 pub mod monitor;
 mod parse;
+mod sandbox;
 
 pub use drive::{CacheMode, DiskFormat, Drive};
 pub use help::HELP;
@@ -195,6 +196,11 @@ pub struct Config {
     pub monitors: Vec<Monitor>,
     /// `-S`: the vCPUs wait for a monitor's `cont`.
     pub start_paused: bool,
+    /// Each thread runs under its seccomp filter (the default; `-sandbox off` turns them off).
+    pub sandbox: bool,
+    /// Tests only (`-x-sandbox-violate vcpu|events`): that thread kind makes a forbidden call.
+    #[cfg(feature = "sandbox-test")]
+    pub sandbox_violate: Option<crate::sandbox::ThreadKind>,
     /// `-no-shutdown`: a guest power-off stops the vCPUs and leaves the VM (and its monitors)
     /// in the `shutdown` state, as QEMU does, instead of ending minnow.
     pub no_shutdown: bool,
@@ -292,6 +298,9 @@ impl Default for Config {
             virtio_serial_bus: false,
             monitors: Vec::new(),
             start_paused: false,
+            sandbox: true,
+            #[cfg(feature = "sandbox-test")]
+            sandbox_violate: None,
             no_shutdown: false,
             log: LogConfig::default(),
             daemonize: false,

@@ -315,6 +315,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             }
             "mon" => pending.mons.push(monitor::parse_mon(&value()?)?),
             "S" => c.start_paused = true,
+            "sandbox" => c.sandbox = super::sandbox::parse_sandbox(&value()?)?,
+            #[cfg(feature = "sandbox-test")]
+            "x-sandbox-violate" => c.sandbox_violate = Some(super::sandbox::parse_violate(&value()?)?),
             "no-shutdown" => c.no_shutdown = true,
             "pidfile" => c.pidfile = Some(value()?.into()),
             "L" => c.data_dirs.push(value()?.into()),

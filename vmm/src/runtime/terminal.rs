@@ -22,6 +22,8 @@ impl RawTerminal {
         if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
             return None;
         }
+        // A refused system call ends the process from a signal handler: it puts this back.
+        crate::sandbox::remember_terminal(saved);
         let mut raw = saved;
         raw.c_iflag &= !(libc::IGNBRK
             | libc::BRKINT

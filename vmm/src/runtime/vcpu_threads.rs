@@ -2,13 +2,22 @@
 //! dropping it stops and joins them (a vCPU stuck in a host call is waited for up to a limit,
 //! then left behind with a line that says so: the process's exit ends it).
 use super::vcpu_control::{Command, VcpuControl};
+use crate::sandbox::{Filters, SandboxError, ThreadKind};
 use crate::vstate::vcpu::{ExitHandlers, Vcpu};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long a vCPU thread gets to leave once told to exit.
 pub const EXIT_LIMIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("starting a vCPU thread: {0}")]
+    Thread(std::io::Error),
+    #[error(transparent)]
+    Sandbox(SandboxError),
+}
 
 pub struct VcpuThreads {
     control: Arc<VcpuControl>,
@@ -16,23 +25,44 @@ pub struct VcpuThreads {
 }
 
 impl VcpuThreads {
-    /// Starts a thread per vCPU; each waits, parked, for the controller's first `Run`.
+    /// Starts a thread per vCPU; each puts its seccomp filter on (with `filters`), says so, and
+    /// waits, parked, for the controller's first `Run`. Returns once every thread is confined.
     pub fn spawn(
         vcpus: Vec<Vcpu>,
         handlers: &ExitHandlers,
         control: &Arc<VcpuControl>,
-    ) -> std::io::Result<Self> {
+        filters: Option<&Filters>,
+    ) -> Result<Self, SpawnError> {
         let mut started = Self {
             control: control.clone(),
             threads: Vec::new(),
         };
+        let (ready, confined) = mpsc::channel();
         for vcpu in vcpus {
             let id = vcpu.id();
             let (h, c) = (handlers.clone(), control.clone());
+            let (filters, ready) = (filters.cloned(), ready.clone());
+            let name = format!("vcpu{id}");
             let thread = std::thread::Builder::new()
-                .name(format!("vcpu{id}"))
-                .spawn(move || vcpu.run_thread(&h, &c))?;
+                .name(name.clone())
+                .spawn(move || {
+                    let entered = filters.map_or(Ok(()), |f| f.enter(ThreadKind::Vcpu, &name));
+                    let failed = entered.is_err();
+                    let _ = ready.send(entered);
+                    if !failed {
+                        vcpu.run_thread(&h, &c);
+                    }
+                })
+                .map_err(SpawnError::Thread)?;
             started.threads.push((id, thread));
+        }
+        drop(ready);
+        for _ in 0..started.threads.len() {
+            // A thread that ends without a word counts as refused.
+            confined
+                .recv()
+                .unwrap_or_else(|_| Err(SandboxError::Install("vcpu".into(), "the thread ended".into())))
+                .map_err(SpawnError::Sandbox)?;
         }
         Ok(started)
     }

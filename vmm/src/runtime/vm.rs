@@ -13,6 +13,7 @@ use super::stdio_mux;
 use super::terminal::RawTerminal;
 use super::vcpu_control::install_kick_handler;
 use super::vcpu_threads::VcpuThreads;
+use crate::sandbox::{Filters, ThreadKind};
 use super::virtio_io::VirtioIo;
 use crate::config::Config;
 use crate::exit::ExitReason;
@@ -102,6 +103,10 @@ pub enum VmError {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    #[error(transparent)]
+    VcpuThreads(#[from] super::vcpu_threads::SpawnError),
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> VmError {
@@ -147,7 +152,12 @@ impl Vm {
         add_io(&mut events, machine_io, mux_peer, &requests)?;
         let terminal = config.uses_stdio().then(RawTerminal::enter).flatten();
         let state = Arc::new(Mutex::new(RunState::Prelaunch));
-        let threads = VcpuThreads::spawn(vcpus, &handlers, &control).map_err(io("starting a vCPU thread"))?;
+        // Filters are compiled before any thread starts; each thread puts its own on.
+        let filters = match config.sandbox {
+            true => Some(confinement(config)?),
+            false => None,
+        };
+        let threads = VcpuThreads::spawn(vcpus, &handlers, &control, filters.as_ref())?;
         let controller = Arc::new(Mutex::new(Controller::new(ControllerParts {
             threads,
             core,
@@ -169,19 +179,12 @@ impl Vm {
             m.attach(controller.clone(), facts.clone());
             events.add_owned(m);
         }
-        // The vCPUs run from here, unless -S leaves that to a monitor's `cont`; the event loop
-        // takes over below.
+        let thread = spawn_event_thread(events, controller.clone(), terminal, filters)?;
+        // The vCPUs run from here, every thread confined, unless -S leaves that to a monitor's
+        // `cont`.
         if !config.start_paused {
             let _ = lock(&controller).resume();
         }
-        let thread = std::thread::Builder::new()
-            .name("minnow-events".into())
-            .spawn(move || {
-                let reason = serve(events, controller);
-                drop(terminal);
-                reason
-            })
-            .map_err(io("starting the event loop thread"))?;
         Ok(Vm {
             handle: VmHandle { requests, state },
             thread: Some(thread),
@@ -247,6 +250,59 @@ fn add_io(
     }
     Ok(())
 }
+
+/// The filters `config` asks for.
+fn confinement(config: &Config) -> Result<Filters, VmError> {
+    let filters = Filters::new(super::vcpu_control::kick_signal())?;
+    #[cfg(feature = "sandbox-test")]
+    let filters = filters.violating(config.sandbox_violate);
+    #[cfg(not(feature = "sandbox-test"))]
+    let _ = config;
+    Ok(filters)
+}
+
+/// Starts the event loop's thread, which puts its seccomp filter on first; returns once it has.
+fn spawn_event_thread(
+    events: EventLoop,
+    controller: Arc<Mutex<Controller>>,
+    terminal: Option<RawTerminal>,
+    filters: Option<Filters>,
+) -> Result<JoinHandle<ExitReason>, VmError> {
+    let (ready, confined) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(EVENT_THREAD.into())
+        .spawn(move || {
+            let entered = filters.map_or(Ok(()), |f| f.enter(ThreadKind::Events, EVENT_THREAD));
+            let failed = entered.is_err();
+            let _ = ready.send(entered);
+            if failed {
+                // No guest instruction ran: stop the vCPU threads and flush, as for any end.
+                lock(&controller).finish(ExitReason::Failure);
+                return ExitReason::Failure;
+            }
+            let reason = serve(events, controller);
+            drop(terminal);
+            reason
+        })
+        .map_err(io("starting the event loop thread"))?;
+    match confined.recv() {
+        Ok(Ok(())) => Ok(thread),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e.into())
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(VmError::Io {
+                what: "starting the event loop thread",
+                source: std::io::Error::other("it ended before it started"),
+            })
+        }
+    }
+}
+
+/// The event loop thread's name, in `ps` and in sandbox reports.
+const EVENT_THREAD: &str = "minnow-events";
 
 /// What the monitors say of the VM: its name, and its character devices as QEMU labels them.
 /// With `-serial mon:stdio`, as QEMU's: `serial0` is the mux, the monitor has no label of its
