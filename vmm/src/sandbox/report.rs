@@ -36,7 +36,7 @@ pub fn remember_terminal(saved: libc::termios) {
 pub fn install_handler() -> io::Result<()> {
     // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value, filled in below.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_sigsys as usize;
+    action.sa_sigaction = on_sigsys as *const () as usize;
     // RESETHAND: the call made again below meets the default action (death by SIGSYS).
     // NODEFER: SIGSYS stays deliverable inside the handler for that second call.
     action.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_NODEFER;
