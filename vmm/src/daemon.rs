@@ -22,6 +22,8 @@ pub enum Forked {
 /// The daemon's end of the pipe to its waiting parent.
 pub struct Daemon {
     to_parent: File,
+    /// Opened at the fork: once the VM runs, a chroot or the seccomp filter forbids opening it.
+    null: File,
 }
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -67,8 +69,10 @@ pub unsafe fn daemonize() -> io::Result<Forked> {
             libc::signal(sig, libc::SIG_IGN);
         }
     }
+    let null = File::options().read(true).write(true).open("/dev/null")?;
     Ok(Forked::Child(Daemon {
         to_parent: File::from(write_end),
+        null,
     }))
 }
 
@@ -76,10 +80,9 @@ impl Daemon {
     /// The VM runs: lets the parent exit 0 and detaches from the terminal. On an error the
     /// parent is told nothing and exits 1 once the daemon ends, which its caller must then do.
     pub fn ready(mut self) -> io::Result<()> {
-        let null = File::options().read(true).write(true).open("/dev/null")?;
         for fd in [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO] {
             // SAFETY: dup2 onto the standard descriptors, which this process owns.
-            check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;
+            check(unsafe { libc::dup2(self.null.as_raw_fd(), fd) })?;
         }
         self.to_parent.write_all(&[1])
     }

@@ -3,10 +3,13 @@
 use minnow_vmm::config::{self, Config, TimelineOutput, HELP};
 use minnow_vmm::daemon::{self, Daemon, Forked};
 use minnow_vmm::messages::{self, Style};
+use minnow_vmm::output_file::{self, Existing};
 use minnow_vmm::pidfile::PidFile;
 use minnow_vmm::runtime::signals::Termination;
 use minnow_vmm::timeline::{self, Timeline};
 use minnow_vmm::{report, ExitReason, StartOptions, Vm};
+use std::fs::File;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,9 +48,17 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Opened now: once the VM runs, this thread may not open files.
+    let timeline_file = match open_timeline(&config) {
+        Ok(f) => f,
+        Err(e) => {
+            report!("{e}");
+            return ExitCode::from(1);
+        }
+    };
     let status = run(&config, &timeline, daemon);
     drop(pidfile);
-    if let Err(e) = report_timeline(&config, &timeline) {
+    if let Err(e) = report_timeline(&timeline, timeline_file) {
         report!("{e}");
         return ExitCode::from(1);
     }
@@ -86,6 +97,11 @@ fn run(config: &Config, timeline: &Arc<Timeline>, daemon: Option<Daemon>) -> u8 
                 drop(vm);
                 return 1;
             }
+            if let Err(e) = vm.confine_caller("main") {
+                report!("{e}; stopping the VM");
+                drop(vm);
+                return 1;
+            }
             let reason = vm.wait();
             if reason == ExitReason::TripleFault {
                 report!("the guest triple-faulted (a vCPU shut down); stopping");
@@ -99,14 +115,26 @@ fn run(config: &Config, timeline: &Arc<Timeline>, daemon: Option<Daemon>) -> u8 
     }
 }
 
-fn report_timeline(config: &Config, timeline: &Timeline) -> Result<(), String> {
+/// Where `-boot-timeline` writes: stderr (`None` here) or a file opened before the VM runs.
+fn open_timeline(config: &Config) -> Result<Option<Option<File>>, String> {
     match &config.boot_timeline {
-        Some(TimelineOutput::Stderr) => {
+        None => Ok(None),
+        Some(TimelineOutput::Stderr) => Ok(Some(None)),
+        Some(TimelineOutput::Json(path)) => output_file::create(path, Existing::Truncate, 0o644)
+            .map(|f| Some(Some(f)))
+            .map_err(|e| format!("opening the boot timeline {}: {e}", path.display())),
+    }
+}
+
+fn report_timeline(timeline: &Timeline, output: Option<Option<File>>) -> Result<(), String> {
+    match output {
+        Some(None) => {
             eprint!("{}", timeline::text(&timeline.phases()));
             eprint!("{}", timeline::guest_events_text(&timeline.guest_events()));
         }
-        Some(TimelineOutput::Json(path)) => std::fs::write(path, timeline::json(&timeline.phases()))
-            .map_err(|e| format!("writing the boot timeline {}: {e}", path.display()))?,
+        Some(Some(mut file)) => file
+            .write_all(timeline::json(&timeline.phases()).as_bytes())
+            .map_err(|e| format!("writing the boot timeline: {e}"))?,
         None => {}
     }
     Ok(())

@@ -15,7 +15,17 @@ const EXIT_5: [u8; 5] = [0xB0, 0x02, 0xE6, 0xF4, 0xF4];
 fn minnow(args: &[&str]) -> Output {
     let rom = common::rom_file("sandbox", "exit5", &EXIT_5);
     Command::new(env!("CARGO_BIN_EXE_minnow"))
-        .args(["-M", "microvm", "-m", "16M", "-serial", "none", "-device", "isa-debug-exit", "-bios"])
+        .args([
+            "-M",
+            "microvm",
+            "-m",
+            "16M",
+            "-serial",
+            "none",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=4",
+            "-bios",
+        ])
         .arg(&rom)
         .args(args)
         .stdin(Stdio::null())
@@ -38,10 +48,15 @@ fn a_vm_runs_and_ends_under_the_filters() {
 
 #[test]
 fn a_forbidden_call_from_any_thread_ends_the_vm_with_one_line() {
-    for (kind, thread) in [("vcpu", "vcpu0"), ("events", "minnow-events")] {
+    for (kind, thread) in [("vcpu", "vcpu0"), ("events", "minnow-events"), ("main", "main")] {
         let out = minnow(&["-x-sandbox-violate", kind]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.signal(), Some(libc::SIGSYS), "{kind}: {:?} {err}", out.status);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGSYS),
+            "{kind}: {:?} {err}",
+            out.status
+        );
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "{kind}: {err}");
         assert!(

@@ -46,7 +46,8 @@ pub fn parse_violate(s: &str) -> Result<crate::sandbox::ThreadKind, ConfigError>
     match s {
         "vcpu" => Ok(crate::sandbox::ThreadKind::Vcpu),
         "events" => Ok(crate::sandbox::ThreadKind::Events),
-        _ => Err(bad("-x-sandbox-violate", s, ": use vcpu or events")),
+        "main" => Ok(crate::sandbox::ThreadKind::Main),
+        _ => Err(bad("-x-sandbox-violate", s, ": use vcpu, events or main")),
     }
 }
 
@@ -59,8 +60,10 @@ mod tests {
         assert!(parse_sandbox("on").is_ok_and(|on| on));
         assert!(parse_sandbox("off").is_ok_and(|on| !on));
         assert!(parse_sandbox("enable=on").is_ok_and(|on| on));
-        assert!(parse_sandbox("on,obsolete=deny,elevateprivileges=children,spawn=deny,resourcecontrol=deny")
-            .is_ok_and(|on| on));
+        assert!(
+            parse_sandbox("on,obsolete=deny,elevateprivileges=children,spawn=deny,resourcecontrol=deny")
+                .is_ok_and(|on| on)
+        );
     }
 
     #[test]

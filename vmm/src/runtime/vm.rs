@@ -13,12 +13,12 @@ use super::stdio_mux;
 use super::terminal::RawTerminal;
 use super::vcpu_control::install_kick_handler;
 use super::vcpu_threads::VcpuThreads;
-use crate::sandbox::{Filters, ThreadKind};
 use super::virtio_io::VirtioIo;
 use crate::config::Config;
 use crate::exit::ExitReason;
 use crate::machine::{self, Machine, MachineError, MachineIo};
 use crate::monitor::{MonitorError, MonitorServer, VmFacts};
+use crate::sandbox::{Filters, ThreadKind};
 use crate::timeline::Timeline;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
@@ -117,6 +117,7 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> VmError {
 pub struct Vm {
     handle: VmHandle,
     thread: Option<JoinHandle<ExitReason>>,
+    filters: Option<Filters>,
 }
 
 impl Vm {
@@ -179,7 +180,7 @@ impl Vm {
             m.attach(controller.clone(), facts.clone());
             events.add_owned(m);
         }
-        let thread = spawn_event_thread(events, controller.clone(), terminal, filters)?;
+        let thread = spawn_event_thread(events, controller.clone(), terminal, filters.clone())?;
         // The vCPUs run from here, every thread confined, unless -S leaves that to a monitor's
         // `cont`.
         if !config.start_paused {
@@ -188,7 +189,19 @@ impl Vm {
         Ok(Vm {
             handle: VmHandle { requests, state },
             thread: Some(thread),
+            filters,
         })
+    }
+
+    /// Puts the `Main` seccomp filter on the calling thread (unless `-sandbox off`): from here
+    /// it may wait for the VM, write to descriptors it has and remove files, nothing more. The
+    /// `minnow` binary calls this once started; an application embedding a VM may, for a
+    /// thread it gives the VM for good. Named `name` in reports.
+    pub fn confine_caller(&self, name: &str) -> Result<(), VmError> {
+        match &self.filters {
+            Some(f) => Ok(f.enter(ThreadKind::Main, name)?),
+            None => Ok(()),
+        }
     }
 
     pub fn handle(&self) -> VmHandle {

@@ -33,7 +33,11 @@ impl AllowList {
     /// `call` when argument `index` is one of `values`.
     fn one_of(&mut self, call: i64, index: u8, values: &[u64]) {
         let rules = self.when.entry(call).or_default();
-        rules.extend(values.iter().map(|v| rule(vec![arg(index, SeccompCmpOp::Eq, *v)])));
+        rules.extend(
+            values
+                .iter()
+                .map(|v| rule(vec![arg(index, SeccompCmpOp::Eq, *v)])),
+        );
     }
 
     /// `call` when none of `bits` is set in argument `index`.
@@ -113,7 +117,14 @@ fn base(kick: i32) -> AllowList {
     l.one_of(
         libc::SYS_fcntl,
         1,
-        &[libc::F_GETFD, libc::F_SETFD, libc::F_GETFL, libc::F_SETFL, libc::F_DUPFD_CLOEXEC].map(|c| c as u64),
+        &[
+            libc::F_GETFD,
+            libc::F_SETFD,
+            libc::F_GETFL,
+            libc::F_SETFL,
+            libc::F_DUPFD_CLOEXEC,
+        ]
+        .map(|c| c as u64),
     );
     l
 }
@@ -171,15 +182,16 @@ pub fn allow_list(kind: ThreadKind, kick: i32) -> AllowList {
             ]);
             l.one_of(libc::SYS_accept4, 3, &[libc::SOCK_CLOEXEC as u64, 0]);
             // TCP_NODELAY on a monitor's TCP client.
-            l.when
-                .entry(libc::SYS_setsockopt)
-                .or_default()
-                .push(rule(vec![
-                    arg(1, SeccompCmpOp::Eq, libc::IPPROTO_TCP as u64),
-                    arg(2, SeccompCmpOp::Eq, libc::TCP_NODELAY as u64),
-                ]));
+            l.when.entry(libc::SYS_setsockopt).or_default().push(rule(vec![
+                arg(1, SeccompCmpOp::Eq, libc::IPPROTO_TCP as u64),
+                arg(2, SeccompCmpOp::Eq, libc::TCP_NODELAY as u64),
+            ]));
             requests.extend(ioctls::events_kvm());
             requests.extend(ioctls::vhost());
+        }
+        ThreadKind::Main => {
+            // Removing the pid file at the end; its writes go to descriptors it already has.
+            l.any(&[libc::SYS_unlink, libc::SYS_unlinkat]);
         }
     }
     requests.sort_unstable();
@@ -199,7 +211,7 @@ mod tests {
 
     #[test]
     fn no_kind_may_spawn_execute_or_map_code() {
-        for kind in [ThreadKind::Vcpu, ThreadKind::Events] {
+        for kind in ThreadKind::ALL {
             let l = allow_list(kind, 34);
             for call in [
                 libc::SYS_execve,

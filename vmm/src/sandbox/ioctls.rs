@@ -107,10 +107,18 @@ pub fn vhost() -> Vec<u64> {
 
 /// Descriptor and terminal requests: non-blocking mode (std sets it with FIONBIO), the raw
 /// terminal and its restoring, `isatty`.
+// The constants are c_ulong with glibc and c_int with musl: the cast is needed on one of them.
+#[allow(clippy::unnecessary_cast)]
 pub fn descriptors() -> Vec<u64> {
-    [libc::FIONBIO, libc::TCGETS, libc::TCSETS, libc::TCSETSW, libc::TIOCGWINSZ]
-        .map(|n| n as u64)
-        .to_vec()
+    [
+        libc::FIONBIO,
+        libc::TCGETS,
+        libc::TCSETS,
+        libc::TCSETSW,
+        libc::TIOCGWINSZ,
+    ]
+    .map(|n| n as u64)
+    .to_vec()
 }
 
 #[cfg(test)]

@@ -22,6 +22,13 @@ pub enum ThreadKind {
     Vcpu,
     /// The event loop: host descriptors, monitors, output drains, the RTC's timer, lifecycle.
     Events,
+    /// The thread that started the VM, when it asks to be confined (the `minnow` binary's main
+    /// thread does): it waits for the end, joins, writes reports and removes the pid file.
+    Main,
+}
+
+impl ThreadKind {
+    pub const ALL: [ThreadKind; 3] = [ThreadKind::Vcpu, ThreadKind::Events, ThreadKind::Main];
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +46,7 @@ pub enum SandboxError {
 pub struct Filters {
     vcpu: Arc<BpfProgram>,
     events: Arc<BpfProgram>,
+    main: Arc<BpfProgram>,
     no_open: Arc<BpfProgram>,
     /// Tests only: the kind of thread that makes a forbidden call once confined.
     #[cfg(feature = "sandbox-test")]
@@ -53,6 +61,7 @@ impl Filters {
         Ok(Self {
             vcpu: Arc::new(compile(ThreadKind::Vcpu, kick)?),
             events: Arc::new(compile(ThreadKind::Events, kick)?),
+            main: Arc::new(compile(ThreadKind::Main, kick)?),
             no_open: Arc::new(no_open_program()?),
             #[cfg(feature = "sandbox-test")]
             violate: None,
@@ -73,6 +82,7 @@ impl Filters {
         let program = match kind {
             ThreadKind::Vcpu => &self.vcpu,
             ThreadKind::Events => &self.events,
+            ThreadKind::Main => &self.main,
         };
         let install = |p: &BpfProgram| {
             seccompiler::apply_filter(p).map_err(|e| SandboxError::Install(name.into(), e.to_string()))
@@ -129,7 +139,7 @@ mod tests {
     #[test]
     fn every_kind_compiles() {
         let kick = libc::SIGRTMIN();
-        for kind in [ThreadKind::Vcpu, ThreadKind::Events] {
+        for kind in ThreadKind::ALL {
             let program = compile(kind, kick).expect("compiles");
             // A classic BPF program holds at most 4096 instructions.
             assert!(program.len() < 4096, "{kind:?}: {} instructions", program.len());
@@ -143,7 +153,9 @@ mod tests {
     fn a_filtered_thread_keeps_working_and_cannot_open_files() {
         let filters = Filters::new(libc::SIGRTMIN()).expect("filters");
         let seen = std::thread::spawn(move || {
-            filters.enter(ThreadKind::Events, "test-events").expect("installed");
+            filters
+                .enter(ThreadKind::Events, "test-events")
+                .expect("installed");
             let opened = std::fs::File::open("/etc/hostname").map_err(|e| e.raw_os_error());
             let mut buf = vec![0u8; 1 << 20];
             buf[12345] = 1;

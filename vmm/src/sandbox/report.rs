@@ -85,7 +85,11 @@ fn describe(thread: &[u8], call: i64) -> Line {
     };
     let name_end = thread.iter().position(|b| *b == 0).unwrap_or(thread.len());
     line.push(b"minnow: sandbox: thread ");
-    line.push(if name_end == 0 { b"unnamed" } else { &thread[..name_end] });
+    line.push(if name_end == 0 {
+        b"unnamed"
+    } else {
+        &thread[..name_end]
+    });
     line.push(b" made a forbidden system call: ");
     if let Some(name) = super::names::name(call) {
         line.push(name.as_bytes());
@@ -145,6 +149,9 @@ mod tests {
         );
         let line = describe(&[0; NAME_LEN], 4242);
         let text = String::from_utf8_lossy(&line.buf[..line.len]).into_owned();
-        assert!(text.contains("thread unnamed") && text.contains("number 4242"), "{text}");
+        assert!(
+            text.contains("thread unnamed") && text.contains("number 4242"),
+            "{text}"
+        );
     }
 }
