@@ -2,14 +2,14 @@
 # Installs what Minnow needs on a fresh Debian machine: QEMU (the reference machine, and qboot.rom
 # and SeaBIOS as reference firmware; qemu-img to check qcow2 images), busybox-static for guest
 # initramfs images, linux-source and a C toolchain for the seed workload's kernel, e2fsprogs for
-# its disk, socat and a virtualenv with PyPI's qemu.qmp for the monitor clients, the pinned Rust
+# its disk, socat and a virtualenv with PyPI's qemu.qmp for the monitor clients, passt for
+# networking without root, the pinned Rust
 # toolchain with its bare-metal and musl targets, and nightly with cargo-fuzz for the fuzz
 # targets. Safe to run again.
 set -euo pipefail
-qemu_qmp_version=0.0.6
 
 packages=(qemu-system-x86 qemu-system-data qemu-utils seabios busybox-static acpica-tools gdb
-    e2fsprogs linux-source build-essential bc flex bison libelf-dev xz-utils socat python3-venv)
+    e2fsprogs linux-source build-essential bc flex bison libelf-dev xz-utils socat python3-venv passt)
 missing=()
 install_flags=()
 for p in "${packages[@]}"; do
@@ -80,19 +80,6 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "[setup] cargo install cargo-fuzz"
     cargo install --quiet --locked cargo-fuzz
 fi
-# QEMU's own QMP clients (QMPClient, QEMUMonitorProtocol, qmp-shell) for vmm/tests/qmp_clients.rs,
-# in the cache directory xtask uses: $MINNOW_CACHE, else $XDG_CACHE_HOME/minnow, else ~/.cache/minnow.
-if [ -n "${MINNOW_CACHE:-}" ]; then
-    cache=$MINNOW_CACHE
-elif [[ "${XDG_CACHE_HOME:-}" == /* ]]; then
-    cache=$XDG_CACHE_HOME/minnow
-else
-    cache=$HOME/.cache/minnow
-fi
-venv=$cache/venv
-if ! "$venv/bin/python" -c 'import qemu.qmp' >/dev/null 2>&1; then
-    echo "[setup] virtualenv $venv with PyPI's qemu.qmp $qemu_qmp_version"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "qemu.qmp==$qemu_qmp_version"
-fi
+# QEMU's own QMP clients (QMPClient, QEMUMonitorProtocol, qmp-shell) for vmm/tests/qmp_clients.rs.
+bash "$(dirname "$0")/setup-venv.sh"
 echo "[setup] done"

@@ -15,6 +15,38 @@ pub fn adopt(fd: RawFd) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(dup) })
 }
 
+/// Makes `fd`'s file non-blocking (a duplicate the caller kept shares the change, as QEMU's does).
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL change only the file status flags of the descriptor's file.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The socket type of `fd` (SOCK_STREAM, SOCK_DGRAM), or an error saying it is no socket.
+pub fn socket_type(fd: RawFd) -> io::Result<libc::c_int> {
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: SO_TYPE writes one int, whose size is given, into `kind`.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    match ret {
+        0 => Ok(kind),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod option_roms;
 pub mod output_file;
 pub mod pidfile;
+pub mod privileges;
 pub mod rom;
 pub mod runtime;
 pub mod sandbox;

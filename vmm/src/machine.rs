@@ -34,6 +34,7 @@ use kvm_ioctls::{Cap, Kvm, VmFd};
 use std::sync::{Arc, Mutex};
 use vm_memory::GuestMemoryMmap;
 
+mod net_backends;
 mod virtio_devices;
 
 use virtio_devices::attach_virtio;

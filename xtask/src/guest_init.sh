@@ -37,6 +37,17 @@ if $B grep -q minnow.net /proc/cmdline; then
     if $B ping -c 1 -W 5 10.0.2.1 >/dev/null 2>&1; then net=ok; else net=fail; fi
     echo "MINNOW-INIT net_ping=$net"
 fi
+# minnow.dhcp: an address for eth0 by DHCP (udhcpc runs /dhcp.sh with the lease), then a page
+# from the gateway (the host, through passt) on port 8080.
+if $B grep -q minnow.dhcp /proc/cmdline; then
+    printf '#!/bin/busybox sh\n[ "$1" = bound ] || exit 0\n/bin/busybox ifconfig $interface $ip netmask $subnet up\n/bin/busybox route add default gw $router dev $interface\necho "$ip $router" >/lease\n' >/dhcp.sh
+    $B chmod 755 /dhcp.sh
+    $B ifconfig eth0 up 2>/dev/null
+    $B timeout 30 $B udhcpc -i eth0 -f -q -n -t 5 -T 2 -s /dhcp.sh >/dev/null 2>&1
+    read -r ip router </lease 2>/dev/null
+    echo "MINNOW-INIT dhcp=${ip:-none} gateway=${router:-none}"
+    echo "MINNOW-INIT http=$($B timeout 20 $B wget -q -O - "http://${router:-10.0.2.2}:8080/minnow.txt" 2>/dev/null | $B head -n 1)"
+fi
 # minnow.vsock: echo one connection from the host on vsock port 1234 (the host sends first).
 if $B grep -q minnow.vsock /proc/cmdline; then
     echo "MINNOW-INIT vsock=$($B timeout 40 /bin/vsock-echo listen 1234 2>&1 | $B tail -n 1)"

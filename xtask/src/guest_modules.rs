@@ -39,6 +39,8 @@ pub const NESTED_HOST: &[&str] = &[
     "vsock",
     "vmw_vsock_virtio_transport_common",
     "vhost_vsock",
+    // A host interface with a default route, which passt needs to give guests an address.
+    "dummy",
 ];
 
 /// Returns the paths of `names` (module names without `.ko`), in the same order, extracting them

@@ -14,6 +14,7 @@ mod seed_disk;
 mod seed_kernel;
 mod test;
 mod third_party;
+mod unprivileged;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Minnow build tasks")]
@@ -29,11 +30,13 @@ enum Task {
     /// instructions and device accesses from reset to kernel entry, for
     /// minnow.rom, qboot.rom and SeaBIOS on the same QEMU command line. `vmm`: VM start-to-exit
     /// time and peak RSS, minnow against QEMU. `monitor`: QMP round trip and stop/cont latency,
-    /// minnow against QEMU. `nested`: real Linux boot times on the nested
+    /// minnow against QEMU. `sandbox`: start-to-exit and launches per second with and without
+    /// the seccomp filters. `nested`: real Linux boot times on the nested
     /// KVM host, every boot route and QEMU microvm. `disk`: virtio-blk throughput and IOPS in a
-    /// guest on the nested KVM host, raw and qcow2, minnow against QEMU microvm.
+    /// guest on the nested KVM host, raw and qcow2, minnow against QEMU microvm and minnow
+    /// without its filters.
     Bench {
-        #[arg(value_parser = ["firmware", "vmm", "monitor", "nested", "disk"])]
+        #[arg(value_parser = ["firmware", "vmm", "monitor", "sandbox", "nested", "disk"])]
         what: Option<String>,
     },
     /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
@@ -100,6 +103,7 @@ fn main() -> anyhow::Result<()> {
             None => bench::all::run(),
             Some("vmm") => bench::vmm::run(),
             Some("monitor") => bench::monitor::run(),
+            Some("sandbox") => bench::sandbox::run(),
             Some("nested") => nested::bench::run(),
             Some("disk") => nested::bench_disk::run(),
             _ => bench::firmware::run(),

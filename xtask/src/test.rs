@@ -1,6 +1,7 @@
 //! `cargo xtask test`: build the ROM and guest images, then run every test: the workspace's
-//! `cargo test`, the sandbox's test (a build with its test-only feature), then the nested real-KVM suite (`cargo xtask nested-test`), then a CI-sized
-//! fuzzing run (`cargo xtask fuzz`).
+//! `cargo test`, the sandbox's test (a build with its test-only feature), the `/dev/kvm` row
+//! again as the user `MINNOW_TEST_USER` names (see unprivileged.rs), then the nested real-KVM
+//! suite (`cargo xtask nested-test`), then a CI-sized fuzzing run (`cargo xtask fuzz`).
 use anyhow::{bail, Context, Result};
 use std::process::Command;
 
@@ -54,6 +55,9 @@ pub fn run(args: &[String]) -> Result<()> {
         .with_context(|| format!("running `{cargo} test` for the sandbox"))?;
     if !status.success() {
         bail!("the sandbox tests failed ({status})");
+    }
+    if let Some(user) = crate::unprivileged::user() {
+        crate::unprivileged::run(&cargo, &user)?;
     }
     // Extra arguments select `cargo test` filters; the nested suite runs on a whole run only.
     if args.is_empty() {

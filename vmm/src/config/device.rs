@@ -1,5 +1,6 @@
 //! `-device`, `-netdev`, `-chardev` and `-object`: the devices a VM gets, checked as they are
 //! parsed; drives and back ends named by ID are resolved once the whole command line is read.
+use super::netdev::parse_fd;
 use super::*;
 
 fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
@@ -8,15 +9,6 @@ fn parse_number(option: &str, v: &str) -> Result<u16, ConfigError> {
         None => v.parse(),
     };
     parsed.map_err(|_| bad(option, v, ": give a number, e.g. 0xf4"))
-}
-
-/// A file descriptor number the caller passes open (`fd=`, `vhostfd=`); `what` says what it
-/// must be.
-fn parse_fd(option: &str, v: &str, what: &str) -> Result<i32, ConfigError> {
-    v.parse::<i32>()
-        .ok()
-        .filter(|fd| *fd >= 0)
-        .ok_or_else(|| bad(option, v, &format!(": give {what} file descriptor number")))
 }
 
 /// A vsock guest CID: 0-2 name the hypervisor, loopback and host, and u32::MAX is "any".
@@ -43,48 +35,6 @@ fn parse_mac(s: &str) -> Result<[u8; 6], ConfigError> {
     bytes
         .try_into()
         .map_err(|_| bad("-device virtio-net-device,mac", s, hint))
-}
-
-/// `-netdev tap,id=ID,ifname=NAME`: minnow opens the interface and runs no scripts.
-pub(super) fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
-    let mut parts = key_values(s).into_iter();
-    let (kind, _) = parts.next().unwrap_or_default();
-    if kind != "tap" {
-        return Err(bad(
-            "-netdev",
-            &kind,
-            ": supported: tap (user networking is not built)",
-        ));
-    }
-    let mut n = NetDev::default();
-    for (k, v) in parts {
-        match (k.as_str(), v.as_str()) {
-            ("id", _) => n.id = v,
-            ("ifname", _) => n.ifname = v,
-            ("fd", _) => n.fd = Some(parse_fd("-netdev tap,fd", &v, "an open TAP's")?),
-            ("script" | "downscript", "no") | ("vhost", "off") => {}
-            ("script" | "downscript", _) => return Err(bad(
-                "-netdev tap",
-                &format!("{k}={v}"),
-                ": minnow runs no scripts: set the interface up yourself and pass script=no,downscript=no",
-            )),
-            _ => {
-                return Err(bad(
-                    "-netdev tap",
-                    &k,
-                    ": use id=ID,ifname=NAME|fd=FD[,script=no,downscript=no]",
-                ))
-            }
-        }
-    }
-    // Without ifname= the kernel names a new TAP, as with QEMU.
-    if n.fd.is_some() && !n.ifname.is_empty() {
-        return Err(bad("-netdev tap", s, ": fd= and ifname= name two TAPs; give one"));
-    }
-    if n.id.is_empty() {
-        return Err(bad("-netdev", s, ": it needs id=ID"));
-    }
-    Ok(n)
 }
 
 /// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.

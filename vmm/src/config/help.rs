@@ -33,6 +33,10 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       only with a format (the image's, or backing.driver=)
   -device virtio-blk-device,drive=ID  virtio disk (flush, discard, write-zeroes)
   -netdev tap,id=ID,ifname=TAP|fd=FD[,script=no,downscript=no]
+  -netdev user,id=ID[,hostfwd=tcp|udp:[ADDR]:HPORT-:GPORT][,ipv4=off|ipv6=off]
+                                      no root: passt, with QEMU's 10.0.2.x addresses
+  -netdev stream,id=ID,server=off,addr.type=unix|inet|fd,addr.path=P|addr.host=H,addr.port=N|addr.str=FD
+  -netdev dgram,id=ID,local.type=unix|inet|fd,...,remote.type=unix|inet,...
   -device virtio-net-device,netdev=ID[,mac=52:54:00:12:34:56]
                                       virtio NIC on a host TAP interface
   -chardev stdio|file,id=ID[,path=P] -device virtio-serial-device -device virtconsole,chardev=ID
@@ -57,6 +61,9 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -sandbox on|off[,obsolete=..,elevateprivileges=..,spawn=..,resourcecontrol=..]
                                       seccomp filters, one per thread kind, on by default;
                                       off runs without (the sub-options change nothing here)
+  -run-with user=USER|UID:GID[,chroot=DIR], -runas USER, -chroot DIR
+                                      become USER and make DIR the root once every file,
+                                      device and socket is open, before the guest runs
   -boot-timeline[=json:PATH]          when the VM stops, print each boot phase's host time
                                       and VM exits (or write them as JSON); a guest marks
                                       the end of its boot by writing 123 to port 0x3f0

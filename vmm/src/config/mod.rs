@@ -88,8 +88,12 @@ mod drive;
 mod help;
 pub mod logging;
 pub mod monitor;
+mod netdev;
 mod parse;
+mod run_with;
 mod sandbox;
+pub use netdev::{HostFwd, NetBackend, NetDev, SocketAddr, UserNet};
+pub use run_with::{RunAs, RunWith};
 
 pub use drive::{CacheMode, DiskFormat, Drive};
 pub use help::HELP;
@@ -130,15 +134,6 @@ pub enum ChardevBackend {
 pub struct Chardev {
     pub id: String,
     pub backend: ChardevBackend,
-}
-
-/// `-netdev tap,id=ID,ifname=NAME|fd=FD[,script=no,downscript=no]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NetDev {
-    pub id: String,
-    pub ifname: String,
-    /// A TAP the caller already opened (then `ifname` is empty).
-    pub fd: Option<i32>,
 }
 
 /// Where `-boot-timeline` goes.
@@ -208,6 +203,9 @@ pub struct Config {
     pub log: LogConfig,
     /// `-daemonize`: the CLI detaches once the VM runs (the library ignores it).
     pub daemonize: bool,
+    /// `-run-with`, `-runas`, `-chroot`: the user and root directory to switch to once every
+    /// host resource is open, before the first guest instruction.
+    pub run_with: RunWith,
 }
 
 impl Config {
@@ -304,6 +302,7 @@ impl Default for Config {
             no_shutdown: false,
             log: LogConfig::default(),
             daemonize: false,
+            run_with: RunWith::default(),
         }
     }
 }

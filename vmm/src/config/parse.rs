@@ -1,6 +1,6 @@
 //! The command line, QEMU's way: options in any order, `key=value,...` lists with `,,` for a
 //! comma, and the checks between options once all are read.
-use super::device::{parse_chardev, parse_device, parse_netdev, parse_object};
+use super::device::{parse_chardev, parse_device, parse_object};
 use super::*;
 use super::{logging, monitor};
 
@@ -292,7 +292,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
             "device" => parse_device(&mut c, &value()?, &mut pending)?,
             "chardev" => c.chardevs.push(parse_chardev(&value()?)?),
-            "netdev" => c.netdevs.push(parse_netdev(&value()?)?),
+            "netdev" => c.netdevs.push(super::netdev::parse_netdev(&value()?)?),
             "object" => parse_object(&value()?)?,
             "drive" => c.drives.push(drive::parse_drive(&value()?)?),
             "name" => c.name = Some(parse_name(&value()?)),
@@ -332,6 +332,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             "D" => c.log.file = Some(value()?.into()),
             "msg" => logging::parse_msg(&mut c.log, &value()?)?,
             "daemonize" => c.daemonize = true,
+            "run-with" => super::run_with::parse_run_with(&value()?, &mut c.run_with)?,
+            "runas" => c.run_with.user = Some(super::run_with::parse_user("-runas", &value()?)?),
+            "chroot" => c.run_with.chroot = Some(value()?.into()),
             "nic" | "net" => {
                 match value()?.as_str() {
                     "none" => {}

@@ -33,7 +33,13 @@ fn the_qemu_microvm_docs_command_lines_parse() {
     .unwrap()
     .unwrap();
     assert_eq!(c.virtio.len(), 2);
-    assert_eq!(c.netdevs[0].ifname, "");
+    assert_eq!(
+        c.netdevs[0].backend,
+        NetBackend::Tap {
+            ifname: String::new(),
+            fd: None
+        }
+    );
     let c = parse_str(
         "-M microvm,x-option-roms=off,pit=off,pic=off,isa-serial=off,rtc=off -enable-kvm -cpu host \
          -m 512m -smp 2 -kernel vmlinux -append console=hvc0 -nodefaults -no-user-config -nographic \
@@ -92,9 +98,9 @@ fn the_microvm_docs_tap_network_parses() {
             mac: [2, 0, 0, 0, 0, 1]
         }]
     );
-    assert_eq!(c.netdevs[0].ifname, "tap0");
+    assert!(matches!(&c.netdevs[0].backend, NetBackend::Tap { ifname, .. } if ifname == "tap0"));
     for (line, says) in [
-        ("-netdev user,id=n", "tap"),
+        ("-netdev socket,id=n", "tap"),
         (
             "-netdev tap,id=n,ifname=t,script=/etc/qemu-ifup",
             "runs no scripts",
@@ -279,8 +285,13 @@ fn a_tap_can_come_from_the_caller_as_an_fd() {
     let c = parse_str("-netdev tap,id=n0,fd=5 -device virtio-net-device,netdev=n0")
         .unwrap()
         .unwrap();
-    assert_eq!(c.netdevs[0].fd, Some(5));
-    assert!(c.netdevs[0].ifname.is_empty());
+    assert_eq!(
+        c.netdevs[0].backend,
+        NetBackend::Tap {
+            ifname: String::new(),
+            fd: Some(5)
+        }
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::bus::Bus;
 use crate::config::{Chardev, ChardevBackend, Config, Drive, NetDev, Serial, VirtioDeviceConfig};
 use crate::devices::virtio::block::{self, Block};
 use crate::devices::virtio::console::{Console, ConsoleInput};
-use crate::devices::virtio::net::{tap::Tap, Net};
+use crate::devices::virtio::net::Net;
 use crate::devices::virtio::{self, mmio::MmioTransport, placement, rng::Rng, vsock::Vsock, VirtioDevice};
 use crate::irq::LevelIrq;
 use crate::runtime::guest_log::GuestLog;
@@ -92,7 +92,7 @@ fn console_device(
     Ok((Box::new(Console::new(output, input.clone())), input))
 }
 
-/// A virtio-net device on the TAP `netdev` names.
+/// A virtio-net device on what `netdev` names.
 fn net_device(
     netdev: Option<&NetDev>,
     mac: [u8; 6],
@@ -100,27 +100,11 @@ fn net_device(
 ) -> Result<Box<dyn VirtioDevice>, MachineError> {
     let n =
         netdev.ok_or_else(|| MachineError::Unsupported("a virtio-net device without a -netdev".into()))?;
-    if let Some(fd) = n.fd {
-        let (tap, name) = Tap::adopt(fd).map_err(io(format!(
-            "-netdev {},fd={fd} (it must be an open TAP, IFF_TAP | IFF_NO_PI)",
-            n.id
-        )))?;
-        crate::report!("-netdev {}: using the TAP interface {name} (fd {fd})", n.id);
-        return Ok(Box::new(Net::new(Box::new(tap), mac, log.clone())));
-    }
-    let name = if n.ifname.is_empty() {
-        "tapN"
-    } else {
-        n.ifname.as_str()
-    };
-    let (tap, opened) = Tap::open(&n.ifname).map_err(io(format!(
-        "opening the TAP interface {name} (minnow needs CAP_NET_ADMIN, or an existing TAP it may use: \
-         `ip tuntap add {name} mode tap user $USER`, then ifname={name})"
-    )))?;
-    if n.ifname.is_empty() {
-        crate::report!("-netdev {}: using the TAP interface {opened}", n.id);
-    }
-    Ok(Box::new(Net::new(Box::new(tap), mac, log.clone())))
+    Ok(Box::new(Net::new(
+        super::net_backends::open(n)?,
+        mac,
+        log.clone(),
+    )))
 }
 
 /// A virtio-blk device over `drive`'s image.

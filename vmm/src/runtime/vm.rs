@@ -106,6 +106,8 @@ pub enum VmError {
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
     #[error(transparent)]
+    Privileges(#[from] crate::privileges::PrivilegeError),
+    #[error(transparent)]
     VcpuThreads(#[from] super::vcpu_threads::SpawnError),
 }
 
@@ -152,6 +154,9 @@ impl Vm {
         let mux_peer = monitors.iter_mut().find_map(MonitorServer::take_mux_peer);
         add_io(&mut events, machine_io, mux_peer, &requests)?;
         let terminal = config.uses_stdio().then(RawTerminal::enter).flatten();
+        // Every file, device and socket is open: give up what -run-with asks, before any of
+        // the VM's threads exists.
+        crate::privileges::apply(&config.run_with)?;
         let state = Arc::new(Mutex::new(RunState::Prelaunch));
         // Filters are compiled before any thread starts; each thread puts its own on.
         let filters = match config.sandbox {

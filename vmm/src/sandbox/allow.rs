@@ -144,6 +144,9 @@ fn device_io(l: &mut AllowList) {
         libc::SYS_ftruncate,
         libc::SYS_sendto,
         libc::SYS_sendmsg,
+        // A vCPU that gives virtio-net receive buffers takes waiting frames from a socket.
+        libc::SYS_recvfrom,
+        libc::SYS_recvmsg,
     ]);
     let modes = [
         libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
@@ -152,6 +155,12 @@ fn device_io(l: &mut AllowList) {
         0,
     ];
     l.one_of(libc::SYS_fallocate, 1, &modes.map(|m| m as u64));
+}
+
+/// Whichever thread ends the VM ends passt (`-netdev user`): it shuts the socket down, and passt
+/// exits; `wait4` reaps it (only a child of minnow's can be waited for).
+fn ending_helpers(l: &mut AllowList) {
+    l.any(&[libc::SYS_wait4]);
 }
 
 /// The allow-list of `kind`, with `kick` the vCPU kick signal (SIGRTMIN, which differs between
@@ -172,8 +181,6 @@ pub fn allow_list(kind: ThreadKind, kick: i32) -> AllowList {
                 libc::SYS_epoll_pwait,
                 libc::SYS_epoll_ctl,
                 libc::SYS_accept,
-                libc::SYS_recvfrom,
-                libc::SYS_recvmsg,
                 libc::SYS_shutdown,
                 libc::SYS_timerfd_settime,
                 libc::SYS_timerfd_gettime,
@@ -188,10 +195,12 @@ pub fn allow_list(kind: ThreadKind, kick: i32) -> AllowList {
             ]));
             requests.extend(ioctls::events_kvm());
             requests.extend(ioctls::vhost());
+            ending_helpers(&mut l);
         }
         ThreadKind::Main => {
             // Removing the pid file at the end; its writes go to descriptors it already has.
-            l.any(&[libc::SYS_unlink, libc::SYS_unlinkat]);
+            l.any(&[libc::SYS_unlink, libc::SYS_unlinkat, libc::SYS_shutdown]);
+            ending_helpers(&mut l);
         }
     }
     requests.sort_unstable();

@@ -30,11 +30,13 @@ pub fn run() -> Result<()> {
     })?;
 
     let monitor_table = super::monitor::measure()?;
+    let sandbox_table = super::sandbox::measure_table()?;
     let tables = [
         vmm::table(&start_up),
         launches::table(&launch_rows),
         matrix::table(&matrix_rows),
         monitor_table,
+        sandbox_table,
     ]
     .concat();
     print!("{tables}");

@@ -72,7 +72,7 @@ pub fn measure(vmms: &Vmms) -> Result<Vec<Row>> {
 }
 
 /// Starts `n` VMs (one after another, or all at once) and returns VMs per second.
-fn launch(cmd: impl Fn() -> Command, n: usize, mode: Mode) -> Result<f64> {
+pub fn launch(cmd: impl Fn() -> Command, n: usize, mode: Mode) -> Result<f64> {
     let start = Instant::now();
     match mode {
         Mode::Sequential => {

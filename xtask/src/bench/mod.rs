@@ -5,5 +5,6 @@ pub mod firmware;
 pub mod launches;
 pub mod matrix;
 pub mod monitor;
+pub mod sandbox;
 pub mod svg;
 pub mod vmm;

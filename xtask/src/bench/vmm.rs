@@ -73,7 +73,7 @@ impl Vmms {
 }
 
 /// One run: exec to the first byte on stdout, and to the exit.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Run {
     pub first_output: Duration,
     pub exit: Duration,
@@ -189,7 +189,7 @@ pub fn write_rom(root: &Path, name: &str, code: &[u8]) -> Result<PathBuf> {
 }
 
 /// Runs `cmd` to its end: when its first stdout byte came, and when it exited.
-fn measure(mut cmd: Command) -> Result<Run> {
+pub fn measure(mut cmd: Command) -> Result<Run> {
     let start = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())

@@ -1,5 +1,6 @@
 //! `cargo xtask bench disk`: virtio-blk throughput inside the nested KVM host, minnow against
-//! QEMU microvm on the same disk images, raw and qcow2, interleaved.
+//! QEMU microvm on the same disk images, raw and qcow2, and minnow with its seccomp filters
+//! against minnow without (`-sandbox off`), all interleaved.
 //!
 //! The guest (Debian's cloud kernel, the test initramfs, `minnow.diskbench=1`) times busybox dd
 //! with O_DIRECT on /dev/vda: 64 MiB written in 1 MiB blocks (then fsync), read back in 1 MiB
@@ -23,6 +24,8 @@ const SMALL_IOS: f64 = 1024.0;
 #[derive(Clone, Copy, PartialEq)]
 enum Vmm {
     Minnow,
+    /// minnow with `-sandbox off`: what the filters cost.
+    MinnowUnfiltered,
     Qemu,
 }
 
@@ -32,10 +35,15 @@ struct Config {
     format: &'static str,
 }
 
-const CONFIGS: [Config; 4] = [
+const CONFIGS: [Config; 6] = [
     Config {
         label: "minnow, raw",
         vmm: Vmm::Minnow,
+        format: "raw",
+    },
+    Config {
+        label: "minnow -sandbox off, raw",
+        vmm: Vmm::MinnowUnfiltered,
         format: "raw",
     },
     Config {
@@ -46,6 +54,11 @@ const CONFIGS: [Config; 4] = [
     Config {
         label: "minnow, qcow2",
         vmm: Vmm::Minnow,
+        format: "qcow2",
+    },
+    Config {
+        label: "minnow -sandbox off, qcow2",
+        vmm: Vmm::MinnowUnfiltered,
         format: "qcow2",
     },
     Config {
@@ -72,7 +85,9 @@ fn case(c: &Config, name: String) -> Case {
         c.format
     )];
     let mut case = match c.vmm {
-        Vmm::Minnow => linux_case(LinuxImage::BzImage, Loader::MinnowRom, true, true, 1),
+        Vmm::Minnow | Vmm::MinnowUnfiltered => {
+            linux_case(LinuxImage::BzImage, Loader::MinnowRom, true, true, 1)
+        }
         Vmm::Qemu => qemu_linux_case("microvm,accel=kvm,rtc=on", APPEND),
     };
     // The same command line for both (minnow's linux_case names its case there; not here).
@@ -81,6 +96,9 @@ fn case(c: &Config, name: String) -> Case {
     }
     case.args.extend(["-append".to_string(), APPEND.to_string()]);
     case.args.extend(drive);
+    if c.vmm == Vmm::MinnowUnfiltered {
+        case.args.extend(["-sandbox".to_string(), "off".to_string()]);
+    }
     case.name = name;
     case.setup = setup;
     case.expect = Expect::Timing;

@@ -132,12 +132,14 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
     img.file(paths::PAYLOAD_INITRD, 0o644, &initrd_bytes())?;
     img.file(paths::PAYLOAD_QCOW2, 0o644, &qcow2_of(&initrd_bytes())?)?;
     // qemu-img, to read qcow2 images back after a guest wrote them; e2fsck and debugfs, to
-    // check and read the file systems guests wrote.
+    // check and read the file systems guests wrote; passt, for networking without root.
     img.file(paths::EXT4_QCOW2, 0o644, &empty_ext4_qcow2()?)?;
     for (tool, package) in [
         (paths::QEMU_IMG, "qemu-utils"),
         (paths::E2FSCK, "e2fsprogs"),
         (paths::DEBUGFS, "e2fsprogs"),
+        (paths::PASST, "passt"),
+        (paths::PASST_AVX2, "passt"),
     ] {
         img.host_file(tool, 0o755)
             .with_context(|| format!("{tool} comes with {package}"))?;

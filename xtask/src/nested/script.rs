@@ -5,6 +5,10 @@ use super::console::{AFTER, BEGIN, END, L2, SERIAL, STDERR, TAIL};
 
 /// Seconds one minnow run may take in L2 before the script kills it.
 pub const CASE_TIMEOUT_SECS: u32 = 60;
+/// The user every VMM runs as in L2: not root, a member of the kvm group.
+pub const L2_USER: &str = "minnow";
+pub const L2_UID: u32 = 1000;
+const L2_KVM_GID: u32 = 36;
 /// Lines of each L3 serial log relayed whatever happened, for failure reports.
 const TAIL_LINES: u32 = 30;
 
@@ -60,6 +64,20 @@ if [ ! -c /dev/kvm ]; then
     poweroff -f
 fi
 echo "{L2}/dev/kvm ready at $(up) s"
+# Every VMM runs as {USER} (uid {UID}), in the kvm group, not as root: the devices are the
+# group's as Debian's udev rules make them, and a case's files and TAP are the user's.
+printf 'root:x:0:0::/:/bin/sh\n{USER}:x:{UID}:{UID}::/tmp:/bin/sh\n' >/etc/passwd
+printf 'root:x:0:\nkvm:x:{KVM_GID}:{USER}\n{USER}:x:{UID}:\n' >/etc/group
+for dev in /dev/kvm /dev/vhost-net /dev/vhost-vsock; do
+    [ -c $dev ] && chown root:kvm $dev && chmod 0660 $dev
+done
+# For passt (-netdev user, stream): a host interface with a default route to take addresses
+# from, and a page on L2's loopback, which guests reach as their gateway 10.0.2.2.
+ip link set lo up
+ip link add dummy0 type dummy && ip addr add 192.0.2.2/24 dev dummy0 && ip link set dummy0 up \
+    && ip route add default via 192.0.2.1 || echo "{L2}no dummy0: passt cases will fail"
+mkdir -p /www && echo {HTTP_PAGE} >/www/minnow.txt
+httpd -p 127.0.0.1:8080 -h /www
 # A task stuck in the kernel (a VMM that cannot be killed) is reported with its stack after 10 s.
 echo 10 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 # run_case NAME TEXT SECONDS SERIAL PROGRAM ARGS...: SERIAL "file" adds -serial file:, "stdout"
@@ -75,11 +93,13 @@ run_case() {{
     out=/tmp/stdout.log
     if [ "$serial" = stdout ]; then out=/tmp/serial.log; else set -- "$@" -serial file:/tmp/serial.log; fi
     : >/tmp/serial.log
+    chown -R {USER}:{USER} /tmp
+    set -- -s /bin/sh {USER} -c 'exec "$0" "$@"' "$program" "$@"
     if [ -z "$text" ]; then
-        timeout -s KILL $secs "$program" "$@" <$in >$out 2>/tmp/stderr.log
+        timeout -s KILL $secs su "$@" <$in >$out 2>/tmp/stderr.log
         rc=$?
     else
-        "$program" "$@" <$in >$out 2>/tmp/stderr.log &
+        su "$@" <$in >$out 2>/tmp/stderr.log &
         stop_on_text $! /tmp/serial.log "$text" $secs
     fi
     t1=$(up)
@@ -96,6 +116,10 @@ run_case() {{
 }}
 "#,
         modules = modules.join(" "),
+        USER = L2_USER,
+        UID = L2_UID,
+        KVM_GID = L2_KVM_GID,
+        HTTP_PAGE = super::cases::HTTP_PAGE,
     );
     for case in cases {
         for line in &case.setup {

@@ -122,6 +122,7 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             rng,
             blk,
             net,
+            dhcp,
             vsock,
             hvc_input,
             killed,
@@ -148,6 +149,9 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
                     "the guest could not ping the TAP's host end: net_ping={:?}",
                     field(out, "MINNOW-INIT net_ping=")
                 ));
+            }
+            if *dhcp {
+                check_dhcp(&mut bad, out);
             }
             if *hvc_input && field(out, "MINNOW-INIT hvc0_input=") != Some(HVC_INPUT) {
                 bad.push(format!(
@@ -314,5 +318,24 @@ fn check_rtc(bad: &mut Vec<String>, out: &CaseOutput, acpi: bool, rtc: bool, now
     }
     if !guest_can_know && !out.stderr.iter().any(|l| l.contains("rtc=off without ACPI")) {
         bad.push("rtc=off without ACPI, but minnow did not warn about it".into());
+    }
+}
+
+/// The page L2 serves to guests on passt's gateway address (see script.rs).
+pub const HTTP_PAGE: &str = "MINNOW-HTTP-PAGE";
+
+/// The guest got QEMU's user-network address by DHCP and fetched L2's page through passt.
+fn check_dhcp(bad: &mut Vec<String>, out: &CaseOutput) {
+    let lease = field(out, "MINNOW-INIT dhcp=");
+    if lease != Some("10.0.2.15 gateway=10.0.2.2") {
+        bad.push(format!(
+            "the guest's DHCP lease: {lease:?}, expected 10.0.2.15 via 10.0.2.2"
+        ));
+    }
+    let page = field(out, "MINNOW-INIT http=");
+    if page != Some(HTTP_PAGE) {
+        bad.push(format!(
+            "the guest fetched {page:?} from L2's HTTP server, expected {HTTP_PAGE:?}"
+        ));
     }
 }

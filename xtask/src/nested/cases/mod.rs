@@ -43,6 +43,9 @@ pub mod paths {
     pub const EXT4_QCOW2: &str = "/disk/ext4.qcow2";
     pub const E2FSCK: &str = "/usr/sbin/e2fsck";
     pub const DEBUGFS: &str = "/usr/sbin/debugfs";
+    /// passt, for `-netdev user` and `-netdev stream` (it runs passt.avx2 where the CPU has AVX2).
+    pub const PASST: &str = "/usr/bin/passt";
+    pub const PASST_AVX2: &str = "/usr/bin/passt.avx2";
     /// Debian's Xen, its dom0 kernel, and memtest86+ (`cargo xtask third-party`).
     pub const THIRD_PARTY: &str = "/third-party";
     pub const XEN: &str = "/third-party/xen-4.17-amd64";
@@ -89,6 +92,9 @@ pub enum Expect {
         blk: bool,
         /// A virtio-net NIC on an L2 TAP: the guest pings L2's address.
         net: bool,
+        /// A virtio-net NIC through passt (`-netdev user` or `stream`): the guest gets
+        /// 10.0.2.15 by DHCP and fetches L2's page from the gateway, 10.0.2.2.
+        dhcp: bool,
         /// A vhost-vsock device: the guest echoes what L2 sends it.
         vsock: bool,
         /// L2 typed a line into a stdio virtio console: the guest must have read it.
@@ -268,6 +274,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             rng: false,
             blk: false,
             net: false,
+            dhcp: false,
             vsock: false,
             hvc_input: false,
             killed: false,
@@ -337,12 +344,13 @@ mod virtio;
 
 pub use third_party::{memtest_case, xen_case};
 
-pub use check::check;
+pub use check::{check, HTTP_PAGE};
 pub use monitor::MonitorKind;
 pub use payload::{payload_cases, payload_not_supported};
 use virtio::{
     linux_case_blk, linux_case_blk_killed, linux_case_fs_killed, linux_case_hvc, linux_case_hvc_stdio,
-    linux_case_net, linux_case_rng, linux_case_vsock, linux_case_vsock_fd, seed_case,
+    linux_case_net, linux_case_passt, linux_case_rng, linux_case_vsock, linux_case_vsock_fd, seed_case,
+    PasstLink,
 };
 
 /// Why a Linux image does not run through a loader here, if it does not.
@@ -410,6 +418,8 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_fs_killed("TERM"),
         linux_case_fs_killed("KILL"),
         linux_case_net(BzImage, MinnowRom),
+        linux_case_passt(BzImage, MinnowRom, PasstLink::User),
+        linux_case_passt(Pvh, Direct, PasstLink::Stream),
         linux_case_hvc(Pvh, Direct),
         linux_case_hvc_stdio(BzImage, MinnowRom),
         monitor::linux_case_hmp(),

@@ -77,9 +77,61 @@ pub(super) fn linux_case_net(image: LinuxImage, loader: Loader) -> Case {
         .map(String::from),
     );
     case.setup = vec![
-        "tunctl -t tap0 >/dev/null 2>&1".into(),
+        format!(
+            "tunctl -u {} -t tap0 >/dev/null 2>&1",
+            super::super::script::L2_UID
+        ),
         "ifconfig tap0 10.0.2.1 netmask 255.255.255.0 up".into(),
     ];
+    case
+}
+
+/// How a passt case's NIC reaches passt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PasstLink {
+    /// `-netdev user`: minnow starts passt and ends it.
+    User,
+    /// `-netdev stream` to a passt L2 started on a Unix socket, as libvirt and podman run it.
+    Stream,
+}
+
+/// passt's socket for the stream case.
+const PASST_SOCKET: &str = "/tmp/passt.sock";
+
+/// Linux with a virtio-net NIC through passt, run (as every case) by a user who is not root and
+/// with no TAP: the guest gets 10.0.2.15 by DHCP and fetches a page from L2's HTTP server
+/// through the gateway, 10.0.2.2 (L2's loopback, as QEMU's slirp maps it).
+pub(super) fn linux_case_passt(image: LinuxImage, loader: Loader, link: PasstLink) -> Case {
+    let mut case = linux_case(image, loader, true, true, 1);
+    let (suffix, netdev) = match link {
+        PasstLink::User => ("-user", "user,id=n0".to_string()),
+        PasstLink::Stream => (
+            "-stream",
+            format!("stream,id=n0,server=off,addr.type=unix,addr.path={PASST_SOCKET}"),
+        ),
+    };
+    rename(&mut case, suffix, " minnow.dhcp=1");
+    if let Expect::Linux { dhcp, .. } = &mut case.expect {
+        *dhcp = true;
+    }
+    case.args
+        .extend(["-netdev", &netdev, "-device", "virtio-net-device,netdev=n0"].map(String::from));
+    if link == PasstLink::Stream {
+        // passt with QEMU's user-network addresses, for one client, as the case's user.
+        let passt = format!(
+            "{} --foreground --quiet --one-off --socket {PASST_SOCKET} --address 10.0.2.15 --netmask 24 \
+             --gateway 10.0.2.2 --dns 10.0.2.3 --dns-forward 10.0.2.3 --ipv4-only",
+            paths::PASST
+        );
+        case.setup = vec![
+            format!("rm -f {PASST_SOCKET}"),
+            format!(
+                "su -s /bin/sh {} -c '{passt}' >/dev/null 2>&1 &",
+                super::super::script::L2_USER
+            ),
+            format!("for i in 1 2 3 4 5 6 7 8 9 10; do [ -S {PASST_SOCKET} ] && break; sleep 0.5; done"),
+        ];
+    }
     case
 }
 

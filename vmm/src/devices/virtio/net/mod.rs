@@ -2,6 +2,9 @@
 //! queue 0 receives, queue 1 transmits, no offloads. Transmit runs on the vCPU that notified;
 //! receive runs on the event loop when the TAP fd has a frame, and a frame that finds
 //! no receive buffer waits (the loop stops watching the TAP) until the driver adds some.
+pub mod dgram;
+pub mod passt;
+pub mod stream;
 pub mod tap;
 
 use super::queue::{serve_chains, Served};
@@ -143,7 +146,7 @@ impl VirtioDevice for Net {
 
     fn io_fd(&self) -> Option<RawFd> {
         // While a frame waits for a buffer, polling the fd again would only spin.
-        self.pending.is_none().then(|| self.io.fd())
+        self.pending.is_none().then(|| self.io.fd()).flatten()
     }
 
     fn handle_io(&mut self, queues: &mut [Queue], mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {

@@ -28,14 +28,16 @@ impl IfReq {
     }
 }
 
-/// Where frames go and come from: a TAP device, or in tests any datagram socket.
+/// Where frames go and come from: a TAP device, a stream or datagram socket (passt, QEMU's
+/// socket back ends), or in tests a socket pair.
 pub trait FrameIo: Send {
     /// Sends one frame; a full host queue drops it, as a busy link would.
     fn send(&mut self, frame: &[u8]) -> io::Result<()>;
     /// Receives one frame into `buf`; `WouldBlock` when there is none.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
-    /// The fd to poll for incoming frames.
-    fn fd(&self) -> RawFd;
+    /// The fd to poll for incoming frames; none once the link is down for good (a stream's
+    /// peer gone), so a hung-up descriptor is not polled forever.
+    fn fd(&self) -> Option<RawFd>;
 }
 
 pub struct Tap {
@@ -103,13 +105,7 @@ impl Tap {
                 ),
             ));
         }
-        // SAFETY: F_GETFL/F_SETFL change only the file status flags of our descriptor's file.
-        unsafe {
-            let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-            if flags < 0 || libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        crate::host_fd::set_nonblocking(file.as_raw_fd())?;
         Ok((Tap { file }, req.name()))
     }
 }
@@ -127,8 +123,8 @@ impl FrameIo for Tap {
         self.file.read(buf)
     }
 
-    fn fd(&self) -> RawFd {
-        self.file.as_raw_fd()
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
     }
 }
 
@@ -156,7 +152,7 @@ mod tests {
                 return;
             }
         };
-        let (adopted, same) = Tap::adopt(tap.fd()).unwrap();
+        let (adopted, same) = Tap::adopt(tap.fd().unwrap()).unwrap();
         assert_eq!(same, name);
         assert_ne!(adopted.fd(), tap.fd());
     }

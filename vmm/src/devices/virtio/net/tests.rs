@@ -1,26 +1,8 @@
-use super::tap::FrameIo;
 use super::*;
-use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use virtio_queue::desc::{split::Descriptor, RawDescriptor};
 use virtio_queue::mock::MockSplitQueue;
 use vm_memory::{Bytes, GuestAddress};
-
-/// One end of a datagram socket pair stands in for the TAP: a datagram is a frame.
-struct Pair(UnixDatagram);
-
-impl FrameIo for Pair {
-    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        self.0.send(frame).map(|_| ())
-    }
-    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.recv(buf)
-    }
-    fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
 
 fn setup() -> (Net, UnixDatagram, GuestMemoryMmap) {
     let (ours, host) = UnixDatagram::pair().unwrap();
@@ -29,7 +11,7 @@ fn setup() -> (Net, UnixDatagram, GuestMemoryMmap) {
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     (
         Net::new(
-            Box::new(Pair(ours)),
+            Box::new(super::dgram::DgramFrames::connected(ours).unwrap()),
             DEFAULT_MAC,
             crate::runtime::guest_log::GuestLog::default(),
         ),
@@ -109,7 +91,11 @@ fn a_flood_of_short_frames_is_logged_rate_limited_and_counted() {
     let (ours, _host) = UnixDatagram::pair().unwrap();
     let lines = Lines::default();
     let log = GuestLog::new(Box::new(lines.clone()), Default::default());
-    let mut net = Net::new(Box::new(Pair(ours)), DEFAULT_MAC, log.clone());
+    let mut net = Net::new(
+        Box::new(super::dgram::DgramFrames::connected(ours).unwrap()),
+        DEFAULT_MAC,
+        log.clone(),
+    );
     let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
     for _ in 0..200 {
         let vq = MockSplitQueue::new(&mem, 16);
