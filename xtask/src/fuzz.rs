@@ -9,8 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 /// The targets, as fuzz/Cargo.toml names them: every device a guest can touch through its bus,
-/// qcow2 images, kernel images for both loaders, the command line, what a QMP client sends.
-const TARGETS: [&str; 9] = [
+/// qcow2 images, kernel images for both loaders, the command line, what a QMP client sends, what
+/// a `-netdev stream` peer sends.
+const TARGETS: [&str; 10] = [
     "legacy_devices",
     "virtio_mmio",
     "virtio_blk",
@@ -20,6 +21,7 @@ const TARGETS: [&str; 9] = [
     "direct_boot",
     "config_parse",
     "qmp_input",
+    "net_stream",
 ];
 pub const CI_SECONDS: u64 = 20;
 /// `--long`: each target this long.

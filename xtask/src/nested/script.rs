@@ -94,7 +94,8 @@ run_case() {{
     if [ "$serial" = stdout ]; then out=/tmp/serial.log; else set -- "$@" -serial file:/tmp/serial.log; fi
     : >/tmp/serial.log
     chown -R {USER}:{USER} /tmp
-    set -- -s /bin/sh {USER} -c 'exec "$0" "$@"' "$program" "$@"
+    # su's options end at "--": the VMM's own options (-M ...) must not be read as su's.
+    set -- -s /bin/sh -c 'exec "$0" "$@"' -- {USER} "$program" "$@"
     if [ -z "$text" ]; then
         timeout -s KILL $secs su "$@" <$in >$out 2>/tmp/stderr.log
         rc=$?
