@@ -66,6 +66,7 @@ fi
 echo "{L2}/dev/kvm ready at $(up) s"
 # Every VMM runs as {USER} (uid {UID}), in the kvm group, not as root: the devices are the
 # group's as Debian's udev rules make them, and a case's files and TAP are the user's.
+mkdir -p /etc
 printf 'root:x:0:0::/:/bin/sh\n{USER}:x:{UID}:{UID}::/tmp:/bin/sh\n' >/etc/passwd
 printf 'root:x:0:\nkvm:x:{KVM_GID}:{USER}\n{USER}:x:{UID}:\n' >/etc/group
 for dev in /dev/kvm /dev/vhost-net /dev/vhost-vsock; do
@@ -74,7 +75,8 @@ done
 # For passt (-netdev user, stream): a host interface with a default route to take addresses
 # from, and a page on L2's loopback, which guests reach as their gateway 10.0.2.2.
 ip link set lo up
-ip link add dummy0 type dummy && ip addr add 192.0.2.2/24 dev dummy0 && ip link set dummy0 up \
+# (loading the dummy module makes dummy0)
+{{ ip link show dummy0 >/dev/null 2>&1 || ip link add dummy0 type dummy; }} && ip addr add 192.0.2.2/24 dev dummy0 && ip link set dummy0 up \
     && ip route add default via 192.0.2.1 || echo "{L2}no dummy0: passt cases will fail"
 mkdir -p /www && echo {HTTP_PAGE} >/www/minnow.txt
 httpd -p 127.0.0.1:8080 -h /www
