@@ -126,11 +126,12 @@ pub(super) fn linux_case_passt(image: LinuxImage, loader: Loader, link: PasstLin
         case.setup = vec![
             format!("rm -f {PASST_SOCKET}"),
             format!(
-                "su -s /bin/sh -c '{passt}' -- {} >/dev/null 2>&1 &",
+                "su -s /bin/sh -c '{passt}' -- {} >/tmp/passt.log 2>&1 &",
                 super::super::script::L2_USER
             ),
             format!("for i in 1 2 3 4 5 6 7 8 9 10; do [ -S {PASST_SOCKET} ] && break; sleep 0.5; done"),
         ];
+        case.after = vec!["grep -v syslog /tmp/passt.log".into()];
     }
     case
 }
