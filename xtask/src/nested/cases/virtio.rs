@@ -77,10 +77,7 @@ pub(super) fn linux_case_net(image: LinuxImage, loader: Loader) -> Case {
         .map(String::from),
     );
     case.setup = vec![
-        format!(
-            "tunctl -u {} -t tap0 >/dev/null 2>&1",
-            super::super::script::L2_UID
-        ),
+        format!("tunctl -u {} -t tap0 >/dev/null", super::super::script::L2_USER),
         "ifconfig tap0 10.0.2.1 netmask 255.255.255.0 up".into(),
     ];
     case
