@@ -23,6 +23,8 @@ pub mod paths {
     pub const VSOCK_ECHO: &str = "/bin/vsock-echo";
     /// guest-tools' QMP client (L2 has no Python for qemu.qmp).
     pub const QMP_CALL: &str = "/bin/qmp-call";
+    /// guest-tools' `tap-add NAME UID` (busybox cannot make a TAP for a user).
+    pub const TAP_ADD: &str = "/bin/tap-add";
     pub const MINNOW_ROM: &str = "/fw/minnow.rom";
     /// The seed workload's kernel (virtio-blk, virtio-mmio and ext4 built in) and its disk.
     pub const SEED_KERNEL: &str = "/seed/bzImage";
