@@ -37,16 +37,35 @@ if $B grep -q minnow.net /proc/cmdline; then
     if $B ping -c 1 -W 5 10.0.2.1 >/dev/null 2>&1; then net=ok; else net=fail; fi
     echo "MINNOW-INIT net_ping=$net"
 fi
-# minnow.dhcp: an address for eth0 by DHCP (udhcpc runs /dhcp.sh with the lease), then a page
-# from the gateway (the host, through passt) on port 8080.
-if $B grep -q minnow.dhcp /proc/cmdline; then
+# lease: an address for eth0 by DHCP (udhcpc runs /dhcp.sh with the lease); sets ip and router.
+lease() {
     printf '#!/bin/busybox sh\n[ "$1" = bound ] || exit 0\n/bin/busybox ifconfig $interface $ip netmask $subnet up\n/bin/busybox route add default gw $router dev $interface\necho "$ip $router" >/lease\n' >/dhcp.sh
     $B chmod 755 /dhcp.sh
     $B ifconfig eth0 up 2>/dev/null
     $B timeout 30 $B udhcpc -i eth0 -f -q -n -t 5 -T 2 -s /dhcp.sh >/dev/null 2>&1
     read -r ip router </lease 2>/dev/null
+}
+# minnow.dhcp: a DHCP lease, then a page from the gateway (the host, through passt) on port 8080.
+if $B grep -q minnow.dhcp /proc/cmdline; then
+    lease
     echo "MINNOW-INIT dhcp=${ip:-none} gateway=${router:-none}"
     echo "MINNOW-INIT http=$($B timeout 20 $B wget -q -O - "http://${router:-10.0.2.2}:8080/minnow.txt" 2>/dev/null | $B head -n 1)"
+fi
+# minnow.netbench=tap|dhcp: time fetching 32 MiB from the host's HTTP server (cargo xtask bench
+# net), over a TAP (the host is 10.0.2.1) or through passt (the gateway).
+netbench=$($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^minnow\.netbench=//p')
+if [ -n "$netbench" ]; then
+    if [ "$netbench" = tap ]; then
+        $B ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up
+        server=10.0.2.1
+    else
+        lease
+        server=${router:-10.0.2.2}
+    fi
+    t0=$($B cut -d' ' -f1 /proc/uptime)
+    bytes=$($B timeout 120 $B wget -q -O - "http://$server:8080/big.bin" 2>/dev/null | $B wc -c)
+    t1=$($B cut -d' ' -f1 /proc/uptime)
+    echo "MINNOW-NETBENCH t0=$t0 t1=$t1 bytes=$bytes"
 fi
 # minnow.vsock: echo one connection from the host on vsock port 1234 (the host sends first).
 if $B grep -q minnow.vsock /proc/cmdline; then

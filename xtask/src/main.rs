@@ -34,9 +34,10 @@ enum Task {
     /// the seccomp filters. `nested`: real Linux boot times on the nested
     /// KVM host, every boot route and QEMU microvm. `disk`: virtio-blk throughput and IOPS in a
     /// guest on the nested KVM host, raw and qcow2, minnow against QEMU microvm and minnow
-    /// without its filters.
+    /// without its filters. `net`: virtio-net throughput the same way, over a TAP and through
+    /// passt.
     Bench {
-        #[arg(value_parser = ["firmware", "vmm", "monitor", "sandbox", "nested", "disk"])]
+        #[arg(value_parser = ["firmware", "vmm", "monitor", "sandbox", "nested", "disk", "net"])]
         what: Option<String>,
     },
     /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
@@ -106,6 +107,7 @@ fn main() -> anyhow::Result<()> {
             Some("sandbox") => bench::sandbox::run(),
             Some("nested") => nested::bench::run(),
             Some("disk") => nested::bench_disk::run(),
+            Some("net") => nested::bench_net::run(),
             _ => bench::firmware::run(),
         },
         Task::Demo { linux, linux_host } => demo::run(linux, linux_host),

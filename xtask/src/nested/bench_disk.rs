@@ -182,24 +182,34 @@ pub fn run() -> Result<()> {
         }));
     }
     print!("{table}");
-    let out = crate::workspace_root().join("bench/results");
-    std::fs::create_dir_all(&out)?;
-    let stem = format!("{}-disk", crate::bench::all::results_stem()?);
-    std::fs::write(out.join(format!("{stem}.md")), &table)?;
-    std::fs::write(
-        out.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(&serde_json::json!({
+    write_results(
+        "disk",
+        &table,
+        serde_json::json!({
             "note": "virtio-blk in the nested KVM host of cargo xtask nested-test; guest dd with O_DIRECT, images in tmpfs",
             "configurations": json,
-        }))?,
+        }),
     )?;
-    eprintln!("[nested] wrote bench/results/{stem}.{{md,json}}");
     if failures > 0 {
         bail!(
             "{failures} run(s) gave no MINNOW-DISKBENCH line (see {})",
             outcome.log.display()
         );
     }
+    Ok(())
+}
+
+/// Writes a nested benchmark's table and data to bench/results/<date>-<host>-<what>.{md,json}.
+pub fn write_results(what: &str, table: &str, data: serde_json::Value) -> Result<()> {
+    let out = crate::workspace_root().join("bench/results");
+    std::fs::create_dir_all(&out)?;
+    let stem = format!("{}-{what}", crate::bench::all::results_stem()?);
+    std::fs::write(out.join(format!("{stem}.md")), table)?;
+    std::fs::write(
+        out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&data)?,
+    )?;
+    eprintln!("[nested] wrote bench/results/{stem}.{{md,json}}");
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! console with host timestamps); `cargo xtask bench nested` writes `bench-*`.
 pub mod bench;
 pub mod bench_disk;
+pub mod bench_net;
 mod cases;
 mod console;
 mod control;

@@ -84,13 +84,15 @@ for dev in /dev/kvm /dev/vhost-net /dev/vhost-vsock; do
 done
 chmod 0666 /dev/net/tun
 # For passt (-netdev user, stream): a host interface with a default route to take addresses
-# from, and a page on L2's loopback, which guests reach as their gateway 10.0.2.2.
+# from. An HTTP server on every L2 address: guests reach it as their gateway 10.0.2.2 through
+# passt (L2's loopback), or at 10.0.2.1 over a TAP; big.bin is what `cargo xtask bench net` fetches.
 ip link set lo up
 # (loading the dummy module makes dummy0)
 {{ ip link show dummy0 >/dev/null 2>&1 || ip link add dummy0 type dummy; }} && ip addr add 192.0.2.2/24 dev dummy0 && ip link set dummy0 up \
     && ip route add default via 192.0.2.1 || echo "{L2}no dummy0: passt cases will fail"
 mkdir -p /www && echo {HTTP_PAGE} >/www/minnow.txt
-httpd -p 127.0.0.1:8080 -h /www
+dd if=/dev/zero of=/www/big.bin bs=1M count={NET_FILE_MIB} 2>/dev/null
+httpd -p 8080 -h /www
 # A task stuck in the kernel (a VMM that cannot be killed) is reported with its stack after 10 s.
 echo 10 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null
 # run_case NAME TEXT SECONDS SERIAL PROGRAM ARGS...: SERIAL "file" adds -serial file:, "stdout"
@@ -134,6 +136,7 @@ run_case() {{
         UID = L2_UID,
         KVM_GID = L2_KVM_GID,
         HTTP_PAGE = super::cases::HTTP_PAGE,
+        NET_FILE_MIB = super::bench_net::FILE_MIB as u32,
     );
     for case in cases {
         for line in &case.setup {
