@@ -26,13 +26,15 @@ pub struct VcpuThreads {
 
 impl VcpuThreads {
     /// Starts a thread per vCPU; each puts its seccomp filter on (with `filters`), says so, and
-    /// waits, parked, for the controller's first `Run`. Returns once every thread is confined.
+    /// waits, parked, for the controller's first `Run`. Returns at once, with what says when
+    /// every thread is confined: the caller may start other threads meanwhile (a filter takes
+    /// a while to install), and must wait for it before the first `Run`.
     pub fn spawn(
         vcpus: Vec<Vcpu>,
         handlers: &ExitHandlers,
         control: &Arc<VcpuControl>,
         filters: Option<&Filters>,
-    ) -> Result<Self, SpawnError> {
+    ) -> Result<(Self, Confined), SpawnError> {
         let mut started = Self {
             control: control.clone(),
             threads: Vec::new(),
@@ -57,14 +59,8 @@ impl VcpuThreads {
             started.threads.push((id, thread));
         }
         drop(ready);
-        for _ in 0..started.threads.len() {
-            // A thread that ends without a word counts as refused.
-            confined
-                .recv()
-                .unwrap_or_else(|_| Err(SandboxError::Install("vcpu".into(), "the thread ended".into())))
-                .map_err(SpawnError::Sandbox)?;
-        }
-        Ok(started)
+        let count = started.threads.len();
+        Ok((started, Confined { confined, count }))
     }
 
     /// Tells every thread to exit and joins each within [`EXIT_LIMIT`]. Returns whether all
@@ -84,6 +80,26 @@ impl VcpuThreads {
             }
         }
         all
+    }
+}
+
+/// Says when every vCPU thread has its filter on.
+pub struct Confined {
+    confined: mpsc::Receiver<Result<(), SandboxError>>,
+    count: usize,
+}
+
+impl Confined {
+    /// Waits until every vCPU thread is confined; the first refusal is the error.
+    pub fn wait(self) -> Result<(), SpawnError> {
+        for _ in 0..self.count {
+            // A thread that ends without a word counts as refused.
+            self.confined
+                .recv()
+                .unwrap_or_else(|_| Err(SandboxError::Install("vcpu".into(), "the thread ended".into())))
+                .map_err(SpawnError::Sandbox)?;
+        }
+        Ok(())
     }
 }
 

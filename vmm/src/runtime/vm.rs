@@ -136,13 +136,27 @@ impl Vm {
             .iter()
             .map(MonitorServer::bind)
             .collect::<Result<Vec<_>, _>>()?;
+        // The seccomp filters compile on a helper thread while the machine is built (both take a
+        // while); the scope joins it on every path.
+        let (built, filters) = std::thread::scope(|scope| {
+            let compiling = config.sandbox.then(|| scope.spawn(|| confinement(config)));
+            let built = machine::build(config, options.timeline.clone());
+            let filters = compiling
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(crate::sandbox::SandboxError::Panicked.into()))
+                })
+                .transpose();
+            (built, filters)
+        });
         let Machine {
             vcpus,
             handlers,
             control,
             core,
             io: machine_io,
-        } = machine::build(config, options.timeline.clone())?;
+        } = built?;
+        let filters = filters?;
         let mut events = EventLoop::new()?;
         for output in &core.outputs {
             events.add_owned(OutputDrain::new(output));
@@ -158,12 +172,7 @@ impl Vm {
         // the VM's threads exists.
         crate::privileges::apply(&config.run_with)?;
         let state = Arc::new(Mutex::new(RunState::Prelaunch));
-        // Filters are compiled before any thread starts; each thread puts its own on.
-        let filters = match config.sandbox {
-            true => Some(confinement(config)?),
-            false => None,
-        };
-        let threads = VcpuThreads::spawn(vcpus, &handlers, &control, filters.as_ref())?;
+        let (threads, vcpus_confined) = VcpuThreads::spawn(vcpus, &handlers, &control, filters.as_ref())?;
         let controller = Arc::new(Mutex::new(Controller::new(ControllerParts {
             threads,
             core,
@@ -185,17 +194,22 @@ impl Vm {
             m.attach(controller.clone(), facts.clone());
             events.add_owned(m);
         }
+        // The event thread installs its filter while the vCPU threads install theirs.
         let thread = spawn_event_thread(events, controller.clone(), terminal, filters.clone())?;
+        let vm = Vm {
+            handle: VmHandle { requests, state },
+            thread: Some(thread),
+            filters,
+        };
+        // A vCPU thread that could not confine itself ends the VM before any guest instruction
+        // (dropping `vm` quits and joins).
+        vcpus_confined.wait()?;
         // The vCPUs run from here, every thread confined, unless -S leaves that to a monitor's
         // `cont`.
         if !config.start_paused {
             let _ = lock(&controller).resume();
         }
-        Ok(Vm {
-            handle: VmHandle { requests, state },
-            thread: Some(thread),
-            filters,
-        })
+        Ok(vm)
     }
 
     /// Puts the `Main` seccomp filter on the calling thread (unless `-sandbox off`): from here
