@@ -51,7 +51,7 @@ if $B grep -q minnow.dhcp /proc/cmdline; then
     echo "MINNOW-INIT dhcp=${ip:-none} gateway=${router:-none}"
     echo "MINNOW-INIT http=$($B timeout 20 $B wget -q -O - "http://${router:-10.0.2.2}:8080/minnow.txt" 2>/dev/null | $B head -n 1)"
 fi
-# minnow.netbench=tap|dhcp: time fetching 32 MiB from the host's HTTP server (cargo xtask bench
+# minnow.netbench=tap|dhcp: time fetching big.bin (8 MiB) from the host's HTTP server (cargo xtask bench
 # net), over a TAP (the host is 10.0.2.1) or through passt (the gateway).
 netbench=$($B tr ' ' '\n' </proc/cmdline | $B sed -n 's/^minnow\.netbench=//p')
 if [ -n "$netbench" ]; then

@@ -349,6 +349,7 @@ pub use third_party::{memtest_case, xen_case};
 pub use check::{check, HTTP_PAGE};
 pub use monitor::MonitorKind;
 pub use payload::{payload_cases, payload_not_supported};
+pub use virtio::passt_for_stream;
 use virtio::{
     linux_case_blk, linux_case_blk_killed, linux_case_fs_killed, linux_case_hvc, linux_case_hvc_stdio,
     linux_case_net, linux_case_passt, linux_case_rng, linux_case_vsock, linux_case_vsock_fd, seed_case,

@@ -115,23 +115,28 @@ pub(super) fn linux_case_passt(image: LinuxImage, loader: Loader, link: PasstLin
     case.args
         .extend(["-netdev", &netdev, "-device", "virtio-net-device,netdev=n0"].map(String::from));
     if link == PasstLink::Stream {
-        // passt with QEMU's user-network addresses, for one client, as the case's user.
-        let passt = format!(
-            "{} --foreground --quiet --one-off --socket {PASST_SOCKET} --address 10.0.2.15 --netmask 24 \
-             --gateway 10.0.2.2 --dns 10.0.2.3 --dns-forward 10.0.2.3 --ipv4-only",
-            paths::PASST
-        );
-        case.setup = vec![
-            format!("rm -f {PASST_SOCKET}"),
-            format!(
-                "su -s /bin/sh -c '{passt}' -- {} >/tmp/passt.log 2>&1 &",
-                super::super::script::L2_USER
-            ),
-            format!("for i in 1 2 3 4 5 6 7 8 9 10; do [ -S {PASST_SOCKET} ] && break; sleep 0.5; done"),
-        ];
-        case.after = vec!["grep -v syslog /tmp/passt.log".into()];
+        case.setup = passt_for_stream(PASST_SOCKET);
+        case.after = vec![format!("grep -v syslog {PASST_SOCKET}.log")];
     }
     case
+}
+
+/// L2's setup lines that start passt on `socket`, with QEMU's user-network addresses, for one
+/// client, as the case's user (its log in `socket`.log), and wait for it to listen.
+pub fn passt_for_stream(socket: &str) -> Vec<String> {
+    let passt = format!(
+        "{} --foreground --quiet --one-off --socket {socket} --address 10.0.2.15 --netmask 24 \
+         --gateway 10.0.2.2 --dns 10.0.2.3 --dns-forward 10.0.2.3 --ipv4-only",
+        paths::PASST
+    );
+    vec![
+        format!("rm -f {socket}"),
+        format!(
+            "su -s /bin/sh -c '{passt}' -- {} >{socket}.log 2>&1 &",
+            super::super::script::L2_USER
+        ),
+        format!("for i in 1 2 3 4 5 6 7 8 9 10; do [ -S {socket} ] && break; sleep 0.5; done"),
+    ]
 }
 
 /// Linux with a virtio console on a file chardev: the guest writes a line to /dev/hvc0 and L2
