@@ -28,6 +28,7 @@ const PACKAGES: &[&str] = &[
     "xz-utils",
     "socat",
     "python3-venv",
+    "passt",
 ];
 
 const FAKE_DPKG_QUERY: &str = r#"#!/bin/sh
