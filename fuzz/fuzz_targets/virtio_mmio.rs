@@ -10,7 +10,7 @@ use minnow_vmm::config::{DiskFormat, Drive};
 use minnow_vmm::devices::virtio::block::{disk, Block};
 use minnow_vmm::devices::virtio::console::{Console, ConsoleInput};
 use minnow_vmm::devices::virtio::mmio::MmioTransport;
-use minnow_vmm::devices::virtio::net::tap::FrameIo;
+use minnow_vmm::devices::virtio::net::dgram::DgramFrames;
 use minnow_vmm::devices::virtio::net::{Net, DEFAULT_MAC};
 use minnow_vmm::devices::virtio::rng::Rng;
 use minnow_vmm::devices::virtio::vsock::{Vsock, VsockError, VsockHost};
@@ -19,7 +19,6 @@ use minnow_vmm::irq::{LevelIrq, RecordedLevels};
 use minnow_vmm::runtime::guest_log::GuestLog;
 use minnow_vmm::runtime::output::GuestOutput;
 use minnow_vmm::runtime::stdin::InputSink;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -28,20 +27,6 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
 const MEM_LEN: u64 = 0x1_0000;
-
-struct Pair(UnixDatagram);
-
-impl FrameIo for Pair {
-    fn send(&mut self, frame: &[u8]) -> std::io::Result<()> {
-        self.0.send(frame).map(|_| ())
-    }
-    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.recv(buf)
-    }
-    fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
 
 /// Stands in for the host's vhost-vsock: every ring it is handed must lie in guest memory.
 struct CheckingHost;
@@ -140,7 +125,11 @@ fn device(pick: u8) -> (Box<dyn VirtioDevice>, Option<ConsoleInput>, Option<Unix
             ours.set_nonblocking(true).expect("non-blocking");
             host.set_nonblocking(true).expect("non-blocking");
             (
-                Box::new(Net::new(Box::new(Pair(ours)), DEFAULT_MAC, log)),
+                Box::new(Net::new(
+                    Box::new(DgramFrames::connected(ours).expect("a datagram link")),
+                    DEFAULT_MAC,
+                    log,
+                )),
                 None,
                 Some(host),
             )

@@ -3,7 +3,7 @@
 //! Switching users needs root: run as another user, the test checks the one-line refusal.
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -51,14 +51,7 @@ fn connect(sock: &Path) -> UnixStream {
 
 /// Quits through QMP; returns what minnow printed on stderr and its exit status.
 fn quit(mut child: Child, sock: &Path) -> (String, Option<i32>) {
-    let mut s = connect(sock);
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(br#"{"execute": "qmp_capabilities"}{"execute": "quit"}"#)
-        .expect("write");
-    let mut said = String::new();
-    let _ = s.read_to_string(&mut said);
-    assert!(said.contains("host-qmp-quit"), "{said}");
+    common::qmp_quit(connect(sock));
     let status = child.wait().expect("minnow ends");
     let mut err = String::new();
     let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));

@@ -93,14 +93,7 @@ fn daemonize_returns_once_the_vm_runs_and_the_daemon_serves_its_monitor() {
         "the daemon leads no session (it can take no terminal)"
     );
 
-    let mut s = UnixStream::connect(&sock).expect("the daemon's monitor");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(br#"{"execute": "qmp_capabilities"}{"execute": "quit"}"#)
-        .expect("write");
-    let mut said = String::new();
-    let _ = s.read_to_string(&mut said);
-    assert!(said.contains("host-qmp-quit"), "{said}");
+    common::qmp_quit(UnixStream::connect(&sock).expect("the daemon's monitor"));
     eventually("the daemon ending", || !pid_alive(pid));
     assert!(!pidfile.exists() && !sock.exists());
     let _ = std::fs::remove_file(&rom);

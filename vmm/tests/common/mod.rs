@@ -24,3 +24,18 @@ pub fn rom_file(group: &str, name: &str, code: &[u8]) -> PathBuf {
 
 /// `cli; hlt; jmp $-1`: the guest sits still.
 pub const HALT: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
+
+/// Sends QMP's `quit` on `monitor` (a connected QMP socket) and checks minnow answered with its
+/// SHUTDOWN event.
+pub fn qmp_quit(mut monitor: std::os::unix::net::UnixStream) {
+    use std::io::{Read, Write};
+    monitor
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    monitor
+        .write_all(br#"{"execute": "qmp_capabilities"}{"execute": "quit"}"#)
+        .expect("write");
+    let mut said = String::new();
+    let _ = monitor.read_to_string(&mut said);
+    assert!(said.contains("host-qmp-quit"), "{said}");
+}
