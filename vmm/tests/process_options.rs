@@ -3,7 +3,6 @@
 //! `-msg timestamp=on`. The guests are a few real-mode instructions in a ROM.
 mod common;
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
