@@ -31,6 +31,8 @@ pub struct Net {
     mac: [u8; 6],
     /// A received frame that found no receive buffer yet.
     pending: Option<Vec<u8>>,
+    /// Where frames are received into, kept across frames (a frame is copied out at its size).
+    scratch: Vec<u8>,
     log: GuestLog,
 }
 
@@ -40,6 +42,7 @@ impl Net {
             io,
             mac,
             pending: None,
+            scratch: vec![0u8; MAX_FRAME],
             log,
         }
     }
@@ -72,10 +75,8 @@ impl Net {
     /// The next frame from the host, if one is waiting (or was already read).
     fn next_frame(&mut self) -> Option<Vec<u8>> {
         if self.pending.is_none() {
-            let mut frame = vec![0u8; MAX_FRAME];
-            let n = self.io.recv(&mut frame).ok()?;
-            frame.truncate(n);
-            self.pending = Some(frame);
+            let n = self.io.recv(&mut self.scratch).ok()?;
+            self.pending = Some(self.scratch[..n].to_vec());
         }
         self.pending.take()
     }

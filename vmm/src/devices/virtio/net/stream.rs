@@ -12,12 +12,15 @@ use std::os::fd::{AsRawFd, RawFd};
 /// The largest frame either side may send: 64 KiB and an Ethernet header, as QEMU allows.
 pub const MAX_FRAME: usize = 65_536 + 14;
 const LENGTH_BYTES: usize = 4;
+/// How much one read takes: a largest frame and its length, or many small ones.
+const READ_CHUNK: usize = MAX_FRAME + LENGTH_BYTES;
 
 /// A connected stream socket, framed.
 pub struct StreamFrames<S: Read + Write + AsRawFd + Send> {
     socket: S,
-    /// Bytes received and not yet handed out as frames.
+    /// Bytes received; those from `start` on are not yet handed out as frames.
     received: Vec<u8>,
+    start: usize,
     /// The rest of a frame the socket took in part: it goes first.
     unsent: Vec<u8>,
     /// What the link is called in messages (`-netdev ID`).
@@ -32,7 +35,8 @@ impl<S: Read + Write + AsRawFd + Send> StreamFrames<S> {
         crate::host_fd::set_nonblocking(socket.as_raw_fd())?;
         Ok(Self {
             socket,
-            received: Vec::with_capacity(2 * MAX_FRAME),
+            received: Vec::with_capacity(2 * READ_CHUNK),
+            start: 0,
             unsent: Vec::new(),
             name: name.into(),
             closed: false,
@@ -55,31 +59,42 @@ impl<S: Read + Write + AsRawFd + Send> StreamFrames<S> {
 
     /// A whole frame from `received`, if one is there.
     fn take_frame(&mut self, buf: &mut [u8]) -> Option<io::Result<usize>> {
-        let header: [u8; LENGTH_BYTES] = self.received.get(..LENGTH_BYTES)?.try_into().ok()?;
+        let waiting = &self.received[self.start..];
+        let header: [u8; LENGTH_BYTES] = waiting.get(..LENGTH_BYTES)?.try_into().ok()?;
         let len = u32::from_be_bytes(header) as usize;
         if len > MAX_FRAME {
             self.close(&format!("the peer sent a {len}-byte frame (at most {MAX_FRAME}): it does not speak QEMU's stream framing"));
             return Some(Err(io::ErrorKind::InvalidData.into()));
         }
-        let frame = self.received.get(LENGTH_BYTES..LENGTH_BYTES + len)?;
+        let frame = waiting.get(LENGTH_BYTES..LENGTH_BYTES + len)?;
         let n = len.min(buf.len());
         buf[..n].copy_from_slice(&frame[..n]);
-        self.received.drain(..LENGTH_BYTES + len);
+        // Handed-out bytes are skipped, not moved: a read brings many frames.
+        self.start += LENGTH_BYTES + len;
+        if self.start == self.received.len() {
+            self.received.clear();
+            self.start = 0;
+        }
         Some(Ok(n))
     }
 
-    /// Reads what the socket has, up to one more frame's worth.
+    /// Reads what the socket has, up to READ_CHUNK bytes, after what is still waiting (moved to
+    /// the front first: at most one partial frame).
     fn fill(&mut self) -> io::Result<()> {
-        let mut chunk = vec![0u8; MAX_FRAME + LENGTH_BYTES];
-        match self.socket.read(&mut chunk) {
+        if self.start > 0 {
+            self.received.drain(..self.start);
+            self.start = 0;
+        }
+        let have = self.received.len();
+        self.received.resize(have + READ_CHUNK, 0);
+        let read = self.socket.read(&mut self.received[have..]);
+        self.received.truncate(have + *read.as_ref().unwrap_or(&0));
+        match read {
             Ok(0) => {
                 self.close("the peer closed the connection");
                 Err(io::ErrorKind::UnexpectedEof.into())
             }
-            Ok(n) => {
-                self.received.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(e),
             Err(e) => {
                 self.close(&format!("reading: {e}"));
