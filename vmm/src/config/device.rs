@@ -39,18 +39,7 @@ fn parse_mac(s: &str) -> Result<[u8; 6], ConfigError> {
 
 /// `-chardev stdio,id=ID` or `-chardev file,id=ID,path=PATH`.
 pub(super) fn parse_chardev(s: &str) -> Result<Chardev, ConfigError> {
-    let mut parts = key_values(s);
-    let (kind, _) = if parts.is_empty() {
-        Default::default()
-    } else {
-        parts.remove(0)
-    };
-    let id = parts
-        .iter()
-        .find(|(k, _)| k == "id")
-        .map(|(_, v)| v.clone())
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| bad("-chardev", s, ": it needs id=ID"))?;
+    let (kind, id, parts) = super::parse::kind_and_id("-chardev", s)?;
     if kind == "socket" {
         let socket = super::monitor::parse_socket_chardev(&parts)?;
         return Ok(Chardev {

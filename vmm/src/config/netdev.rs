@@ -3,7 +3,7 @@
 //! Unix or TCP stream; minnow connects, `server=off`) and `dgram` (a frame per datagram, Unix
 //! or UDP), and `user`: networking without root through passt, which minnow starts and ends,
 //! with QEMU's slirp addresses (the guest 10.0.2.15/24, the host 10.0.2.2, DNS 10.0.2.3).
-use super::parse::{bad, key_values};
+use super::parse::{bad, kind_and_id};
 use super::ConfigError;
 use std::path::PathBuf;
 
@@ -67,18 +67,7 @@ pub(super) fn parse_fd(option: &str, v: &str, what: &str) -> Result<i32, ConfigE
 }
 
 pub(super) fn parse_netdev(s: &str) -> Result<NetDev, ConfigError> {
-    let mut parts = key_values(s);
-    let kind = if parts.is_empty() {
-        String::new()
-    } else {
-        parts.remove(0).0
-    };
-    let id = parts
-        .iter()
-        .find(|(k, _)| k == "id")
-        .map(|(_, v)| v.clone())
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| bad("-netdev", s, ": it needs id=ID"))?;
+    let (kind, id, parts) = kind_and_id("-netdev", s)?;
     let rest: Vec<(String, String)> = parts.into_iter().filter(|(k, _)| k != "id").collect();
     let backend = match kind.as_str() {
         "tap" => parse_tap(&rest)?,

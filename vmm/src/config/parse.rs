@@ -14,6 +14,27 @@ pub(super) fn bad(option: &str, value: &str, hint: &str) -> ConfigError {
 
 /// Splits QEMU's `a=b,c=d` (a leading bare word is returned as the first key with an empty value).
 /// As in QEMU, `,,` is a comma inside a value.
+/// An option's `key=value` parts, in order.
+pub(super) type Parts = Vec<(String, String)>;
+
+/// `KIND,id=ID,...` (`-netdev`, `-chardev`): the leading kind, the id, which must be given and
+/// not empty, and every `key=value` after the kind (the id among them).
+pub(super) fn kind_and_id(option: &str, s: &str) -> Result<(String, String, Parts), ConfigError> {
+    let mut parts = key_values(s);
+    let kind = if parts.is_empty() {
+        String::new()
+    } else {
+        parts.remove(0).0
+    };
+    let id = parts
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| bad(option, s, ": it needs id=ID"))?;
+    Ok((kind, id, parts))
+}
+
 pub(super) fn key_values(s: &str) -> Vec<(String, String)> {
     let mut parts = Vec::new();
     let mut current = String::new();
