@@ -1,6 +1,7 @@
 //! One bus model for port I/O and MMIO: devices claim address ranges and see only the offset into
 //! their own range. The vCPU loop hands every PIO and MMIO exit to a `Bus`; unclaimed reads return
 //! all-ones, as on a PC, and unclaimed writes are dropped.
+use crate::snapshot::codec::StateError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,26 @@ pub trait BusDevice: Send {
     /// The machine resets: back to the power-on state, keeping the host resources the device
     /// was given (its output, its files, its interrupt line).
     fn reset(&mut self) {}
+    /// What the device is, as a snapshot names it: a restore checks that the same kind of
+    /// device sits at each address.
+    fn kind(&self) -> &'static str {
+        "device"
+    }
+    /// The device's guest-visible state, for a snapshot; empty for a device that keeps none.
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        Ok(Vec::new())
+    }
+    /// Puts back what [`BusDevice::save_state`] gave, keeping the host resources this device
+    /// was built with.
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), StateError> {
+        match state.is_empty() {
+            true => Ok(()),
+            false => Err(StateError::refused(
+                self.kind(),
+                "keeps no state, but the snapshot has some",
+            )),
+        }
+    }
 }
 
 pub type SharedDevice = Arc<Mutex<dyn BusDevice>>;
@@ -88,6 +109,11 @@ impl Bus {
         for range in self.ranges.values() {
             lock(&range.device).reset();
         }
+    }
+
+    /// Every device with its range, in address order: `(base, len, device)`.
+    pub fn devices(&self) -> impl Iterator<Item = (u64, u64, &SharedDevice)> {
+        self.ranges.iter().map(|(&base, r)| (base, r.len, &r.device))
     }
 
     /// Writes at `addr`; dropped where no device claims it. Returns whether one did.

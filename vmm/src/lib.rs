@@ -25,6 +25,7 @@ pub mod privileges;
 pub mod rom;
 pub mod runtime;
 pub mod sandbox;
+pub mod snapshot;
 pub mod timeline;
 pub mod vstate;
 

@@ -280,9 +280,13 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(MachineError::Cpuid)?;
     cpuid::add_emulated(&mut supported, kvm.check_extension(Cap::TscDeadlineTimer));
-    let msrs = kvm.get_msr_index_list().map_err(MachineError::Cpuid)?;
+    let msrs: Arc<[u32]> = kvm
+        .get_msr_index_list()
+        .map_err(MachineError::Cpuid)?
+        .as_slice()
+        .into();
     let vcpus = (0..c.cpus)
-        .map(|id| Vcpu::new(&vm, &supported, msrs.as_slice(), id, c.cpus))
+        .map(|id| Vcpu::new(&vm, &supported, &msrs, id, c.cpus))
         .collect::<Result<Vec<_>, _>>()?;
     let direct_boot = match c.bios {
         Bios::None => {

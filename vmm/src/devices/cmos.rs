@@ -26,6 +26,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::bus::BusDevice;
 use crate::irq::IrqLine;
 use crate::runtime::guest_log::GuestLog;
+use crate::snapshot::codec::{self, StateError};
 
 mod calendar;
 mod interrupts;
@@ -337,6 +338,49 @@ impl<C: Clock> BusDevice for Cmos<C> {
         self.last = self.clock.now();
         let _ = self.deadline_changed.write(1);
     }
+
+    fn kind(&self) -> &'static str {
+        "rtc"
+    }
+
+    /// The registers, and the guest's time as an offset from the host's UTC: a restore later
+    /// (or a clone) shows the time that has passed since, as a real clock would.
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        let now = self.clock.now();
+        let utc = i128::try_from(self.clock.utc().as_nanos()).unwrap_or_default();
+        codec::encode(
+            "rtc",
+            &RtcState {
+                index: self.index,
+                regs: self.regs.to_vec(),
+                offset_from_utc_ns: self.guest_ns(now) - utc,
+            },
+        )
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let state: RtcState = codec::decode("rtc", bytes)?;
+        let regs: [u8; 128] =
+            state.regs.as_slice().try_into().map_err(|_| {
+                StateError::refused("rtc", format!("{} registers, not 128", state.regs.len()))
+            })?;
+        let now = self.clock.now();
+        let utc = i128::try_from(self.clock.utc().as_nanos()).unwrap_or_default();
+        self.index = state.index;
+        self.regs = regs;
+        self.anchor = now;
+        self.anchor_ns = utc.saturating_add(state.offset_from_utc_ns);
+        self.last = now;
+        let _ = self.deadline_changed.write(1);
+        Ok(())
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RtcState {
+    index: u8,
+    regs: Vec<u8>,
+    offset_from_utc_ns: i128,
 }
 
 fn is_stopped(a: u8, b: u8) -> bool {

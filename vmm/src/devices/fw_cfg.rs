@@ -18,6 +18,7 @@
 //! memory sets the ERROR bit and touches no memory; nothing here can reach host memory outside the
 //! guest's mappings.
 use crate::bus::BusDevice;
+use crate::snapshot::codec::{self, StateError};
 use minnow_bootproto::fw_cfg::{self as wire, dma, key};
 use std::collections::BTreeMap;
 use vm_memory::{Bytes, GuestAddress, GuestMemory, GuestMemoryMmap, Permissions};
@@ -319,6 +320,57 @@ impl<M: GuestMemory + Send> BusDevice for FwCfg<M> {
         self.select(key::SIGNATURE);
         self.dma_address = 0;
     }
+
+    fn kind(&self) -> &'static str {
+        "fw_cfg"
+    }
+
+    /// Where the guest is in its reads (key, offset, DMA address) and what it wrote into the
+    /// writable files; the rest comes from the command line, as it did for the saved VM.
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        let written = self
+            .items
+            .iter()
+            .filter(|(_, item)| item.writable)
+            .map(|(&key, item)| (key, item.data.clone()))
+            .collect();
+        let state = FwCfgState {
+            current: self.current,
+            offset: self.offset,
+            dma_address: self.dma_address,
+            written,
+        };
+        codec::encode("fw_cfg", &state)
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let state: FwCfgState = codec::decode("fw_cfg", bytes)?;
+        for (key, data) in state.written {
+            match self.items.get_mut(&key) {
+                Some(item) if item.writable && item.data.len() == data.len() => item.data = data,
+                _ => {
+                    return Err(StateError::refused(
+                        "fw_cfg",
+                        format!(
+                            "the snapshot wrote file {key:#x}, which this machine does not have as saved"
+                        ),
+                    ))
+                }
+            }
+        }
+        self.current = state.current;
+        self.offset = state.offset;
+        self.dma_address = state.dma_address;
+        Ok(())
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FwCfgState {
+    current: Option<u16>,
+    offset: u32,
+    dma_address: u64,
+    written: Vec<(u16, Vec<u8>)>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::bus::BusDevice;
 use crate::exit::{ExitReason, ExitSignal};
 use crate::irq::IrqLine;
 use crate::layout;
+use crate::snapshot::codec::{self, StateError};
 use minnow_acpi::layout::{
     GED_EVENT_LEN, GED_EVENT_POWER_DOWN, GED_RESET_VALUE, SLP_EN, SLP_TYP_S5, SLP_TYP_SHIFT,
 };
@@ -88,6 +89,23 @@ impl BusDevice for Ged {
 
     fn reset(&mut self) {
         self.pending = 0;
+    }
+
+    fn kind(&self) -> &'static str {
+        "acpi-ged"
+    }
+
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        codec::encode("acpi-ged", &self.pending)
+    }
+
+    /// Events the guest had not read yet are signalled again.
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        self.pending = codec::decode("acpi-ged", bytes)?;
+        if self.pending != 0 {
+            self.irq.trigger();
+        }
+        Ok(())
     }
 }
 

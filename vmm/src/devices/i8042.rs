@@ -16,6 +16,7 @@
 use crate::bus::BusDevice;
 use crate::exit::{ExitReason, ExitSignal};
 use crate::runtime::guest_log::GuestLog;
+use crate::snapshot::codec::{self, StateError};
 
 /// Offsets in the device's range.
 const DATA: u64 = 0;
@@ -69,6 +70,15 @@ const SELF_TEST_PASSED: u8 = 0x55;
 const PORT_TEST_PASSED: u8 = 0x00;
 /// "Clock line stuck high": the answer for the AUX port that is not there.
 const PORT_TEST_CLOCK_HIGH: u8 = 0x02;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KbcState {
+    ctr: u8,
+    output: Option<(u8, bool)>,
+    last_output: u8,
+    pending: Option<u8>,
+    last_was_command: bool,
+}
 
 pub struct I8042 {
     exit: ExitSignal,
@@ -208,6 +218,31 @@ impl BusDevice for I8042 {
             }
             _ => self.warn_offset(offset),
         }
+    }
+
+    fn kind(&self) -> &'static str {
+        "i8042"
+    }
+
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        let state = KbcState {
+            ctr: self.ctr,
+            output: self.output,
+            last_output: self.last_output,
+            pending: self.pending,
+            last_was_command: self.last_was_command,
+        };
+        codec::encode("i8042", &state)
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let s: KbcState = codec::decode("i8042", bytes)?;
+        self.ctr = s.ctr;
+        self.output = s.output;
+        self.last_output = s.last_output;
+        self.pending = s.pending;
+        self.last_was_command = s.last_was_command;
+        Ok(())
     }
 
     fn reset(&mut self) {

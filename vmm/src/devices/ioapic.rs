@@ -6,6 +6,7 @@
 //! Registers: IOREGSEL at +0x00, IOWIN at +0x10, EOI at +0x40 (version 0x20). Indirect
 //! registers: 0x00 ID, 0x01 version, 0x02 arbitration, 0x10 + 2n / 0x11 + 2n redirection entry n.
 use crate::bus::BusDevice;
+use crate::snapshot::codec::{self, StateError};
 
 /// Pins per I/O APIC.
 pub const PINS: u32 = 24;
@@ -152,6 +153,33 @@ impl BusDevice for IoApic {
             }
         }
         self.select = 0;
+    }
+
+    fn kind(&self) -> &'static str {
+        "ioapic"
+    }
+
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        codec::encode("ioapic", &(self.id, self.select, self.table.to_vec()))
+    }
+
+    /// The table, with each unmasked pin's route given to KVM again.
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let (id, select, table): (u8, u32, Vec<u64>) = codec::decode("ioapic", bytes)?;
+        let table: [u64; PINS as usize] = table
+            .as_slice()
+            .try_into()
+            .map_err(|_| StateError::refused("ioapic", format!("{} pins, not {PINS}", table.len())))?;
+        self.id = id;
+        self.select = select;
+        for (pin, (old, new)) in self.table.iter_mut().zip(table).enumerate() {
+            if Msi::from_entry(*old) != Msi::from_entry(new) {
+                self.routes
+                    .set_route(self.gsi_base + pin as u32, Msi::from_entry(new));
+            }
+            *old = new;
+        }
+        Ok(())
     }
 }
 

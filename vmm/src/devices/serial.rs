@@ -6,12 +6,13 @@
 //! stdin reader.
 use std::io::Write;
 
-use vm_superio::serial::{Error as UartError, NoEvents};
+use vm_superio::serial::{Error as UartError, NoEvents, SerialState};
 
 use crate::bus::BusDevice;
 use crate::irq::IrqLine;
 use crate::runtime::guest_log::GuestLog;
 use crate::runtime::stdin::InputSink;
+use crate::snapshot::codec::{self, StateError};
 
 /// The UART's eight registers, offsets 0-7 of its range.
 const REGISTERS: u64 = 8;
@@ -102,6 +103,72 @@ impl<W: Write + Send + Clone> BusDevice for Serial<W> {
             Err(e) => crate::report!("serial: resetting: {e}"),
         }
     }
+
+    fn kind(&self) -> &'static str {
+        "serial"
+    }
+
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        codec::encode("serial", &UartState::from(self.uart.state()))
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let state: UartState = codec::decode("serial", bytes)?;
+        let irq = self
+            .uart
+            .interrupt_evt()
+            .try_clone()
+            .map_err(|e| StateError::refused("serial", e.to_string()))?;
+        let out = self.uart.writer().clone();
+        self.uart = vm_superio::Serial::from_state(&state.into(), irq, NoEvents, out)
+            .map_err(|e| StateError::refused("serial", format!("{e:?}")))?;
+        Ok(())
+    }
+}
+
+/// vm-superio's `SerialState`, as a snapshot holds it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct UartState {
+    registers: [u8; 9],
+    input: Vec<u8>,
+}
+
+impl From<SerialState> for UartState {
+    fn from(s: SerialState) -> Self {
+        Self {
+            registers: [
+                s.baud_divisor_low,
+                s.baud_divisor_high,
+                s.interrupt_enable,
+                s.interrupt_identification,
+                s.line_control,
+                s.line_status,
+                s.modem_control,
+                s.modem_status,
+                s.scratch,
+            ],
+            input: s.in_buffer,
+        }
+    }
+}
+
+impl From<UartState> for SerialState {
+    fn from(s: UartState) -> Self {
+        let [baud_divisor_low, baud_divisor_high, interrupt_enable, interrupt_identification, line_control, line_status, modem_control, modem_status, scratch] =
+            s.registers;
+        SerialState {
+            baud_divisor_low,
+            baud_divisor_high,
+            interrupt_enable,
+            interrupt_identification,
+            line_control,
+            line_status,
+            modem_control,
+            modem_status,
+            scratch,
+            in_buffer: s.input,
+        }
+    }
 }
 
 /// The stdin reader's way into a shared COM1.
@@ -188,6 +255,20 @@ mod tests {
         assert_eq!(dev.enqueue_input(b"b"), 0);
         read(&mut dev, RBR);
         assert_eq!(dev.enqueue_input(b"bc"), 1);
+    }
+
+    #[test]
+    fn a_restored_uart_has_the_saved_registers_and_input() {
+        let (mut dev, _) = uart();
+        dev.write(IER, &[IER_RDA]);
+        dev.write(7, &[0x5A]);
+        dev.enqueue_input(b"xy");
+        let saved = dev.save_state().unwrap();
+        let (mut other, _) = uart();
+        other.restore_state(&saved).unwrap();
+        assert_eq!((read(&mut other, IER), read(&mut other, 7)), (IER_RDA, 0x5A));
+        assert_eq!((read(&mut other, RBR), read(&mut other, RBR)), (b'x', b'y'));
+        assert!(other.restore_state(&saved[..3]).is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ ioctl_iow_nr!(KVM_SET_CLOCK, KVMIO, 0x7b, kvm_clock_data);
 ioctl_ior_nr!(KVM_GET_CLOCK, KVMIO, 0x7c, kvm_clock_data);
 ioctl_ior_nr!(KVM_GET_PIT2, KVMIO, 0x9f, kvm_pit_state2);
 ioctl_iow_nr!(KVM_SET_PIT2, KVMIO, 0xa0, kvm_pit_state2);
+ioctl_io_nr!(KVM_KVMCLOCK_CTRL, KVMIO, 0xad);
 
 /// What a vCPU's thread asks of KVM: running it, raising lines, and a reset in place (its state
 /// read once and written back).
@@ -69,6 +70,8 @@ pub fn vcpu_kvm() -> Vec<u64> {
         KVM_SET_XSAVE(),
         KVM_GET_XCRS(),
         KVM_SET_XCRS(),
+        // A restored vCPU tells its guest's kvmclock it was stopped.
+        KVM_KVMCLOCK_CTRL(),
     ]
     .to_vec()
 }
@@ -129,6 +132,7 @@ mod tests {
     #[test]
     fn the_numbers_are_the_kernels() {
         assert_eq!(KVM_RUN(), 0xae80);
+        assert_eq!(KVM_KVMCLOCK_CTRL(), 0xaead);
         assert_eq!(KVM_IRQ_LINE(), 0x4008_ae61);
         assert_eq!(KVM_SET_GSI_ROUTING(), 0x4008_ae6a);
         assert_eq!(KVM_SET_SREGS(), 0x4138_ae84);

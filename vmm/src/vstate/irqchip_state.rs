@@ -13,7 +13,7 @@ pub struct IrqchipStateError {
     pub source: kvm_ioctls::Error,
 }
 
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct IrqchipState {
     chips: Vec<kvm_irqchip>,
     pit: Option<kvm_pit_state2>,

@@ -47,6 +47,8 @@ pub struct Vcpu {
     id: u8,
     /// The state it was created in: what a reset returns to.
     power_on: Option<VcpuState>,
+    /// KVM's MSR index list: what a snapshot saves.
+    msr_list: std::sync::Arc<[u32]>,
 }
 
 /// What a vCPU thread needs to handle exits.
@@ -94,7 +96,13 @@ impl Vcpu {
     /// Creates vCPU `id` of `count` in its architectural reset state (for firmware boot: the CPU
     /// starts at the reset vector; vCPUs other than 0 wait for the BSP's INIT/SIPI), and keeps
     /// that state for resets. `msrs` is KVM's MSR index list.
-    pub fn new(vm: &VmFd, supported: &CpuId, msrs: &[u32], id: u8, count: u8) -> Result<Self, VcpuError> {
+    pub fn new(
+        vm: &VmFd,
+        supported: &CpuId,
+        msrs: &std::sync::Arc<[u32]>,
+        id: u8,
+        count: u8,
+    ) -> Result<Self, VcpuError> {
         let fd = vm
             .create_vcpu(u64::from(id))
             .map_err(|source| VcpuError::Create { id, source })?;
@@ -110,6 +118,7 @@ impl Vcpu {
             fd,
             id,
             power_on: None,
+            msr_list: msrs.clone(),
         };
         vcpu.set_msrs(&[(MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING)])?;
         vcpu.power_on = Some(VcpuState::save(&vcpu.fd, id, msrs)?);
@@ -160,6 +169,26 @@ impl Vcpu {
 
     pub fn id(&self) -> u8 {
         self.id
+    }
+
+    /// Everything KVM holds for this vCPU, for a snapshot (the vCPU is parked).
+    pub fn snapshot(&self) -> Result<VcpuState, VcpuError> {
+        Ok(VcpuState::save_all(&self.fd, self.id, &self.msr_list)?)
+    }
+
+    /// Puts a snapshot's state back, then tells the guest's kvmclock that the vCPU was stopped
+    /// (so its watchdogs do not take the gap for a lockup), where KVM offers that.
+    pub fn restore(&self, state: &VcpuState) -> Result<(), VcpuError> {
+        state.restore(&self.fd, self.id)?;
+        match self.fd.kvmclock_ctrl() {
+            // EINVAL: the guest has no kvmclock set up (a payload, or firmware still running).
+            Err(e) if e.errno() != libc::EINVAL => Err(VcpuError::Setup {
+                id: self.id,
+                what: "kvmclock (KVM_KVMCLOCK_CTRL)",
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Direct boot (`-bios none`): starts this vCPU at a kernel's entry, in the state its boot

@@ -46,10 +46,11 @@ pub struct VcpuStateError {
 }
 
 /// Everything [`VcpuState::save`] took.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct VcpuState {
     regs: kvm_regs,
     sregs: kvm_sregs,
-    fpu: kvm_fpu,
+    fpu: FpuState,
     xsave: Option<Box<kvm_xsave>>,
     xcrs: Option<kvm_xcrs>,
     lapic: kvm_lapic_state,
@@ -60,33 +61,33 @@ pub struct VcpuState {
 }
 
 impl VcpuState {
-    /// Reads vCPU `id`'s state. `supported_msrs` is KVM's MSR index list: only the
-    /// [`RESET_MSRS`] on it are kept.
+    /// Reads vCPU `id`'s state for a reset. `supported_msrs` is KVM's MSR index list: only
+    /// the [`RESET_MSRS`] on it are kept.
     pub fn save(fd: &VcpuFd, id: u8, supported_msrs: &[u32]) -> Result<Self, VcpuStateError> {
-        let err = |what| move |source| VcpuStateError { id, what, source };
-        let wanted: Vec<kvm_msr_entry> = RESET_MSRS
+        let wanted: Vec<u32> = RESET_MSRS
             .iter()
+            .copied()
             .filter(|i| supported_msrs.contains(i))
-            .map(|&index| kvm_msr_entry {
-                index,
-                ..Default::default()
-            })
             .collect();
-        let mut msrs = Msrs::from_entries(&wanted).map_err(|_| VcpuStateError {
-            id,
-            what: "MSR list",
-            source: kvm_ioctls::Error::new(libc::E2BIG),
-        })?;
-        let read = fd.get_msrs(&mut msrs).map_err(err("MSRs"))?;
+        Self::save_with(fd, id, &wanted)
+    }
+
+    /// Reads all of vCPU `id`'s state, for a snapshot: every MSR on KVM's index list (the
+    /// list KVM keeps for migration) that this vCPU can read.
+    pub fn save_all(fd: &VcpuFd, id: u8, supported_msrs: &[u32]) -> Result<Self, VcpuStateError> {
+        Self::save_with(fd, id, supported_msrs)
+    }
+
+    fn save_with(fd: &VcpuFd, id: u8, msr_indices: &[u32]) -> Result<Self, VcpuStateError> {
+        let err = |what| move |source| VcpuStateError { id, what, source };
         Ok(Self {
             regs: fd.get_regs().map_err(err("registers"))?,
             sregs: fd.get_sregs().map_err(err("special registers"))?,
-            fpu: fd.get_fpu().map_err(err("FPU"))?,
+            fpu: FpuState::from(&fd.get_fpu().map_err(err("FPU"))?),
             xsave: fd.get_xsave().ok().map(Box::new),
             xcrs: fd.get_xcrs().ok(),
             lapic: fd.get_lapic().map_err(err("LAPIC"))?,
-            // KVM stops at the first MSR it cannot read: keep those before it.
-            msrs: msrs.as_slice()[..read].to_vec(),
+            msrs: read_msrs(fd, id, msr_indices)?,
             mp_state: fd.get_mp_state().map_err(err("MP state"))?,
             events: fd.get_vcpu_events().map_err(err("pending events"))?,
             debugregs: fd.get_debug_regs().map_err(err("debug registers"))?,
@@ -103,7 +104,7 @@ impl VcpuState {
             // SAFETY: the buffer came from KVM_GET_XSAVE on a vCPU of this VM, so its size and
             // layout are what KVM_SET_XSAVE expects.
             Some(xsave) => unsafe { fd.set_xsave(xsave) }.map_err(err("XSAVE state"))?,
-            None => fd.set_fpu(&self.fpu).map_err(err("FPU"))?,
+            None => fd.set_fpu(&self.fpu.to_kvm()).map_err(err("FPU"))?,
         }
         if let Some(xcrs) = &self.xcrs {
             fd.set_xcrs(xcrs).map_err(err("XCRs"))?;
@@ -126,5 +127,80 @@ impl VcpuState {
         fd.set_lapic(&self.lapic).map_err(err("LAPIC"))?;
         fd.set_mp_state(self.mp_state).map_err(err("MP state"))?;
         fd.set_vcpu_events(&self.events).map_err(err("pending events"))
+    }
+}
+
+/// Reads the MSRs `indices` names, leaving out any this vCPU refuses (KVM stops a batch at the
+/// first it cannot read: the rest are read in the next one).
+fn read_msrs(fd: &VcpuFd, id: u8, indices: &[u32]) -> Result<Vec<kvm_msr_entry>, VcpuStateError> {
+    let mut read = Vec::with_capacity(indices.len());
+    let mut rest = indices;
+    while !rest.is_empty() {
+        let batch: Vec<kvm_msr_entry> = rest
+            .iter()
+            .map(|&index| kvm_msr_entry {
+                index,
+                ..Default::default()
+            })
+            .collect();
+        let mut msrs = Msrs::from_entries(&batch).map_err(|_| VcpuStateError {
+            id,
+            what: "MSR list",
+            source: kvm_ioctls::Error::new(libc::E2BIG),
+        })?;
+        let n = fd.get_msrs(&mut msrs).map_err(|source| VcpuStateError {
+            id,
+            what: "MSRs",
+            source,
+        })?;
+        read.extend_from_slice(&msrs.as_slice()[..n]);
+        // Skip the one KVM refused.
+        rest = rest.get(n + 1..).unwrap_or_default();
+    }
+    Ok(read)
+}
+
+/// `kvm_fpu` (which kvm-bindings does not serialize), for hosts without XSAVE.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FpuState {
+    fpr: [[u8; 16]; 8],
+    control: [u16; 2],
+    ftwx: u8,
+    last_opcode: u16,
+    last_ip: u64,
+    last_dp: u64,
+    xmm: [[u8; 16]; 16],
+    mxcsr: u32,
+}
+
+impl From<&kvm_fpu> for FpuState {
+    fn from(f: &kvm_fpu) -> Self {
+        Self {
+            fpr: f.fpr,
+            control: [f.fcw, f.fsw],
+            ftwx: f.ftwx,
+            last_opcode: f.last_opcode,
+            last_ip: f.last_ip,
+            last_dp: f.last_dp,
+            xmm: f.xmm,
+            mxcsr: f.mxcsr,
+        }
+    }
+}
+
+impl FpuState {
+    fn to_kvm(&self) -> kvm_fpu {
+        kvm_fpu {
+            fpr: self.fpr,
+            fcw: self.control[0],
+            fsw: self.control[1],
+            ftwx: self.ftwx,
+            last_opcode: self.last_opcode,
+            last_ip: self.last_ip,
+            last_dp: self.last_dp,
+            xmm: self.xmm,
+            mxcsr: self.mxcsr,
+            ..Default::default()
+        }
     }
 }

@@ -10,8 +10,9 @@ use super::{VirtioDevice, VIRTIO_F_VERSION_1};
 use crate::bus::BusDevice;
 use crate::irq::LevelIrq;
 use crate::runtime::guest_log::GuestLog;
+use crate::snapshot::codec::{self, StateError};
 use std::os::fd::RawFd;
-use virtio_queue::{Queue, QueueT};
+use virtio_queue::{Queue, QueueState, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -324,7 +325,136 @@ impl MmioTransport {
     }
 }
 
+/// A transport's registers and queues, as a snapshot holds them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TransportState {
+    queue_sel: u32,
+    device_features_sel: u32,
+    driver_features_sel: u32,
+    driver_features: u64,
+    status: u32,
+    interrupt_status: u32,
+    config_generation: u32,
+    queues: Vec<SavedQueue>,
+    device: Vec<u8>,
+}
+
+/// virtio-queue's `QueueState`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedQueue {
+    max_size: u16,
+    next_avail: u16,
+    next_used: u16,
+    event_idx: bool,
+    size: u16,
+    ready: bool,
+    rings: [u64; 3],
+}
+
+impl From<QueueState> for SavedQueue {
+    fn from(q: QueueState) -> Self {
+        Self {
+            max_size: q.max_size,
+            next_avail: q.next_avail,
+            next_used: q.next_used,
+            event_idx: q.event_idx_enabled,
+            size: q.size,
+            ready: q.ready,
+            rings: [q.desc_table, q.avail_ring, q.used_ring],
+        }
+    }
+}
+
+impl From<&SavedQueue> for QueueState {
+    fn from(q: &SavedQueue) -> Self {
+        Self {
+            max_size: q.max_size,
+            next_avail: q.next_avail,
+            next_used: q.next_used,
+            event_idx_enabled: q.event_idx,
+            size: q.size,
+            ready: q.ready,
+            desc_table: q.rings[0],
+            avail_ring: q.rings[1],
+            used_ring: q.rings[2],
+        }
+    }
+}
+
+impl MmioTransport {
+    fn save(&mut self) -> Result<TransportState, StateError> {
+        let device = self.device.save_state(&mut self.queues)?;
+        Ok(TransportState {
+            queue_sel: self.queue_sel,
+            device_features_sel: self.device_features_sel,
+            driver_features_sel: self.driver_features_sel,
+            driver_features: self.driver_features,
+            status: self.status,
+            interrupt_status: self.interrupt_status,
+            config_generation: self.config_generation,
+            queues: self.queues.iter().map(|q| q.state().into()).collect(),
+            device,
+        })
+    }
+
+    fn restore(&mut self, s: TransportState) -> Result<(), StateError> {
+        let what = self.name();
+        if s.queues.len() != self.queues.len() {
+            return Err(StateError::refused(
+                what,
+                format!(
+                    "{} queues saved, this device has {}",
+                    s.queues.len(),
+                    self.queues.len()
+                ),
+            ));
+        }
+        let queues = s
+            .queues
+            .iter()
+            .map(|q| Queue::try_from(QueueState::from(q)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StateError::refused(what, format!("a saved queue: {e}")))?;
+        self.device.restore_state(&s.device)?;
+        self.queues = queues;
+        self.queue_sel = s.queue_sel;
+        self.device_features_sel = s.device_features_sel;
+        self.driver_features_sel = s.driver_features_sel;
+        self.driver_features = s.driver_features;
+        self.status = s.status;
+        self.interrupt_status = s.interrupt_status;
+        self.config_generation = s.config_generation;
+        match self.interrupt_status {
+            0 => self.irq.lower(),
+            _ => self.irq.raise(),
+        }
+        if self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 {
+            self.device
+                .activate(self.driver_features, &self.queues, &self.mem)
+                .map_err(|e| StateError::refused(what, e.to_string()))?;
+        }
+        let _ = self.wake.write(1);
+        Ok(())
+    }
+}
+
 impl BusDevice for MmioTransport {
+    fn kind(&self) -> &'static str {
+        self.name()
+    }
+
+    /// Taken with the vCPUs parked and the device paused: what a device has in flight on the
+    /// host side (vhost's rings) is brought back into the queues first.
+    fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
+        let state = self.save()?;
+        codec::encode(self.name(), &state)
+    }
+
+    fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
+        let state: TransportState = codec::decode(self.name(), bytes)?;
+        self.restore(state)
+    }
+
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         if offset >= CONFIG {
             self.device.read_config(offset - CONFIG, data);

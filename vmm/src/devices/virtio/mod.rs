@@ -10,6 +10,7 @@ pub mod queue;
 pub mod rng;
 pub mod vsock;
 
+use crate::snapshot::codec::StateError;
 use std::os::fd::RawFd;
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
@@ -73,6 +74,21 @@ pub trait VirtioDevice: Send {
     }
     /// The driver reset the device.
     fn reset(&mut self) {}
+    /// Its own state beyond the transport's and the queues', for a snapshot (empty: none).
+    /// A device that cannot be saved says why.
+    fn save_state(&mut self, _queues: &mut [Queue]) -> Result<Vec<u8>, StateError> {
+        Ok(Vec::new())
+    }
+    /// Puts back what [`VirtioDevice::save_state`] gave.
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), StateError> {
+        match state.is_empty() {
+            true => Ok(()),
+            false => Err(StateError::refused(
+                "virtio device",
+                "keeps no state, but the snapshot has some",
+            )),
+        }
+    }
     /// Makes what the device wrote durable on the host (a disk's cache); at exit.
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())

@@ -11,6 +11,7 @@ mod backend;
 pub use backend::Backend;
 
 use super::{DeviceError, VirtioDevice};
+use crate::snapshot::codec::StateError;
 use std::os::fd::{AsRawFd, RawFd};
 use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::{Queue, QueueT};
@@ -233,6 +234,15 @@ impl VirtioDevice for Vsock {
             let _ = kick.write(1);
         }
         Ok(false)
+    }
+
+    /// vhost's rings would have to be stopped and read back, and the guest told of a transport
+    /// reset on restore: not built yet, so a snapshot of a VM with vsock is refused.
+    fn save_state(&mut self, _queues: &mut [Queue]) -> Result<Vec<u8>, StateError> {
+        Err(StateError::refused(
+            "vhost-vsock-device",
+            "a VM with vsock cannot be saved yet (remove the device to take snapshots)",
+        ))
     }
 
     fn reset(&mut self) {
