@@ -22,6 +22,7 @@ use crate::runtime::guest_log::{Category, GuestLog};
 use crate::runtime::output::GuestOutput;
 use crate::runtime::stdin::InputSink;
 use crate::runtime::vcpu_control::VcpuControl;
+use crate::snapshot::format::MachineSpec;
 use crate::timeline::{Event, FirstByte, Timeline};
 use crate::vstate::cpuid;
 use crate::vstate::irqchip_state::{IrqchipState, IrqchipStateError};
@@ -35,6 +36,7 @@ use std::sync::{Arc, Mutex};
 use vm_memory::GuestMemoryMmap;
 
 mod net_backends;
+pub mod snapshot;
 mod virtio_devices;
 
 use virtio_devices::attach_virtio;
@@ -117,6 +119,10 @@ pub struct MachineCore {
     pub guest_log: GuestLog,
     timeline: Arc<Timeline>,
     clock: PausedClock,
+    /// What a snapshot says this machine is (its devices are read from the buses).
+    spec: MachineSpec,
+    /// With KVM's in-kernel chips: whether it has the PIT. `None`: the split irqchip.
+    kvm_pit: Option<bool>,
     vm: Arc<VmFd>,
     _kvm: Kvm,
     ram: GuestMemoryMmap,
@@ -392,12 +398,31 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
             guest_log,
             timeline,
             clock: PausedClock::default(),
+            spec: MachineSpec {
+                memory: c.memory,
+                cpus: c.cpus,
+                irqchip: format!("{irqchip:?}"),
+                cpuid: cpuid_checksum(&supported, c.cpus),
+                rom_size: rom.as_ref().map_or(0, |(r, _)| r.size()),
+                devices: Vec::new(),
+            },
+            kvm_pit: match irqchip {
+                Irqchip::InKernel { pit } => Some(pit),
+                Irqchip::Split { .. } => None,
+            },
             vm,
             _kvm: kvm,
             ram,
             rom,
         },
     })
+}
+
+/// A checksum of the CPUID vCPU 0 of `cpus` gets: a snapshot taken under another differs.
+fn cpuid_checksum(supported: &kvm_bindings::CpuId, cpus: u8) -> u32 {
+    let cpuid = cpuid::for_vcpu(supported, 0, cpus);
+    let entries = cpuid.as_slice().to_vec();
+    crate::snapshot::codec::encode("CPUID", &entries).map_or(0, |b| crc32fast::hash(&b))
 }
 
 /// The VMM's I/O APICs (split irqchip): GSIs 0..23 and, with `ioapic2`, 24..47.

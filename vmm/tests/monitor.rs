@@ -5,9 +5,8 @@
 //! clients carry on. The guest is a few real-mode instructions in a ROM.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -62,76 +61,7 @@ impl Drop for Vm {
     }
 }
 
-fn connect(path: &Path) -> UnixStream {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        match UnixStream::connect(path) {
-            Ok(s) => {
-                s.set_read_timeout(Some(Duration::from_secs(10)))
-                    .expect("timeout");
-                return s;
-            }
-            Err(e) if Instant::now() > until => panic!("connecting to {}: {e}", path.display()),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-/// A QMP client: one message per CR LF line.
-struct Qmp {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Qmp {
-    fn connect(path: &Path) -> (Qmp, String) {
-        let stream = connect(path);
-        let mut q = Qmp {
-            reader: BufReader::new(stream.try_clone().expect("clone")),
-            writer: stream,
-        };
-        let greeting = q.line();
-        (q, greeting)
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.reader.read_line(&mut l).expect("a line from the monitor");
-        assert!(l.ends_with("\r\n"), "QMP lines end in CR LF: {l:?}");
-        l.trim_end().to_string()
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("writing to the monitor");
-    }
-
-    /// Sends `request`, returns every line up to and including its reply (events first).
-    fn call(&mut self, request: &str) -> Vec<String> {
-        self.send(request.as_bytes());
-        let mut lines = Vec::new();
-        loop {
-            let l = self.line();
-            let done = l.starts_with("{\"return\"") || l.starts_with("{\"error\"");
-            lines.push(l);
-            if done {
-                return lines;
-            }
-        }
-    }
-
-    fn negotiated(path: &Path) -> Qmp {
-        let (mut q, _) = Qmp::connect(path);
-        assert_eq!(q.call(r#"{"execute":"qmp_capabilities"}"#), [r#"{"return": {}}"#]);
-        q
-    }
-}
-
-/// An event line without its timestamp: `{"event": ..., "data": ...}` as text after it.
-fn event(line: &str) -> String {
-    let at = line.find("\"event\"").expect("an event");
-    assert!(line.starts_with("{\"timestamp\": {\"seconds\": "), "{line}");
-    line[at..].to_string()
-}
+use common::qmp::{connect, event, Qmp};
 
 #[test]
 fn qmp_speaks_as_qemu_7_2_does() {

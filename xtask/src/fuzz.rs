@@ -22,6 +22,7 @@ const TARGETS: [&str; 10] = [
     "config_parse",
     "qmp_input",
     "net_stream",
+    "snapshot_state",
 ];
 pub const CI_SECONDS: u64 = 20;
 /// `--long`: each target this long.

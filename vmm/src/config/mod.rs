@@ -191,6 +191,8 @@ pub struct Config {
     pub monitors: Vec<Monitor>,
     /// `-S`: the vCPUs wait for a monitor's `cont`.
     pub start_paused: bool,
+    /// `-incoming`: the VM starts from a snapshot (or waits for one, `defer`).
+    pub incoming: Option<crate::snapshot::uri::Incoming>,
     /// Each thread runs under its seccomp filter (the default; `-sandbox off` turns them off).
     pub sandbox: bool,
     /// Tests only (`-x-sandbox-violate vcpu|events`): that thread kind makes a forbidden call.
@@ -296,6 +298,7 @@ impl Default for Config {
             virtio_serial_bus: false,
             monitors: Vec::new(),
             start_paused: false,
+            incoming: None,
             sandbox: true,
             #[cfg(feature = "sandbox-test")]
             sandbox_violate: None,
@@ -329,6 +332,8 @@ pub enum ConfigError {
     DirectBootNeedsKernel,
     #[error("cannot use stdio with -daemonize (which closes it): give -serial none or file:PATH, and monitors a socket")]
     StdioWithDaemonize,
+    #[error("-incoming: {0}")]
+    Incoming(crate::snapshot::uri::UriError),
     #[error("cannot use stdio by multiple character devices (a monitor on stdio takes it: give COM1 -serial none or file:PATH, or use mon:stdio)")]
     StdioTaken,
 }

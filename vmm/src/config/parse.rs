@@ -336,6 +336,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             }
             "mon" => pending.mons.push(monitor::parse_mon(&value()?)?),
             "S" => c.start_paused = true,
+            "incoming" => {
+                c.incoming =
+                    Some(crate::snapshot::uri::Incoming::parse(&value()?).map_err(ConfigError::Incoming)?);
+            }
             "sandbox" => c.sandbox = super::sandbox::parse_sandbox(&value()?)?,
             #[cfg(feature = "sandbox-test")]
             "x-sandbox-violate" => c.sandbox_violate = Some(super::sandbox::parse_violate(&value()?)?),

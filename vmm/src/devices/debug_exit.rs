@@ -15,6 +15,10 @@ impl DebugExit {
 }
 
 impl BusDevice for DebugExit {
+    fn kind(&self) -> &'static str {
+        "isa-debug-exit"
+    }
+
     /// Write-only: reads float high.
     fn read(&mut self, _offset: u64, data: &mut [u8]) {
         data.fill(0xFF);

@@ -31,6 +31,10 @@ impl MilestonePort {
 }
 
 impl BusDevice for MilestonePort {
+    fn kind(&self) -> &'static str {
+        "milestones"
+    }
+
     fn read(&mut self, _offset: u64, data: &mut [u8]) {
         data.fill(0xFF);
     }

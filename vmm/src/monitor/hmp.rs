@@ -12,6 +12,10 @@ const HELP: &str = "\
 cont|c  -- resume emulation
 help|? [cmd] -- show the help
 info [subcommand] -- show various information about the system state
+migrate [-d] uri -- migrate to URI (using -d to not wait for completion)
+migrate_cancel  -- cancel the current VM migration
+migrate_incoming uri -- Continue an incoming migration from an -incoming defer
+migrate_set_speed value -- set maximum speed (in bytes) for migrations. Defaults to MB if no size suffix is specified, ie. B/K/M/G/T
 quit|q  -- quit the emulator
 stop  -- stop emulation
 system_powerdown  -- send system power down event
@@ -21,6 +25,7 @@ system_reset  -- reset the system
 const INFO_HELP: &str = "\
 info cpus  -- show infos for each CPU
 info kvm  -- show KVM information
+info migrate  -- show migration status
 info name  -- show the current VM name
 info status  -- show the current VM status (running|paused)
 info version  -- show the version of QEMU
@@ -49,6 +54,8 @@ fn status(state: RunState) -> &'static str {
         RunState::Running => "running",
         RunState::Paused => "paused",
         RunState::Prelaunch => "paused (prelaunch)",
+        RunState::InMigrate => "paused (inmigrate)",
+        RunState::PostMigrate => "paused (postmigrate)",
         RunState::Shutdown | RunState::Ended => "paused (shutdown)",
     }
 }
@@ -67,6 +74,7 @@ fn info(what: &str, ctx: &mut Context) -> String {
             .as_ref()
             .map_or(String::new(), |n| format!("{n}\r\n")),
         "kvm" => "kvm support: enabled\r\n".into(),
+        "migrate" => super::migration::info_migrate(ctx.controller.migration_info()),
         "cpus" => ctx
             .controller
             .vcpu_thread_ids()
@@ -91,6 +99,10 @@ pub fn run_line(line: &str, ctx: &mut Context) -> HmpOutput {
         };
     };
     let arg = words.next().unwrap_or("");
+    let rest = line.trim_start().get(cmd.len()..).unwrap_or("");
+    if let Some(text) = super::migration::hmp(cmd, rest, ctx) {
+        return HmpOutput { text, quit: false };
+    }
     let text = match cmd {
         "help" | "?" if arg == "info" => lines(INFO_HELP),
         "help" | "?" => lines(HELP),

@@ -4,6 +4,7 @@
 //! layers over the lifecycle controller, the same one `VmHandle` drives.
 mod format;
 mod hmp;
+mod migration;
 pub mod qmp;
 mod server;
 mod telnet;

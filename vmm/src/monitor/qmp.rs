@@ -4,7 +4,7 @@
 //! the reply of the command that caused them. Checked byte for byte against QEMU 7.2's own
 //! replies (the tests below, and tests/qmp/ against both).
 use super::format::message;
-use super::{hmp, Context, Session, PACKAGE, QEMU_VERSION};
+use super::{hmp, migration, Context, Session, PACKAGE, QEMU_VERSION};
 use crate::runtime::lifecycle::{LifecycleError, RunState, VmEvent};
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -268,6 +268,9 @@ fn execute(name: &str, mut args: Map<String, Value>, ctx: &mut Context) -> Resul
         no_arguments(&args)?;
         return Ok(Value::String(hmp::run_line(&line, ctx).text));
     }
+    if let Some(result) = migration::qmp(name, &args, ctx) {
+        return result;
+    }
     no_arguments(&args)?;
     let (major, minor, micro) = QEMU_VERSION;
     match name {
@@ -276,7 +279,11 @@ fn execute(name: &str, mut args: Map<String, Value>, ctx: &mut Context) -> Resul
             "package": PACKAGE,
         })),
         "query-commands" => Ok(Value::Array(
-            COMMANDS.iter().map(|c| json!({ "name": c })).collect(),
+            COMMANDS
+                .iter()
+                .chain(migration::QMP_COMMANDS)
+                .map(|c| json!({ "name": c }))
+                .collect(),
         )),
         "query-status" => Ok(status(ctx.controller.state())),
         "query-name" => Ok(match &ctx.facts.name {
@@ -314,6 +321,7 @@ pub fn event_message(event: &VmEvent, pretty: bool) -> Vec<u8> {
         VmEvent::Powerdown => ("POWERDOWN", None),
         VmEvent::Reset { guest, reason } => ("RESET", Some(json!({"guest": guest, "reason": reason}))),
         VmEvent::Shutdown { guest, reason } => ("SHUTDOWN", Some(json!({"guest": guest, "reason": reason}))),
+        VmEvent::Migration { status } => ("MIGRATION", Some(json!({ "status": status }))),
     };
     m.insert("event".into(), Value::String(name.into()));
     if let Some(d) = data {

@@ -4,6 +4,7 @@
 //! dies with whoever holds it, and every path out (guest power-off, reset under `-no-reboot`,
 //! a signal, a request, an error, the drop) stops and joins its threads and flushes its disks.
 use super::event_loop::{EventLoop, EventLoopError};
+use super::lifecycle::Restored;
 use super::lifecycle::{Controller, ControllerParts, LifecycleError, Request, Requests, RunState};
 use super::output::OutputDrain;
 use super::rtc_timer::RtcTimer;
@@ -16,10 +17,14 @@ use super::vcpu_threads::VcpuThreads;
 use super::virtio_io::VirtioIo;
 use crate::config::Config;
 use crate::exit::ExitReason;
-use crate::machine::{self, Machine, MachineError, MachineIo};
+use crate::machine::{self, Machine, MachineCore, MachineError, MachineIo};
 use crate::monitor::{MonitorError, MonitorServer, VmFacts};
+use crate::sandbox::broker::Broker;
 use crate::sandbox::{Filters, ThreadKind};
+use crate::snapshot::uri::{Incoming, MigrationUri};
+use crate::snapshot::{load, MigrateError};
 use crate::timeline::Timeline;
+use crate::vstate::vcpu::Vcpu;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -109,6 +114,10 @@ pub enum VmError {
     Privileges(#[from] crate::privileges::PrivilegeError),
     #[error(transparent)]
     VcpuThreads(#[from] super::vcpu_threads::SpawnError),
+    #[error("-incoming: {0}")]
+    Incoming(#[from] MigrateError),
+    #[error(transparent)]
+    Broker(#[from] crate::sandbox::broker::BrokerError),
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> VmError {
@@ -157,6 +166,11 @@ impl Vm {
             io: machine_io,
         } = built?;
         let filters = filters?;
+        // -incoming URI: the machine takes the snapshot's state before any thread runs it.
+        let restored = match &config.incoming {
+            Some(Incoming::Now(uri)) => Some(restore_at_start(&core, &vcpus, uri)?),
+            _ => None,
+        };
         let mut events = EventLoop::new()?;
         for output in &core.outputs {
             events.add_owned(OutputDrain::new(output));
@@ -171,6 +185,12 @@ impl Vm {
         // Every file, device and socket is open: give up what -run-with asks, before any of
         // the VM's threads exists.
         crate::privileges::apply(&config.run_with)?;
+        // A monitor may ask for `migrate` or `migrate-incoming`: the broker opens and spawns
+        // for the confined threads, as who the VMM now is.
+        let broker = match config.monitors.is_empty() {
+            true => None,
+            false => Some(Broker::start()?),
+        };
         let state = Arc::new(Mutex::new(RunState::Prelaunch));
         let (threads, vcpus_confined) = VcpuThreads::spawn(vcpus, &handlers, &control, filters.as_ref())?;
         let controller = Arc::new(Mutex::new(Controller::new(ControllerParts {
@@ -184,6 +204,8 @@ impl Vm {
             no_reboot: config.no_reboot,
             no_shutdown: config.no_shutdown,
             timeline: options.timeline,
+            broker,
+            start_paused: config.start_paused,
         })));
         events.add(controller.clone());
         let facts = Arc::new(facts(config, &monitors));
@@ -195,20 +217,36 @@ impl Vm {
             events.add_owned(m);
         }
         // The event thread installs its filter while the vCPU threads install theirs.
-        let thread = spawn_event_thread(events, controller.clone(), terminal, filters.clone())?;
+        let (go, started) = mpsc::channel();
+        let thread = spawn_event_thread(events, controller.clone(), terminal, filters.clone(), started)?;
         let vm = Vm {
             handle: VmHandle { requests, state },
             thread: Some(thread),
             filters,
         };
         // A vCPU thread that could not confine itself ends the VM before any guest instruction
-        // (dropping `vm` quits and joins).
-        vcpus_confined.wait()?;
-        // The vCPUs run from here, every thread confined, unless -S leaves that to a monitor's
-        // `cont`.
-        if !config.start_paused {
-            let _ = lock(&controller).resume();
+        // (dropping `vm` quits and joins, once the event thread serves: `go` goes first).
+        if let Err(e) = vcpus_confined.wait() {
+            drop(go);
+            drop(vm);
+            return Err(e.into());
         }
+        // The vCPUs run from here, every thread confined, unless -S leaves that to a monitor's
+        // `cont`, as does a snapshot of a paused VM; `-incoming defer` waits for its state.
+        let mut c = lock(&controller);
+        match (&config.incoming, restored) {
+            (Some(Incoming::Defer), _) => c.wait_for_incoming(),
+            (_, Some(restored)) => c.restored_at_start(restored),
+            _ => {}
+        }
+        let paused = restored.is_some_and(|r| r.paused);
+        if !config.start_paused && !paused && config.incoming != Some(Incoming::Defer) {
+            let _ = c.resume();
+        }
+        drop(c);
+        // Only now do the monitors greet their clients: the first `query-status` sees the
+        // state the VM starts in.
+        let _ = go.send(());
         Ok(vm)
     }
 
@@ -283,6 +321,23 @@ fn add_io(
     Ok(())
 }
 
+/// `-incoming URI`: the snapshot's state into the machine and its vCPUs, before any of their
+/// threads exists (this thread may still open files and spawn).
+fn restore_at_start(core: &MachineCore, vcpus: &[Vcpu], uri: &MigrationUri) -> Result<Restored, VmError> {
+    let started = std::time::Instant::now();
+    let snapshot = load::load(core, uri, None)?;
+    for vcpu in vcpus {
+        let state = load::vcpu_state(&snapshot, usize::from(vcpu.id()))?;
+        vcpu.restore(&state)
+            .map_err(|e| MigrateError::Vcpu(e.to_string()))?;
+    }
+    Ok(Restored {
+        paused: snapshot.paused,
+        ram: snapshot.memory.iter().map(|r| r.len).sum(),
+        took: started.elapsed(),
+    })
+}
+
 /// The filters `config` asks for.
 fn confinement(config: &Config) -> Result<Filters, VmError> {
     let filters = Filters::new(super::vcpu_control::kick_signal())?;
@@ -299,6 +354,7 @@ fn spawn_event_thread(
     controller: Arc<Mutex<Controller>>,
     terminal: Option<RawTerminal>,
     filters: Option<Filters>,
+    started: mpsc::Receiver<()>,
 ) -> Result<JoinHandle<ExitReason>, VmError> {
     let (ready, confined) = mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -312,6 +368,8 @@ fn spawn_event_thread(
                 lock(&controller).finish(ExitReason::Failure);
                 return ExitReason::Failure;
             }
+            // Serves once the VM's first state is set (or its start failed: then to end it).
+            let _ = started.recv();
             let reason = serve(events, controller);
             drop(terminal);
             reason

@@ -186,6 +186,8 @@ pub fn allow_list(kind: ThreadKind, kick: i32) -> AllowList {
                 libc::SYS_timerfd_gettime,
                 libc::SYS_unlink,
                 libc::SYS_unlinkat,
+                // `migrate exec:`: the pipe to the command the broker starts.
+                libc::SYS_pipe2,
             ]);
             l.one_of(libc::SYS_accept4, 3, &[libc::SOCK_CLOEXEC as u64, 0]);
             // TCP_NODELAY on a monitor's TCP client.

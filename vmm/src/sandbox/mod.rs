@@ -5,6 +5,7 @@
 //! Filters are per thread, never process-wide: an application that embeds a VM keeps its own
 //! threads unfiltered.
 mod allow;
+pub mod broker;
 mod ioctls;
 mod names;
 mod report;

@@ -176,7 +176,7 @@ pub enum FormatError {
     Layout(String),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("reading the snapshot: {0}")]
+    #[error("the snapshot stream: {0}")]
     Io(#[from] io::Error),
 }
 

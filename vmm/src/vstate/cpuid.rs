@@ -4,6 +4,8 @@ use kvm_bindings::CpuId;
 
 const LEAF_FEATURES: u32 = 1;
 const LEAF_EXTENDED_TOPOLOGY: u32 = 0xB;
+/// V2 extended topology, which KVM fills from the host CPU it ran on.
+const LEAF_EXTENDED_TOPOLOGY_V2: u32 = 0x1F;
 const ECX_HYPERVISOR: u32 = 1 << 31;
 const ECX_TSC_DEADLINE: u32 = 1 << 24;
 const EBX_APIC_ID_SHIFT: u32 = 24;
@@ -24,8 +26,9 @@ pub fn for_vcpu(supported: &CpuId, id: u8, count: u8) -> CpuId {
                     entry.edx |= EDX_HTT;
                 }
             }
-            // x2APIC id of this vCPU, in every sub-leaf.
-            LEAF_EXTENDED_TOPOLOGY => entry.edx = u32::from(id),
+            // x2APIC id of this vCPU, in every sub-leaf (KVM reports the host CPU's in 0x1F,
+            // which differs from run to run).
+            LEAF_EXTENDED_TOPOLOGY | LEAF_EXTENDED_TOPOLOGY_V2 => entry.edx = u32::from(id),
             _ => {}
         }
     }
@@ -71,6 +74,12 @@ mod tests {
                 index: 0,
                 ..Default::default()
             },
+            kvm_cpuid_entry2 {
+                function: 0x1F,
+                index: 1,
+                edx: 17, // the host CPU KVM ran on
+                ..Default::default()
+            },
         ];
         let supported = CpuId::from_entries(&entries).unwrap();
         let c = for_vcpu(&supported, 3, 4);
@@ -79,7 +88,7 @@ mod tests {
         assert_eq!(leaf1.ebx >> 24, 3);
         assert_eq!((leaf1.ebx >> 16) & 0xFF, 4);
         assert_eq!(leaf1.ebx & 0xFFFF, 0x0800);
-        assert_eq!(c.as_slice()[1].edx, 3);
+        assert_eq!((c.as_slice()[1].edx, c.as_slice()[2].edx), (3, 3));
         let mut with_deadline = supported.clone();
         add_emulated(&mut with_deadline, true);
         assert_ne!(with_deadline.as_slice()[0].ecx & ECX_TSC_DEADLINE, 0);

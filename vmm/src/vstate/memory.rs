@@ -56,6 +56,15 @@ impl Rom {
         unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), self.mapping.as_ptr(), len) };
     }
 
+    /// Its bytes as the guest left them (the firmware keeps data in its ROM).
+    pub fn contents(&self) -> Vec<u8> {
+        let mut bytes = vec![0u8; self.mapping.size()];
+        // SAFETY: the mapping is `size` bytes and lives as long as `self`; the vCPUs are parked
+        // while a snapshot reads it.
+        unsafe { std::ptr::copy_nonoverlapping(self.mapping.as_ptr(), bytes.as_mut_ptr(), bytes.len()) };
+        bytes
+    }
+
     /// Guest-physical ranges where the ROM appears, with their offsets into the ROM:
     /// `(guest address, length, offset)`.
     pub fn windows(&self) -> [(u64, u64, u64); 2] {
@@ -97,6 +106,7 @@ pub fn create(size: u64, rom: Option<&Rom>) -> Result<GuestMemoryMmap, MemoryErr
             source,
         };
         let mapping = MmapRegion::new(len).map_err(ram)?;
+        dont_fork(mapping.as_ptr(), len);
         regions.extend(GuestRegionMmap::new(mapping, addr));
     }
     if let Some(rom) = rom {
@@ -118,6 +128,16 @@ pub fn create(size: u64, rom: Option<&Rom>) -> Result<GuestMemoryMmap, MemoryErr
     }
     regions.sort_by_key(vm_memory::GuestMemoryRegion::start_addr);
     GuestMemoryMmap::from_regions(regions).map_err(MemoryError::Regions)
+}
+
+/// Leaves guest RAM out of any child the VMM forks (the snapshot broker, passt before its
+/// exec), as QEMU does: a child would otherwise keep copies of pages the guest writes next.
+pub fn dont_fork(host: *mut u8, len: usize) {
+    // SAFETY: madvise on a mapping of `len` bytes at `host` that the caller owns; advice only.
+    let r = unsafe { libc::madvise(host.cast(), len, libc::MADV_DONTFORK) };
+    if r != 0 {
+        crate::report!("guest RAM: MADV_DONTFORK: {}", std::io::Error::last_os_error());
+    }
 }
 
 /// The RAM ranges the guest can use, as `(start, size)`: what etc/e820 lists.

@@ -21,6 +21,22 @@ impl PausedClock {
         Ok(())
     }
 
+    /// The clock as it stopped, if the vCPUs are stopped.
+    pub fn stopped_at(&self) -> Option<u64> {
+        self.saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|c| c.clock)
+    }
+
+    /// A restore: the vCPUs run next from `clock` ns (as if they had stopped there).
+    pub fn set_stopped_at(&self, clock: u64) {
+        *self.saved.lock().unwrap_or_else(|p| p.into_inner()) = Some(kvm_clock_data {
+            clock,
+            ..Default::default()
+        });
+    }
+
     /// The vCPUs are about to run: the clock continues from where it stopped.
     pub fn resume(&self, vm: &VmFd) -> Result<(), kvm_ioctls::Error> {
         let saved = self.saved.lock().unwrap_or_else(|p| p.into_inner()).take();

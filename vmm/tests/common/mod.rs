@@ -1,6 +1,8 @@
 //! What the `minnow` binary's integration tests share: temporary paths and tiny firmware.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod qmp;
+
 use std::path::PathBuf;
 
 /// A path in the temporary directory, unique to this test process: `minnow-<group>-<pid>-<name>`.

@@ -12,6 +12,7 @@ use super::vcpu_control::{Command, JobError, VcpuControl};
 use super::vcpu_threads::VcpuThreads;
 use crate::exit::{ExitReason, ExitSignal};
 use crate::machine::MachineCore;
+use crate::sandbox::broker::Broker;
 use crate::timeline::{Event, Timeline};
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use std::collections::VecDeque;
@@ -19,6 +20,9 @@ use std::os::fd::AsRawFd;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod migration;
+pub use migration::{MigrationInfo, Restored};
 use vmm_sys_util::eventfd::EventFd;
 
 /// How long the vCPUs get to park when the VM is paused or reset.
@@ -36,6 +40,10 @@ pub enum RunState {
     Paused,
     /// The guest shut down and the VM waits (`-no-shutdown`).
     Shutdown,
+    /// `-incoming defer`: waiting for its state (`migrate-incoming`).
+    InMigrate,
+    /// Stopped by `migrate`, which saved it; `cont` runs it again.
+    PostMigrate,
     /// Over: the VM stopped for good.
     Ended,
 }
@@ -48,6 +56,8 @@ impl RunState {
             Self::Running => "running",
             Self::Paused => "paused",
             Self::Shutdown => "shutdown",
+            Self::InMigrate => "inmigrate",
+            Self::PostMigrate => "postmigrate",
             Self::Ended => "shutdown",
         }
     }
@@ -66,6 +76,8 @@ pub enum VmEvent {
     Powerdown,
     /// The VM shut down: the guest did, or the host ended it.
     Shutdown { guest: bool, reason: &'static str },
+    /// A save or restore changed status (QEMU's names: setup, active, completed, failed).
+    Migration { status: &'static str },
 }
 
 /// Hears a VM's events (the monitors do).
@@ -97,6 +109,8 @@ pub enum LifecycleError {
     /// QEMU's words for `cont` after the guest shut down under `-no-shutdown`.
     #[error("Resetting the Virtual Machine is required")]
     NeedsReset,
+    #[error("the VM is waiting for its incoming state (migrate-incoming)")]
+    InMigrate,
 }
 
 /// QEMU's SHUTDOWN event for an end: (guest, reason); none for an isa-debug-exit write, which
@@ -181,6 +195,11 @@ pub struct Controller {
     no_shutdown: bool,
     timeline: Arc<Timeline>,
     listeners: Vec<Arc<dyn EventListener>>,
+    /// Opens files and runs commands for `migrate`, which the filters forbid this thread.
+    broker: Option<Broker>,
+    migration: migration::MigrationInfo,
+    /// `-S`: a VM restored by `migrate-incoming` waits for `cont`.
+    start_paused: bool,
 }
 
 /// What the controller is built from.
@@ -195,6 +214,8 @@ pub struct ControllerParts {
     pub no_reboot: bool,
     pub no_shutdown: bool,
     pub timeline: Arc<Timeline>,
+    pub broker: Option<Broker>,
+    pub start_paused: bool,
 }
 
 impl Controller {
@@ -212,6 +233,9 @@ impl Controller {
             no_shutdown: p.no_shutdown,
             timeline: p.timeline,
             listeners: Vec::new(),
+            broker: p.broker,
+            migration: migration::MigrationInfo::default(),
+            start_paused: p.start_paused,
         }
     }
 
@@ -285,6 +309,7 @@ impl Controller {
         match self.state() {
             RunState::Ended => Err(LifecycleError::Ended),
             RunState::Shutdown => Err(LifecycleError::NeedsReset),
+            RunState::InMigrate => Err(LifecycleError::InMigrate),
             RunState::Running => Ok(()),
             _ => {
                 self.set_devices_paused(false);

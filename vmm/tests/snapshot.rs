@@ -1,0 +1,339 @@
+//! Snapshots on the `minnow` binary with a payload guest on this host's /dev/kvm: a VM saved
+//! with `migrate` and started again from the file with `-incoming` carries on exactly where it
+//! stopped (its registers, its RAM, its UART), as many times as wanted; bad state files and
+//! other machines are refused in one line; and the save works under the seccomp filters,
+//! through the broker.
+mod common;
+
+use common::qmp::Qmp;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn temp(name: &str) -> PathBuf {
+    common::temp("snapshot", name)
+}
+
+/// Real mode, from the ROM's start: forever, the next letter of a counter kept in RAM at
+/// 0x500 ('a' to 'z'), written to COM1, then a delay.
+const COUNTER: &[u8] = &[
+    0xBA, 0xF8, 0x03, // mov dx, 0x3f8
+    0xA0, 0x00, 0x05, // loop: mov al, [0x500]
+    0xFE, 0xC0, // inc al
+    0x3C, 0x61, // cmp al, 'a'
+    0x72, 0x04, // jb reset
+    0x3C, 0x7A, // cmp al, 'z'
+    0x76, 0x02, // jbe ok
+    0xB0, 0x61, // reset: mov al, 'a'
+    0xA2, 0x00, 0x05, // ok: mov [0x500], al
+    0xEE, // out dx, al
+    0xB9, 0xFF, 0xFF, // mov cx, 0xffff
+    0xE2, 0xFE, // loop $
+    0xEB, 0xE6, // jmp loop
+];
+
+/// A 64 KiB ROM with [`COUNTER`] at its start and a jump there at the reset vector.
+fn counter_rom() -> PathBuf {
+    let mut rom = vec![0xF4u8; 64 * 1024];
+    rom[..COUNTER.len()].copy_from_slice(COUNTER);
+    // jmp near 0x0000 (from 0xFFF3, the next instruction): rel16 = -0xFFF3.
+    rom[0xFFF0..0xFFF3].copy_from_slice(&[0xE9, 0x0D, 0x00]);
+    let path = temp("counter.rom");
+    std::fs::write(&path, rom).expect("writing the ROM");
+    path
+}
+
+struct Vm {
+    child: Child,
+    qmp: PathBuf,
+    serial: PathBuf,
+}
+
+impl Vm {
+    fn start(name: &str, rom: &Path, extra: &[&str]) -> Vm {
+        let qmp = temp(&format!("{name}.qmp"));
+        let serial = temp(&format!("{name}.serial"));
+        let child = Command::new(env!("CARGO_BIN_EXE_minnow"))
+            .args(["-M", "microvm", "-m", "32M", "-nodefaults", "-bios"])
+            .arg(rom)
+            .arg("-serial")
+            .arg(format!("file:{}", serial.display()))
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("minnow runs");
+        Vm { child, qmp, serial }
+    }
+
+    fn monitor(&self) -> Qmp {
+        Qmp::negotiated(&self.qmp)
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.serial).unwrap_or_default()
+    }
+
+    /// Waits until the guest has written `n` bytes.
+    fn wait_for_output(&self, n: usize) -> String {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.output();
+            if out.len() >= n {
+                return out;
+            }
+            assert!(Instant::now() < until, "the guest wrote {out:?} in 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `quit`, then minnow's stderr.
+    fn quit(mut self, q: &mut Qmp) -> String {
+        q.send(br#"{"execute":"quit"}"#);
+        let _ = self.child.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+
+    /// Waits for minnow to end by itself: its status and stderr.
+    fn ended(mut self) -> (Option<i32>, String) {
+        let until = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("waiting") {
+                break s.code();
+            }
+            assert!(Instant::now() < until, "minnow did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status, err)
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.serial);
+    }
+}
+
+fn next_letter(c: char) -> char {
+    match c {
+        'z' => 'a',
+        c => (c as u8 + 1) as char,
+    }
+}
+
+fn reply(lines: &[String]) -> &str {
+    lines.last().map(String::as_str).unwrap_or("")
+}
+
+/// Saves a paused counter, then starts two clones from the file: each waits, paused, for
+/// `cont`, then writes the letter after the last one the first VM wrote.
+#[test]
+fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
+    let rom = counter_rom();
+    let state = temp("counter.state");
+    let first = Vm::start("first", &rom, &[]);
+    first.wait_for_output(5);
+    let mut q = first.monitor();
+    assert_eq!(reply(&q.call(r#"{"execute":"stop"}"#)), r#"{"return": {}}"#);
+    let lines = q.call(&format!(
+        r#"{{"execute":"migrate","arguments":{{"uri":"file:{}"}}}}"#,
+        state.display()
+    ));
+    assert_eq!(reply(&lines), r#"{"return": {}}"#, "{lines:?}");
+    let events: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains("MIGRATION"))
+        .map(|l| common::qmp::event(l))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            r#""event": "MIGRATION", "data": {"status": "setup"}}"#,
+            r#""event": "MIGRATION", "data": {"status": "active"}}"#,
+            r#""event": "MIGRATION", "data": {"status": "completed"}}"#,
+        ]
+    );
+    let migrated = reply(&q.call(r#"{"execute":"query-migrate"}"#)).to_string();
+    assert!(migrated.contains(r#""status": "completed""#), "{migrated}");
+    assert!(
+        migrated.contains(r#""total": 33488896"#),
+        "32 MiB less the ROM's low window: {migrated}"
+    );
+    let saved = first.output();
+    let err = first.quit(&mut q);
+    assert!(err.is_empty(), "{err}");
+    let last = saved.chars().last().expect("output");
+    let size = std::fs::metadata(&state).expect("the state file").len();
+    assert!(size > 32 << 20 && size < (32 << 20) + (1 << 20), "{size} bytes");
+
+    for clone in ["clone1", "clone2"] {
+        let vm = Vm::start(clone, &rom, &["-incoming", &format!("file:{}", state.display())]);
+        let mut q = vm.monitor();
+        let status = reply(&q.call(r#"{"execute":"query-status"}"#)).to_string();
+        assert!(
+            status.contains(r#""status": "paused""#),
+            "a paused VM's clone waits: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(vm.output(), "", "nothing runs before cont");
+        assert_eq!(reply(&q.call(r#"{"execute":"cont"}"#)), r#"{"return": {}}"#);
+        let out = vm.wait_for_output(3);
+        let first: char = out.chars().next().expect("a letter");
+        assert_eq!(first, next_letter(last), "{clone} went on from {last:?}: {out:?}");
+        let expected: String = std::iter::successors(Some(first), |&c| Some(next_letter(c)))
+            .take(out.len())
+            .collect();
+        assert_eq!(out, expected, "the counter in RAM goes on");
+        let err = vm.quit(&mut q);
+        assert!(err.is_empty(), "{err}");
+    }
+    let _ = std::fs::remove_file(&state);
+    let _ = std::fs::remove_file(&rom);
+}
+
+/// HMP's recipe: migrate through a shell command (gzip) from a running VM, which stays
+/// stopped (postmigrate) until cont; the clone restores through `exec:` and runs by itself.
+#[test]
+fn the_hmp_recipe_with_exec_and_gzip() {
+    let rom = counter_rom();
+    let state = temp("recipe.gz");
+    let first = Vm::start("recipe", &rom, &[]);
+    first.wait_for_output(3);
+    let mut q = first.monitor();
+    let hmp = |q: &mut Qmp, line: &str| {
+        let lines = q.call(&format!(
+            r#"{{"execute":"human-monitor-command","arguments":{{"command-line":"{}"}}}}"#,
+            line.replace('"', "\\\"")
+        ));
+        reply(&lines).to_string()
+    };
+    assert_eq!(hmp(&mut q, "migrate_set_speed 4095m"), r#"{"return": ""}"#);
+    let said = hmp(&mut q, &format!("migrate \"exec:gzip -c > {}\"", state.display()));
+    assert_eq!(said, r#"{"return": ""}"#);
+    let info = hmp(&mut q, "info migrate");
+    assert!(info.contains("Migration status: completed"), "{info}");
+    let status = reply(&q.call(r#"{"execute":"query-status"}"#)).to_string();
+    assert!(status.contains("postmigrate"), "{status}");
+    let saved = first.output();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(first.output(), saved, "stopped after migrate");
+    assert_eq!(hmp(&mut q, "cont"), r#"{"return": ""}"#);
+    first.wait_for_output(saved.len() + 2);
+    let last = saved.chars().last().expect("output");
+    drop(first.quit(&mut q));
+
+    let clone = Vm::start(
+        "recipe-clone",
+        &rom,
+        &["-incoming", &format!("exec: gzip -c -d {}", state.display())],
+    );
+    let out = clone.wait_for_output(2);
+    assert_eq!(
+        out.chars().next(),
+        Some(next_letter(last)),
+        "{out:?} after {last:?}"
+    );
+    let mut q = clone.monitor();
+    let status = reply(&q.call(r#"{"execute":"query-status"}"#)).to_string();
+    assert!(status.contains(r#""running": true"#), "{status}");
+    drop(clone.quit(&mut q));
+    let _ = std::fs::remove_file(&state);
+    let _ = std::fs::remove_file(&rom);
+}
+
+/// A restore that cannot be right is refused before the guest runs, in one line, and a save
+/// that fails leaves the VM as it was.
+#[test]
+fn bad_snapshots_and_failed_saves_are_one_clear_error() {
+    let rom = counter_rom();
+    let state = temp("bad.state");
+    let vm = Vm::start("bad-source", &rom, &[]);
+    vm.wait_for_output(1);
+    let mut q = vm.monitor();
+    let failed = q.call(r#"{"execute":"migrate","arguments":{"uri":"exec:exit 3"}}"#);
+    assert!(
+        reply(&failed).contains("the command exited with status 3"),
+        "{failed:?}"
+    );
+    assert!(
+        failed.iter().any(|l| l.contains(r#""status": "failed""#)),
+        "{failed:?}"
+    );
+    let status = reply(&q.call(r#"{"execute":"query-status"}"#)).to_string();
+    assert!(
+        status.contains(r#""running": true"#),
+        "a failed save runs the VM again: {status}"
+    );
+    let nowhere = q.call(r#"{"execute":"migrate","arguments":{"uri":"file:/nonexistent/dir/x"}}"#);
+    assert!(
+        reply(&nowhere).contains("No such file or directory"),
+        "{nowhere:?}"
+    );
+    let tcp = q.call(r#"{"execute":"migrate","arguments":{"uri":"tcp:127.0.0.1:4444"}}"#);
+    assert!(reply(&tcp).contains("exec: and file: only"), "{tcp:?}");
+    let saved = q.call(&format!(
+        r#"{{"execute":"migrate","arguments":{{"uri":"file:{}"}}}}"#,
+        state.display()
+    ));
+    assert_eq!(reply(&saved), r#"{"return": {}}"#);
+    drop(vm.quit(&mut q));
+
+    let incoming = format!("file:{}", state.display());
+    let restore = |name: &str, extra: &[&str]| {
+        let mut args = vec!["-incoming", incoming.as_str()];
+        args.extend_from_slice(extra);
+        Vm::start(name, &rom, &args).ended()
+    };
+    let (status, err) = restore("bad-memory", &["-m", "64M"]);
+    assert_eq!(status, Some(1));
+    assert!(
+        err.contains("-m: the snapshot is of a 32 MiB guest, this one has 64 MiB"),
+        "{err}"
+    );
+    let (_, err) = restore("bad-smp", &["-smp", "2"]);
+    assert!(
+        err.contains("-smp: the snapshot has 1 vCPUs, this machine 2"),
+        "{err}"
+    );
+    let (_, err) = restore("bad-devices", &["-device", "virtio-rng-device"]);
+    assert!(err.contains("virtio-rng"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let mut bytes = std::fs::read(&state).unwrap();
+    bytes.truncate(1000);
+    let short = temp("short.state");
+    std::fs::write(&short, &bytes).unwrap();
+    let vm = Vm::start(
+        "bad-short",
+        &rom,
+        &["-incoming", &format!("file:{}", short.display())],
+    );
+    let (status, err) = vm.ended();
+    assert_eq!(status, Some(1));
+    assert!(err.contains("the state stream ended early"), "{err}");
+    bytes[0] = b'X';
+    std::fs::write(&short, &bytes).unwrap();
+    let vm = Vm::start(
+        "bad-magic",
+        &rom,
+        &["-incoming", &format!("file:{}", short.display())],
+    );
+    assert!(vm.ended().1.contains("not a minnow snapshot"));
+    for f in [&state, &short, &rom] {
+        let _ = std::fs::remove_file(f);
+    }
+}
