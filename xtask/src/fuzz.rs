@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 /// The targets, as fuzz/Cargo.toml names them: every device a guest can touch through its bus,
 /// qcow2 images, kernel images for both loaders, the command line, what a QMP client sends, what
 /// a `-netdev stream` peer sends.
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 11] = [
     "legacy_devices",
     "virtio_mmio",
     "virtio_blk",
