@@ -277,6 +277,9 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         },
     };
     let vm = Arc::new(vm::create(&kvm, &ram, irqchip)?);
+    if c.pit() && c.pit_lost_ticks == crate::config::global::LostTickPolicy::Discard {
+        vm::discard_lost_pit_ticks(&vm)?;
+    }
     timeline.mark(Event::VmCreated);
     let irqchip_state = match irqchip {
         Irqchip::InKernel { pit } => Some(IrqchipState::save(&vm, pit)?),
@@ -328,7 +331,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         _ => None,
     };
     let rtc = match c.machine.rtc.or(true) {
-        true => Some(attach_rtc(&mut pio, &vm, c.memory, &guest_log)?),
+        true => Some(attach_rtc(&mut pio, &vm, c, &guest_log)?),
         // With ACPI the FADT says the RTC is absent; nothing can tell a guest without ACPI.
         false if c.acpi() => None,
         false => {
@@ -503,12 +506,13 @@ fn attach_serial(
 fn attach_rtc(
     pio: &mut Bus,
     vm: &VmFd,
-    memory: u64,
+    c: &Config,
     log: &GuestLog,
 ) -> Result<Arc<Mutex<Cmos>>, MachineError> {
-    let low = memory.min(crate::layout::LOW_RAM_MAX);
-    let cmos =
-        Cmos::new(low, memory - low, irq_line(vm, gsi::RTC)?, log.clone()).map_err(io("creating the RTC"))?;
+    let low = c.memory.min(crate::layout::LOW_RAM_MAX);
+    let mut cmos = Cmos::new(low, c.memory - low, irq_line(vm, gsi::RTC)?, log.clone())
+        .map_err(io("creating the RTC"))?;
+    cmos.shift_time(c.rtc_base.offset_ns(std::time::SystemTime::now()));
     let dev = Arc::new(Mutex::new(cmos));
     pio.insert(u64::from(port::RTC), 2, dev.clone())?;
     Ok(dev)

@@ -7,7 +7,13 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       isa-serial, auto-kernel-cmdline, x-option-roms=on|off;
                                       accel=kvm
   -accel kvm, -enable-kvm, -cpu host  accepted (KVM only; the host CPU)
-  -m SIZE                             guest RAM (default 128M; K, M, G, T suffixes)
+  -m SIZE[,slots=N,maxmem=SIZE]       guest RAM (default 128M; K, M, G, T suffixes); slots
+                                      and maxmem accepted, without effect (no hot-plug)
+  -rtc base=utc|localtime|DATE[,clock=host][,driftfix=none|slew]
+                                      where the RTC starts (DATE: 2006-06-17T16:01:21);
+                                      driftfix=slew accepted, without effect
+  -global kvm-pit.lost_tick_policy=delay|discard
+                                      discard: the PIT drops ticks the guest missed
   -smp N                              vCPUs (1-254)
   -bios FILE|none                     firmware ROM (default: Minnow's built-in ROM);
                                       none: boot -kernel directly
@@ -56,6 +62,11 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -mon chardev=ID,mode=control|readline[,pretty=on]
                                       a monitor on a named chardev
   -S                                  start with the vCPUs paused (a monitor's cont runs them)
+  -incoming file:PATH|exec:CMD|defer  start from a snapshot a monitor's `migrate` saved
+                                      (file: maps its memory copy-on-write, so clones share
+                                      it); defer waits for QMP migrate-incoming. Monitors:
+                                      migrate file:PATH|exec:CMD (the VM stops for the copy),
+                                      info migrate, query-migrate; local only (no tcp:)
   -no-shutdown                        a guest power-off leaves the VM stopped in state
                                       shutdown, its monitors alive
   -sandbox on|off[,obsolete=..,elevateprivileges=..,spawn=..,resourcecontrol=..]

@@ -85,11 +85,13 @@ pub enum FwCfgSource {
 
 mod device;
 mod drive;
+pub mod global;
 mod help;
 pub mod logging;
 pub mod monitor;
 mod netdev;
 mod parse;
+pub mod rtc;
 mod run_with;
 mod sandbox;
 pub use netdev::{HostFwd, NetBackend, NetDev, SocketAddr, UserNet};
@@ -191,6 +193,12 @@ pub struct Config {
     pub monitors: Vec<Monitor>,
     /// `-S`: the vCPUs wait for a monitor's `cont`.
     pub start_paused: bool,
+    /// `-rtc base=`: where the guest's RTC starts.
+    pub rtc_base: rtc::RtcBase,
+    /// `-global kvm-pit.lost_tick_policy`.
+    pub pit_lost_ticks: global::LostTickPolicy,
+    /// Options accepted without effect here, each as one line to warn with at start.
+    pub notes: Vec<String>,
     /// `-incoming`: the VM starts from a snapshot (or waits for one, `defer`).
     pub incoming: Option<crate::snapshot::uri::Incoming>,
     /// Each thread runs under its seccomp filter (the default; `-sandbox off` turns them off).
@@ -299,6 +307,9 @@ impl Default for Config {
             monitors: Vec::new(),
             start_paused: false,
             incoming: None,
+            rtc_base: rtc::RtcBase::Utc,
+            pit_lost_ticks: global::LostTickPolicy::Delay,
+            notes: Vec::new(),
             sandbox: true,
             #[cfg(feature = "sandbox-test")]
             sandbox_violate: None,

@@ -101,6 +101,35 @@ pub fn parse_memory(s: &str) -> Result<u64, ConfigError> {
     Ok((bytes as u64 + 0xFFF) & !0xFFF)
 }
 
+/// `-m [size=]N[,slots=S,maxmem=M]`: hot-plug slots and the maximum are accepted and noted
+/// (microvm has no memory hot-plug), once checked as QEMU checks them.
+fn parse_m(value: &str, notes: &mut Vec<String>) -> Result<u64, ConfigError> {
+    let mut parts = value.split(',');
+    let size = parse_memory(parts.next().unwrap_or(""))?;
+    let mut hotplug = Vec::new();
+    for part in parts {
+        match part.split_once('=') {
+            Some(("slots", n)) if n.parse::<u32>().is_ok() => hotplug.push(part),
+            Some(("maxmem", m)) if parse_memory(m)? >= size => hotplug.push(part),
+            Some(("maxmem", m)) => {
+                return Err(bad(
+                    "-m maxmem",
+                    m,
+                    ": the maximum must be at least the initial size",
+                ))
+            }
+            _ => return Err(bad("-m", part, ": give size=N, slots=N, maxmem=N")),
+        }
+    }
+    if !hotplug.is_empty() {
+        notes.push(format!(
+            "-m {}: accepted, without effect: microvm has no memory hot-plug",
+            hotplug.join(",")
+        ));
+    }
+    Ok(size)
+}
+
 fn parse_smp(s: &str) -> Result<u8, ConfigError> {
     let mut cpus: Option<String> = None;
     for (k, v) in key_values(s) {
@@ -298,7 +327,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
                 "host" | "max" => {}
                 v => return Err(bad("-cpu", v, ": use host (the host's CPU, as KVM reports it)")),
             },
-            "m" => c.memory = parse_memory(&value()?)?,
+            "m" => c.memory = parse_m(&value()?, &mut c.notes)?,
+            "rtc" => c.rtc_base = super::rtc::parse_rtc(&value()?, &mut c.notes)?,
+            "global" => c.pit_lost_ticks = super::global::parse_global(&value()?)?,
             "smp" => c.cpus = parse_smp(&value()?)?,
             "kernel" => c.kernel = Some(value()?.into()),
             "initrd" => c.initrd = Some(value()?.into()),

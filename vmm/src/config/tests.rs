@@ -403,3 +403,35 @@ fn the_first_serial_is_com1s() {
     assert_eq!(c.serial, Serial::Stdio);
     assert!(parse_str("-serial none -serial bogus").is_err());
 }
+
+/// The snapshot issue's recipe (QEMU-lite's "fast launch by local migration"), word for word
+/// but for the machine and device names: every option is taken; hot-plug slots and the RTC's
+/// drift fix are noted as without effect.
+#[test]
+fn the_local_migration_recipe_parses() {
+    let line = "-M microvm,accel=kvm -cpu host -kernel bzImage -initrd initramfs.cpio.gz -nographic \
+         -nodefaults -no-user-config -m 256,maxmem=1G,slots=2 -smp 2 -rtc base=utc,driftfix=slew \
+         -global kvm-pit.lost_tick_policy=discard -append console=hvc0 \
+         -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-device,netdev=n0 \
+         -device virtio-serial-device -chardev stdio,id=charconsole0 \
+         -device virtconsole,chardev=charconsole0,id=console0 \
+         -monitor telnet:127.0.0.1:1234,server,nowait";
+    let c = parse_str(line).unwrap().unwrap();
+    assert_eq!((c.memory, c.cpus), (256 << 20, 2));
+    assert_eq!(c.pit_lost_ticks, global::LostTickPolicy::Discard);
+    assert_eq!(c.notes.len(), 2, "{:?}", c.notes);
+    assert!(c.notes[0].contains("maxmem=1G,slots=2") && c.notes[0].contains("no memory hot-plug"));
+    let clone = parse_str(&format!("{line} -incoming exec:cat")).unwrap().unwrap();
+    assert_eq!(
+        clone.incoming,
+        Some(crate::snapshot::uri::Incoming::Now(
+            crate::snapshot::uri::MigrationUri::Exec("cat".into())
+        ))
+    );
+    assert!(parse_str("-m 256,maxmem=128M").is_err());
+    assert!(parse_str("-global isa-serial.x=1").is_err());
+    assert!(parse_str("-incoming tcp:0:4444")
+        .unwrap_err()
+        .to_string()
+        .starts_with("-incoming: "));
+}

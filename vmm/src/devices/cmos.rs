@@ -111,6 +111,11 @@ impl<C: Clock> Cmos<C> {
         Ok(cmos)
     }
 
+    /// `-rtc base=`: the guest's time runs `offset_ns` ahead of the host's UTC.
+    pub fn shift_time(&mut self, offset_ns: i128) {
+        self.anchor_ns = self.anchor_ns.saturating_add(offset_ns);
+    }
+
     /// Written (incremented) whenever a guest access may have moved [`Cmos::next_deadline`]
     /// earlier: the RTC timer waits on it as well as on the deadline.
     pub fn deadline_changed(&self) -> &EventFd {

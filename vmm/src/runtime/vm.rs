@@ -139,6 +139,9 @@ impl Vm {
 
     pub fn start_with(config: &Config, options: StartOptions) -> Result<Vm, VmError> {
         install_kick_handler().map_err(io("installing the vCPU kick signal"))?;
+        for note in &config.notes {
+            crate::report!("warning: {note}");
+        }
         // Monitors first: an address in use is an error before anything runs.
         let mut monitors = config
             .monitors

@@ -113,6 +113,26 @@ pub fn create(kvm: &Kvm, memory: &GuestMemoryMmap, irqchip: Irqchip) -> Result<V
     Ok(vm)
 }
 
+vmm_sys_util::ioctl_io_nr!(KVM_REINJECT_CONTROL, 0xAE, 0x71);
+
+/// `-global kvm-pit.lost_tick_policy=discard`: KVM's PIT drops the ticks a guest missed
+/// instead of delivering them late, one after the other.
+pub fn discard_lost_pit_ticks(vm: &VmFd) -> Result<(), VmError> {
+    let control = kvm_bindings::kvm_reinject_control {
+        pit_reinject: 0,
+        ..Default::default()
+    };
+    // SAFETY: KVM_REINJECT_CONTROL reads one kvm_reinject_control from the reference.
+    let r = unsafe { vmm_sys_util::ioctl::ioctl_with_ref(vm, KVM_REINJECT_CONTROL(), &control) };
+    match r {
+        0 => Ok(()),
+        _ => Err(VmError::Setup {
+            what: "PIT lost-tick policy (KVM_REINJECT_CONTROL)",
+            source: kvm_ioctls::Error::last(),
+        }),
+    }
+}
+
 /// Level-triggered GSIs set with KVM_IRQ_LINE.
 pub struct KvmIrqLines(pub std::sync::Arc<VmFd>);
 
