@@ -37,7 +37,8 @@ fn ns(t: SystemTime) -> i128 {
 
 /// The host's local time zone's offset from UTC at `now`, in seconds.
 fn local_utc_offset_s(now: SystemTime) -> i64 {
-    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as libc::time_t;
+    // time_t is an i64 on x86_64 (with glibc and with musl).
+    let secs = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
     // SAFETY: an all-zero tm is valid; localtime_r reads `secs` and fills `tm`.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are to live locals.

@@ -135,14 +135,14 @@ impl Broker {
             let len = std::mem::size_of_val(fds);
             msg.msg_control = control.as_mut_ptr().cast();
             // SAFETY: CMSG_SPACE only computes a size.
-            msg.msg_controllen = unsafe { libc::CMSG_SPACE(len as u32) } as usize;
+            msg.msg_controllen = unsafe { libc::CMSG_SPACE(len as u32) } as _;
             // SAFETY: the control buffer (64 bytes) holds one header and three descriptors; the
             // header pointer comes from the msghdr that points at it.
             unsafe {
                 let cmsg = libc::CMSG_FIRSTHDR(&msg);
                 (*cmsg).cmsg_level = libc::SOL_SOCKET;
                 (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as _;
                 std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast::<RawFd>(), fds.len());
             }
         }
@@ -214,6 +214,8 @@ fn push_text(request: &mut Vec<u8>, text: &str, what: &'static str) -> Result<()
 ///
 /// # Safety
 /// `socket` must be a socket descriptor.
+// cmsg_len is a usize with glibc and a u32 with musl: the cast is needed on one of them.
+#[allow(clippy::unnecessary_cast)]
 unsafe fn recv_with_fds(socket: RawFd, buf: &mut [u8], fds: &mut [RawFd]) -> io::Result<usize> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -225,7 +227,7 @@ unsafe fn recv_with_fds(socket: RawFd, buf: &mut [u8], fds: &mut [RawFd]) -> io:
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: msg points at live buffers; CLOEXEC so a command started later does not inherit.
     let n = unsafe { libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
@@ -238,7 +240,8 @@ unsafe fn recv_with_fds(socket: RawFd, buf: &mut [u8], fds: &mut [RawFd]) -> io:
         let mut taken = 0;
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let count = ((*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let count =
+                    ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
                 let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
                 for i in 0..count {
                     let fd = data.add(i).read_unaligned();
@@ -374,11 +377,11 @@ unsafe fn reply(value: i32, fd: RawFd) {
         msg.msg_iovlen = 1;
         if fd >= 0 {
             msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(4) as usize;
+            msg.msg_controllen = libc::CMSG_SPACE(4) as _;
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as usize;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(4) as _;
             libc::CMSG_DATA(cmsg).cast::<RawFd>().write_unaligned(fd);
         }
         libc::sendmsg(BROKER_FD, &msg, libc::MSG_NOSIGNAL);

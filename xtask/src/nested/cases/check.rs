@@ -127,6 +127,7 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             hvc_input,
             killed,
             monitor,
+            snapshot,
             append,
         } => {
             if *killed {
@@ -140,6 +141,9 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             let mut bad = check_linux(out, *smp, *acpi, *rtc, append, now);
             if let Some(kind) = monitor {
                 bad.extend(super::monitor::check_monitor(*kind, &out.serial, &out.after));
+            }
+            if *snapshot {
+                bad.extend(super::snapshot::check_snapshot(&out.serial, &out.after));
             }
             if *blk {
                 check_blk(&mut bad, out);

@@ -106,6 +106,8 @@ pub enum Expect {
         killed: bool,
         /// L2 drove the guest's shell and a monitor (monitor.rs).
         monitor: Option<MonitorKind>,
+        /// L2 saved the VM and ran clones of it (snapshot.rs).
+        snapshot: bool,
         append: String,
     },
     /// Xen's dom0 ran the test initramfs's /init: Xen read its own command line whole, dom0 got
@@ -281,6 +283,7 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
             hvc_input: false,
             killed: false,
             monitor: None,
+            snapshot: false,
             append,
         },
     )
@@ -339,6 +342,7 @@ fn rename(case: &mut Case, suffix: &str, cmdline: &str) {
 mod check;
 mod monitor;
 mod payload;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 mod third_party;
@@ -427,6 +431,7 @@ pub fn linux_cases() -> Vec<Case> {
         linux_case_hvc_stdio(BzImage, MinnowRom),
         monitor::linux_case_hmp(),
         monitor::linux_case_qmp(),
+        snapshot::linux_case_snapshot(),
         linux_case_vsock(BzImage, MinnowRom),
         linux_case_vsock_fd(Pvh, Direct),
         seed_case(true),

@@ -27,7 +27,7 @@ pub enum MonitorKind {
 /// HMP monitor with mon:stdio); `up` is L2's clock; `ask WHICH` has the guest's shell print its
 /// uptime as `MINNOW-SHELL WHICH=...` and waits for it. The typed command spells the marker with
 /// an empty quote, so the shell's echo of what was typed cannot pass for its answer.
-const HELPERS: &str = r#"w() { i=0; while ! grep -q -F -e "$1" /tmp/serial.log 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; }
+pub(super) const HELPERS: &str = r#"w() { i=0; while ! grep -q -F -e "$1" /tmp/serial.log 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; }
  up() { cut -d' ' -f1 /proc/uptime; }
  ask() { echo "echo MINNOW-SHE''LL $1=\$(cut -d' ' -f1 /proc/uptime)"; w "MINNOW-SHELL $1="; }"#;
 

@@ -1,0 +1,280 @@
+//! The snapshot recipe ("fast launch by local migration") on Linux, on real KVM, through the
+//! telnet HMP monitor, as the QEMU-lite workflow types it:
+//!
+//! 1. The source VM boots with the recipe's options (hot-plug slots, the RTC's drift fix, the
+//!    PIT's lost-tick policy, virtio-net on a TAP, a virtconsole). Its shell writes a file into
+//!    the guest's ramdisk; then `stop`, `migrate_set_speed 4095m`,
+//!    `migrate "exec:gzip -c > STATE.gz"`, `info migrate`, `cont`: the source's shell still
+//!    answers, and the power button ends it.
+//! 2. A clone: the same command line plus `-incoming "exec: gzip -c -d STATE.gz"` and another
+//!    monitor port. It waits, paused (the source was stopped when saved), until `cont`; then its
+//!    shell answers and reads the source's file back.
+//! 3. Eight clones at once from the state unpacked to a file (`-incoming file:`, memory shared
+//!    copy-on-write): each answers.
+//!
+//! The guest's console is COM1 (`console=ttyS0`) rather than the recipe's hvc0: the test
+//! guest's /init loads virtio_console as a module, after the kernel has picked its console.
+use super::monitor::HELPERS;
+use super::{linux_case, paths, rename, Case, Expect, LinuxImage};
+use crate::nested::script::{sh_quote, L2_USER};
+use minnow_tests::payload_check::Loader;
+
+const STATE_GZ: &str = "/tmp/state.gz";
+const STATE_RAW: &str = "/tmp/state.raw";
+const SECRET: &str = "snapshot-secret-42";
+/// How many clones run at once from one file.
+pub const CLONES: u32 = 8;
+
+/// The recipe's options, beside the test guest's kernel, initramfs and machine.
+fn recipe_args() -> Vec<String> {
+    [
+        "-cpu",
+        "host",
+        "-m",
+        "256,maxmem=1G,slots=2",
+        "-rtc",
+        "base=utc,driftfix=slew",
+        "-global",
+        "kvm-pit.lost_tick_policy=discard",
+        "-nographic",
+        "-no-user-config",
+        "-netdev",
+        "tap,id=n0,ifname=tap0,script=no,downscript=no",
+        "-device",
+        "virtio-net-device,netdev=n0",
+        "-device",
+        "virtio-serial-device",
+        "-chardev",
+        "file,id=charconsole0,path=/tmp/hvc0.log",
+        "-device",
+        "virtconsole,chardev=charconsole0,id=console0",
+        "-serial",
+        "stdio",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Shell: `reap PID` waits for PID up to 60 s, then kills it; `mon PORT` connects fd 4 to the
+/// telnet monitor at PORT, its output in /tmp/mon-PORT;
+/// `say TEXT` types a monitor line; `wm PORT TEXT` waits (30 s) for TEXT from that monitor.
+const MONITOR_HELPERS: &str = r#"reap() { i=0; while kill -0 $1 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; kill -9 $1 2>/dev/null; }
+ mon() { rm -f /tmp/mon-$1.in; mkfifo /tmp/mon-$1.in; i=0; while ! nc -z 127.0.0.1 $1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; nc 127.0.0.1 $1 </tmp/mon-$1.in >/tmp/mon-$1 2>&1 & exec 4>/tmp/mon-$1.in; }
+ say() { printf '%s\r\n' "$1" >&4; }
+ wm() { i=0; while ! grep -q -F -e "$2" /tmp/mon-$1 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; }"#;
+
+/// L2's typing for the source: its output is the source's stdin (COM1).
+fn source_typist() -> String {
+    format!(
+        "({HELPERS}
+ {MONITOR_HELPERS}
+ w 'MINNOW-INIT shell=ready'
+ echo 'echo {SECRET} >/minnow-snap'
+ ask source
+ mon 1234; wm 1234 '(qemu)'
+ say stop; say 'migrate_set_speed 4095m'; say 'migrate \"exec:gzip -c > {STATE_GZ}\"'; say 'info migrate'
+ wm 1234 'Migration status: completed'
+ say cont; say 'info status'; wm 1234 'VM status: running'
+ ask resumed
+ say system_powerdown; w 'powerbutton=pressed'
+ sed 's/^/MINNOW-SOURCE-MONITOR /' /tmp/mon-1234 >/tmp/source-monitor) >/tmp/case.stdin &"
+    )
+}
+
+/// Starts clone `n` (run as L2's user) in the background, `$pidN` its pid; its stdin is a FIFO
+/// a `sleep` holds open (`$holdN`), so each line typed into it (`type_into N`) reaches the guest.
+fn clone_start(args: &[String], incoming: &str, port: u32, n: u32) -> String {
+    let words: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+    format!(
+        "rm -f /tmp/clone{n}.in; mkfifo /tmp/clone{n}.in; chown {L2_USER} /tmp/clone{n}.in; \
+         su -s /bin/sh -c 'exec \"$0\" \"$@\"' -- {L2_USER} {minnow} {args} -incoming {incoming} \
+         -monitor telnet:127.0.0.1:{port},server,nowait </tmp/clone{n}.in >/tmp/clone{n}.log 2>/tmp/clone{n}.err & \
+         pid{n}=$!; sleep 900 >/tmp/clone{n}.in & hold{n}=$!",
+        minnow = paths::MINNOW,
+        args = words.join(" "),
+        incoming = sh_quote(incoming),
+    )
+}
+
+/// The clone that goes through `exec:`; the others are numbered from 0.
+const EXEC_CLONE: u32 = 99;
+
+/// Has clone `n`'s shell print the source's file, and waits (60 s) for its answer.
+fn ask_clone(n: u32) -> String {
+    format!(
+        "echo \"echo MINNOW-CLONE{n} file=\\$(cat /minnow-snap) uptime=\\$(cut -d' ' -f1 /proc/uptime)\" >/tmp/clone{n}.in"
+    )
+}
+
+fn wait_clone(n: u32) -> String {
+    format!(
+        "i=0; while ! grep -q 'MINNOW-CLONE{n} file=' /tmp/clone{n}.log && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
+    )
+}
+
+/// After the source ended: one clone through `exec:`, then [`CLONES`] at once from a file. One
+/// script: each after-command runs in its own subshell.
+fn clones(args: &[String]) -> String {
+    let x = EXEC_CLONE;
+    let mut s = vec![
+        format!("{HELPERS}\n {MONITOR_HELPERS}"),
+        "cat /tmp/source-monitor 2>/dev/null".into(),
+        format!("ls -l {STATE_GZ} | sed 's/^/MINNOW-STATE /'"),
+        // One clone through exec:, word for word.
+        clone_start(args, &format!("exec: gzip -c -d {STATE_GZ}"), 1235, x),
+        "mon 1235; wm 1235 '(qemu)'; say 'info status'; wm 1235 'VM status:'; say cont; say 'info status'".into(),
+        ask_clone(x),
+        wait_clone(x),
+        format!("say system_powerdown; reap $pid{x}; kill $hold{x}; exec 4>&-"),
+        format!("sed 's/^/MINNOW-CLONE-MONITOR /' /tmp/mon-1235; grep -E 'MINNOW-CLONE|WARNING|soft lockup|clocksource|BUG' /tmp/clone{x}.log; sed 's/^/MINNOW-CLONE-STDERR /' /tmp/clone{x}.err"),
+        // Eight at once from one file: memory mapped copy-on-write.
+        format!("gzip -c -d {STATE_GZ} >{STATE_RAW} && chown {L2_USER} {STATE_RAW}"),
+    ];
+    for i in 0..CLONES {
+        s.push(clone_start(args, &format!("file:{STATE_RAW}"), 1240 + i, i));
+    }
+    for i in 0..CLONES {
+        s.push(format!(
+            "mon {port}; wm {port} '(qemu)'; say cont; exec 4>&-",
+            port = 1240 + i
+        ));
+        s.push(ask_clone(i));
+    }
+    for i in 0..CLONES {
+        s.push(wait_clone(i));
+    }
+    s.push("grep -h -E 'MINNOW-CLONE[0-9]+ file=' /tmp/clone[0-9].log; sed 's/^/MINNOW-CLONES-STDERR /' /tmp/clone[0-9].err".into());
+    for i in 0..CLONES {
+        s.push(format!("kill $pid{i} $hold{i}; reap $pid{i}"));
+    }
+    s.push(format!("rm -f {STATE_GZ} {STATE_RAW}"));
+    s.join("\n")
+}
+
+pub(super) fn linux_case_snapshot() -> Case {
+    let mut case = linux_case(LinuxImage::BzImage, Loader::MinnowRom, true, true, 2);
+    rename(&mut case, "-snapshot", " minnow.monitor=1");
+    case.args.extend(recipe_args());
+    let clone_args = case.args.clone();
+    case.args
+        .extend(["-monitor", "telnet:127.0.0.1:1234,server,nowait"].map(String::from));
+    case.serial_on_stdout = true;
+    case.setup = vec![
+        format!("{} tap0 {}", paths::TAP_ADD, crate::nested::script::L2_UID),
+        "ifconfig tap0 10.0.2.1 netmask 255.255.255.0 up".into(),
+        "rm -f /tmp/case.stdin /tmp/source-monitor && mkfifo /tmp/case.stdin".into(),
+        source_typist(),
+    ];
+    case.after = vec![clones(&clone_args)];
+    case.stop_when = None;
+    case.hang_secs = 240;
+    if let Expect::Linux { snapshot, .. } = &mut case.expect {
+        *snapshot = true;
+    }
+    case
+}
+
+/// The source saved and ran on, the clone waited for `cont` and read the source's file, every
+/// one of the [`CLONES`] did too, and no clone's kernel complained about its clock.
+pub(super) fn check_snapshot(serial: &[String], after: &[String]) -> Vec<String> {
+    let mut bad = Vec::new();
+    let has = |lines: &[String], text: &str| lines.iter().any(|l| l.contains(text));
+    for (text, what) in [
+        ("MINNOW-SHELL source=", "the source's shell never answered"),
+        (
+            "MINNOW-SHELL resumed=",
+            "the source's shell did not answer after migrate and cont",
+        ),
+    ] {
+        if !has(serial, text) {
+            bad.push(what.into());
+        }
+    }
+    for (text, what) in [
+        (
+            "MINNOW-SOURCE-MONITOR Migration status: completed",
+            "the source's migrate did not complete",
+        ),
+        (
+            "MINNOW-CLONE-MONITOR VM status: paused",
+            "the clone did not wait, paused, for cont",
+        ),
+        (
+            &format!("MINNOW-CLONE{EXEC_CLONE} file={SECRET}") as &str,
+            "the clone did not read the source's file",
+        ),
+    ] {
+        if !has(after, text) {
+            bad.push(what.into());
+        }
+    }
+    let answered = (0..CLONES)
+        .filter(|i| has(after, &format!("MINNOW-CLONE{i} file={SECRET}")))
+        .count();
+    if answered != CLONES as usize {
+        bad.push(format!("{answered} of {CLONES} clones at once answered"));
+    }
+    for l in after.iter().filter(|l| {
+        ["WARNING", "soft lockup", "clocksource", "BUG", "STDERR minnow:"]
+            .iter()
+            .any(|t| l.contains(t))
+    }) {
+        bad.push(format!("a clone said: {l}"));
+    }
+    bad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clones_command_line_is_the_sources_plus_incoming() {
+        let case = linux_case_snapshot();
+        let joined = case.after.join("\n");
+        assert!(
+            joined.contains("-incoming 'exec: gzip -c -d /tmp/state.gz'"),
+            "{joined}"
+        );
+        assert!(joined.contains("'256,maxmem=1G,slots=2'"), "{joined}");
+        assert!(case
+            .args
+            .iter()
+            .any(|a| a == "telnet:127.0.0.1:1234,server,nowait"));
+        assert!(
+            !joined.contains("1234,server"),
+            "a clone has its own monitor port"
+        );
+    }
+
+    /// The L2 script with this case is valid sh (busybox's ash is stricter than bash, not looser).
+    #[test]
+    fn the_script_parses() {
+        let script = crate::nested::script::l2_init(&[], &[linux_case_snapshot()]);
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    #[test]
+    fn every_clone_must_answer() {
+        let serial: Vec<String> = ["MINNOW-SHELL source=1.0", "MINNOW-SHELL resumed=2.0"]
+            .map(String::from)
+            .to_vec();
+        let mut after: Vec<String> = vec![
+            "MINNOW-SOURCE-MONITOR Migration status: completed".into(),
+            "MINNOW-CLONE-MONITOR VM status: paused (postmigrate)".into(),
+            format!("MINNOW-CLONE{EXEC_CLONE} file={SECRET} uptime=3.0"),
+        ];
+        after.extend((0..CLONES).map(|i| format!("MINNOW-CLONE{i} file={SECRET} uptime=3.0")));
+        assert_eq!(check_snapshot(&serial, &after), Vec::<String>::new());
+        after.pop();
+        assert!(!check_snapshot(&serial, &after).is_empty());
+        after.push("[ 5.0] clocksource: timekeeping watchdog on CPU0".into());
+        assert!(check_snapshot(&serial, &after).len() >= 2);
+    }
+}
