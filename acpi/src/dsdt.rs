@@ -94,8 +94,9 @@ fn rtc() -> Raw {
 }
 
 /// `GED`: the Generic Event Device. Its interrupt makes the OS run `_EVT`, which reads (and so
-/// clears) the event selector and notifies the power button for a power-down event.
-fn ged() -> Raw {
+/// clears) the event selector and notifies the power button for a power-down event, and the
+/// VM generation ID device for a new generation (with `vmgenid`).
+fn ged(vmgenid: bool) -> Raw {
     let irq = Interrupt::new(true, true, false, false, GED_GSI);
     let crs = ResourceTemplate::new(vec![&irq]);
     let region = OpRegion::new(
@@ -121,7 +122,17 @@ fn ged() -> Raw {
     let button = Path::new("PWRB");
     let notify = Notify::new(&button, &0x80u8);
     let on_power_down = If::new(&is_power_down, vec![&notify]);
-    let evt = Method::new("_EVT".into(), 1, true, vec![&store, &on_power_down]);
+    let generation = GED_EVENT_VMGENID;
+    let masked_generation = And::new(&ZERO, &selector, &generation);
+    let is_generation = Equal::new(&masked_generation, &generation);
+    let vgen = Path::new("\\_SB_.VGEN");
+    let notify_vgen = Notify::new(&vgen, &0x80u8);
+    let on_generation = If::new(&is_generation, vec![&notify_vgen]);
+    let mut body: Vec<&dyn Aml> = vec![&store, &on_power_down];
+    if vmgenid {
+        body.push(&on_generation);
+    }
+    let evt = Method::new("_EVT".into(), 1, true, body);
     raw(&Device::new(
         "GED_".into(),
         vec![
@@ -142,6 +153,26 @@ fn power_button() -> Raw {
         vec![
             &Name::new("_HID".into(), &"PNP0C0C"),
             &Name::new("_UID".into(), &0u8),
+        ],
+    ))
+}
+
+/// `VGEN`: the VM generation ID, as Linux's vmgenid driver finds it (_HID VMGENCTR, the ID it
+/// matches first; _CID as Microsoft's specification spells it): `ADDR` returns the 16 bytes'
+/// physical address as a package of its low and high halves.
+fn vmgenid() -> Raw {
+    let low = VMGENID_ADDR as u32;
+    let high = (VMGENID_ADDR >> 32) as u32;
+    let addr = Package::new(vec![&low, &high]);
+    let ret = acpi_tables::aml::Return::new(&addr);
+    raw(&Device::new(
+        "VGEN".into(),
+        vec![
+            &Name::new("_HID".into(), &"VMGENCTR"),
+            &Name::new("_CID".into(), &"VM_Gen_Counter"),
+            &Name::new("_DDN".into(), &"VM_Gen_Counter"),
+            &Name::new("_STA".into(), &0x0Fu8),
+            &Method::new("ADDR".into(), 0, false, vec![&ret]),
         ],
     ))
 }
@@ -173,8 +204,11 @@ pub fn aml(m: &Machine) -> Result<Vec<u8>, AcpiError> {
     if m.rtc {
         devices.push(rtc());
     }
-    devices.push(ged());
+    devices.push(ged(m.vmgenid));
     devices.push(power_button());
+    if m.vmgenid {
+        devices.push(vmgenid());
+    }
     let mut transports = m
         .virtio_mmio
         .iter()
@@ -234,10 +268,13 @@ mod tests {
         assert!(contains(&com1().0, &[0x22, 0x10, 0x00]));
         assert!(contains(&rtc().0, &[0x22, 0x00, 0x01]));
         // Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) {9}.
-        assert!(contains(&ged().0, &[0x89, 0x06, 0x00, 0x03, 0x01, 9, 0, 0, 0]));
+        assert!(contains(
+            &ged(false).0,
+            &[0x89, 0x06, 0x00, 0x03, 0x01, 9, 0, 0, 0]
+        ));
         // OperationRegion (EREG, SystemMemory, 0xFEA00000, 0x04).
         assert!(contains(
-            &ged().0,
+            &ged(false).0,
             &[0x5B, 0x80, b'E', b'R', b'E', b'G', 0x00, 0x0C, 0x00, 0x00, 0xA0, 0xFE, 0x0A, 0x04]
         ));
         // Memory32Fixed (ReadWrite, base, 0x200) and Interrupt (.., Level, ActiveHigh, ..) {gsi}.

@@ -33,8 +33,16 @@ pub const SLP_TYP_S5: u8 = 5;
 /// Sleep control: SLP_TYP's position, and SLP_EN.
 pub const SLP_TYP_SHIFT: u8 = 2;
 pub const SLP_EN: u8 = 1 << 5;
-/// GED event bits (ACPI_GED_*_EVT): the microvm's GED signals only the power button.
+/// GED event bits (ACPI_GED_*_EVT): QEMU's microvm's GED signals only the power button;
+/// Minnow's also a new VM generation ID (a bit QEMU's GED leaves unused).
 pub const GED_EVENT_POWER_DOWN: u32 = 1 << 1;
+pub const GED_EVENT_VMGENID: u32 = 1 << 4;
+/// The VM generation ID: 16 bytes the VMM serves read-only at this MMIO address, changed (and
+/// the GED event raised) whenever the VM is restored from a snapshot. QEMU's vmgenid keeps it in
+/// RAM the firmware allocates and reports through a table-loader WRITE_POINTER, which qboot
+/// cannot run; a fixed MMIO page works with every firmware and with direct boot.
+pub const VMGENID_ADDR: u64 = 0xFEA0_1000;
+pub const VMGENID_LEN: u64 = 16;
 pub const GED_GSI: u32 = 9;
 
 /// virtio-mmio transport `i` is at `VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE`.

@@ -45,6 +45,9 @@ pub struct Machine {
     pub virtio_mmio: Vec<VirtioMmio>,
     /// fw_cfg offers DMA (its DMA registers are then part of its ports).
     pub fw_cfg_dma: bool,
+    /// The VM generation ID device (`VGEN`) at [`layout::VMGENID_ADDR`], notified through the
+    /// GED.
+    pub vmgenid: bool,
 }
 
 impl Default for Machine {
@@ -58,6 +61,7 @@ impl Default for Machine {
             pic: true,
             virtio_mmio: Vec::new(),
             fw_cfg_dma: true,
+            vmgenid: false,
         }
     }
 }
@@ -279,6 +283,7 @@ mod tests {
                 cpus: 2,
                 rtc: false,
                 serial: false,
+                vmgenid: true,
                 ..Machine::default()
             },
             Machine {
@@ -460,6 +465,9 @@ mod tests {
             for (name, present) in [
                 ("PNP0501", m.serial),
                 ("PNP0B00", m.rtc),
+                ("VMGENCTR", m.vmgenid),
+                ("Notify (\\_SB.VGEN, 0x80)", m.vmgenid),
+                ("Method (ADDR", m.vmgenid),
                 ("LNRO0005", !m.virtio_mmio.is_empty()),
             ] {
                 assert_eq!(dsdt.contains(name), present, "machine {i}: {name}\n{dsdt}");

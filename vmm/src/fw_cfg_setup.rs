@@ -73,6 +73,7 @@ pub fn acpi_machine(c: &Config) -> minnow_acpi::Machine {
             })
             .collect(),
         fw_cfg_dma: true,
+        vmgenid: true,
     }
 }
 

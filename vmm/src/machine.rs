@@ -11,6 +11,7 @@ use crate::devices::ioapic::{self, IoApic};
 use crate::devices::milestones::{Milestone, MilestonePort};
 use crate::devices::serial;
 use crate::devices::virtio::{mmio::MmioTransport, placement};
+use crate::devices::vmgenid::{VmGenId, VMGENID_ADDR, VMGENID_LEN};
 use crate::direct_boot::{CpuEntry, DirectBootError, DirectBootImage};
 use crate::exit::ExitSignal;
 use crate::fw_cfg_setup::{self, FwCfgSetupError};
@@ -111,6 +112,7 @@ pub struct MachineCore {
     mmio: Bus,
     transports: Vec<Arc<Mutex<MmioTransport>>>,
     ged: Option<Arc<Mutex<Ged>>>,
+    vmgenid: Option<Arc<Mutex<VmGenId>>>,
     /// COM1's and the virtio consoles' output.
     pub outputs: Vec<GuestOutput>,
     irqchip: Option<IrqchipState>,
@@ -134,6 +136,13 @@ impl MachineCore {
     /// The GED, whose power button `system_powerdown` presses (with ACPI).
     pub fn ged(&self) -> Option<&Arc<Mutex<Ged>>> {
         self.ged.as_ref()
+    }
+
+    /// The VM generation ID (with ACPI), as its 16 bytes.
+    pub fn generation_id(&self) -> Option<[u8; 16]> {
+        self.vmgenid
+            .as_ref()
+            .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()).guid())
     }
 
     /// The milestones the firmware wrote, in order.
@@ -358,10 +367,14 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         attach_ioapics(&mut mmio, &vm, c.ioapic2())?;
     }
     let virtio = attach_virtio(&mut mmio, &vm, c, &ram, &guest_log, &mut outputs)?;
+    let mut vmgenid = None;
     let ged = match c.acpi() {
         true => {
             let ged = Arc::new(Mutex::new(Ged::new(exit.clone(), irq_line(&vm, gsi::GED)?)));
             mmio.insert(crate::layout::GED_EVENT, ged::RANGE_LEN, ged.clone())?;
+            let generation = Arc::new(Mutex::new(VmGenId::new(c.vmgenid_guid, ged.clone())));
+            mmio.insert(VMGENID_ADDR, VMGENID_LEN, generation.clone())?;
+            vmgenid = Some(generation);
             Some(ged)
         }
         false => None,
@@ -394,6 +407,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
             mmio,
             transports: virtio.all,
             ged,
+            vmgenid,
             outputs,
             irqchip: irqchip_state,
             direct_boot,

@@ -173,10 +173,17 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
         migrated.contains(r#""total": 33488896"#),
         "32 MiB less the ROM's low window: {migrated}"
     );
+    let generation = |q: &mut Qmp| reply(&q.call(r#"{"execute":"query-vm-generation-id"}"#)).to_string();
+    let source_generation = generation(&mut q);
+    assert!(
+        source_generation.starts_with(r#"{"return": {"guid": ""#),
+        "{source_generation}"
+    );
     let saved = first.output();
     let err = first.quit(&mut q);
     assert!(err.is_empty(), "{err}");
     let last = saved.chars().last().expect("output");
+    let mut generations = vec![source_generation];
     let size = std::fs::metadata(&state).expect("the state file").len();
     assert!(size > 32 << 20 && size < (32 << 20) + (1 << 20), "{size} bytes");
 

@@ -70,6 +70,31 @@ pub(super) fn parse_chardev(s: &str) -> Result<Chardev, ConfigError> {
     Ok(Chardev { id, backend })
 }
 
+/// A UUID as text (`324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87`), in the byte order the VM
+/// generation ID specification stores it (the first three fields little-endian), as QEMU's.
+fn parse_guid(text: &str) -> Result<[u8; 16], ConfigError> {
+    let err = || {
+        bad(
+            "-device vmgenid,guid",
+            text,
+            ": give auto or a UUID, e.g. 324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87",
+        )
+    };
+    let fields: Vec<&str> = text.split('-').collect();
+    if fields.iter().map(|f| f.len()).collect::<Vec<_>>() != [8, 4, 4, 4, 12] {
+        return Err(err());
+    }
+    let hex: String = fields.concat();
+    let mut b = [0u8; 16];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2).ok_or_else(err)?, 16).map_err(|_| err())?;
+    }
+    b[..4].reverse();
+    b[4..6].reverse();
+    b[6..8].reverse();
+    Ok(b)
+}
+
 pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Result<(), ConfigError> {
     let pending_drives = &mut pending.drives;
     let pending_netdevs = &mut pending.netdevs;
@@ -137,6 +162,18 @@ pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Re
         // The virtio-serial bus: its one console port is the virtconsole that follows.
         "virtio-serial-device" => {
             c.virtio_serial_bus = true;
+            Ok(())
+        }
+        // Minnow's machine always has one (with ACPI); this sets its GUID.
+        "vmgenid" => {
+            for (k, v) in parts {
+                match k.as_str() {
+                    "guid" if v == "auto" => c.vmgenid_guid = None,
+                    "guid" => c.vmgenid_guid = Some(parse_guid(&v)?),
+                    "id" => {}
+                    _ => return Err(bad("-device vmgenid", &k, ": use guid=auto|UUID")),
+                }
+            }
             Ok(())
         }
         "virtconsole" => {

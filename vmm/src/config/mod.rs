@@ -199,6 +199,8 @@ pub struct Config {
     pub pit_lost_ticks: global::LostTickPolicy,
     /// Options accepted without effect here, each as one line to warn with at start.
     pub notes: Vec<String>,
+    /// `-device vmgenid,guid=`: the VM generation ID's first value (random when `None`).
+    pub vmgenid_guid: Option<[u8; 16]>,
     /// `-incoming`: the VM starts from a snapshot (or waits for one, `defer`).
     pub incoming: Option<crate::snapshot::uri::Incoming>,
     /// Each thread runs under its seccomp filter (the default; `-sandbox off` turns them off).
@@ -307,6 +309,7 @@ impl Default for Config {
             monitors: Vec::new(),
             start_paused: false,
             incoming: None,
+            vmgenid_guid: None,
             rtc_base: rtc::RtcBase::Utc,
             pit_lost_ticks: global::LostTickPolicy::Delay,
             notes: Vec::new(),

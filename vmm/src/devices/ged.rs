@@ -47,7 +47,12 @@ impl Ged {
     /// Presses the power button (QEMU's system_powerdown): the guest's `_EVT` reads the event and
     /// notifies `PWRB`, and the OS shuts down through the sleep control register.
     pub fn power_button(&mut self) {
-        self.pending |= GED_EVENT_POWER_DOWN;
+        self.signal(GED_EVENT_POWER_DOWN);
+    }
+
+    /// Raises `event` (a GED_EVENT_* bit): the guest's `_EVT` reads it and acts.
+    pub fn signal(&mut self, event: u32) {
+        self.pending |= event;
         self.irq.trigger();
     }
 

@@ -8,3 +8,4 @@ pub mod ioapic;
 pub mod milestones;
 pub mod serial;
 pub mod virtio;
+pub mod vmgenid;

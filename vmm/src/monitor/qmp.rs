@@ -22,6 +22,7 @@ pub const COMMANDS: &[&str] = &[
     "query-kvm",
     "query-cpus-fast",
     "query-chardev",
+    "query-vm-generation-id",
     "stop",
     "cont",
     "system_reset",
@@ -299,6 +300,10 @@ fn execute(name: &str, mut args: Map<String, Value>, ctx: &mut Context) -> Resul
                 .map(|(label, filename)| json!({"frontend-open": true, "filename": filename, "label": label}))
                 .collect(),
         )),
+        "query-vm-generation-id" => match ctx.controller.generation_id() {
+            Some(guid) => Ok(json!({ "guid": crate::devices::vmgenid::guid_text(&guid) })),
+            None => Err(generic("VM Generation ID device not found")),
+        },
         "stop" => lifecycle(ctx.controller.pause()),
         "cont" => lifecycle(ctx.controller.resume()),
         "system_reset" => lifecycle(ctx.controller.reset()),

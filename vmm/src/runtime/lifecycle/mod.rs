@@ -250,6 +250,11 @@ impl Controller {
         }
     }
 
+    /// The VM generation ID's bytes, if the machine has one (`query-vm-generation-id`).
+    pub fn generation_id(&self) -> Option<[u8; 16]> {
+        self.core.as_ref().and_then(MachineCore::generation_id)
+    }
+
     /// The vCPU threads' ids, in vCPU order (`query-cpus-fast`).
     pub fn vcpu_thread_ids(&self) -> Vec<i32> {
         self.control.thread_ids()
