@@ -37,7 +37,7 @@ enum Task {
     /// without its filters. `net`: virtio-net throughput the same way, over a TAP and through
     /// passt.
     Bench {
-        #[arg(value_parser = ["firmware", "vmm", "monitor", "sandbox", "nested", "disk", "net"])]
+        #[arg(value_parser = ["firmware", "vmm", "monitor", "sandbox", "snapshot", "nested", "disk", "net"])]
         what: Option<String>,
     },
     /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
@@ -105,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             Some("vmm") => bench::vmm::run(),
             Some("monitor") => bench::monitor::run(),
             Some("sandbox") => bench::sandbox::run(),
+            Some("snapshot") => bench::snapshot::run(),
             Some("nested") => nested::bench::run(),
             Some("disk") => nested::bench_disk::run(),
             Some("net") => nested::bench_net::run(),

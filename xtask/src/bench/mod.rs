@@ -6,5 +6,6 @@ pub mod launches;
 pub mod matrix;
 pub mod monitor;
 pub mod sandbox;
+pub mod snapshot;
 pub mod svg;
 pub mod vmm;

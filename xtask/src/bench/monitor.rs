@@ -32,13 +32,13 @@ struct Vmm {
     idle_cpu_ms: f64,
 }
 
-struct Client {
+pub(super) struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
 }
 
 impl Client {
-    fn connect(path: &Path, child: &mut Child) -> Result<Client> {
+    pub(super) fn connect(path: &Path, child: &mut Child) -> Result<Client> {
         let until = Instant::now() + Duration::from_secs(10);
         let stream = loop {
             match UnixStream::connect(path) {
@@ -68,7 +68,7 @@ impl Client {
     }
 
     /// Sends `request`; the time to its reply (events before it are read and skipped).
-    fn call(&mut self, request: &str) -> Result<Duration> {
+    pub(super) fn call(&mut self, request: &str) -> Result<Duration> {
         let start = Instant::now();
         self.writer.write_all(request.as_bytes())?;
         loop {

@@ -100,8 +100,14 @@ fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
         cases.len()
     );
     let log = out.join(format!("{tag}-console.log"));
-    // About 10 s per Linux boot inside L2, well under 1 s per payload; generous, but finite.
-    let timeout = Duration::from_secs(180 + 60 * cases.len() as u64);
+    // About 10 s per Linux boot inside L2, well under 1 s per payload; generous, but finite. A
+    // case that may run longer (its limit, and its after-commands) says so.
+    let timeout = Duration::from_secs(
+        180 + cases
+            .iter()
+            .map(|c| u64::from(c.limit_secs().max(60)) + u64::from(c.after_secs))
+            .sum::<u64>(),
+    );
     let longest = cases.iter().map(Case::limit_secs).max().unwrap_or(0);
     let booted = unix_now();
     let run = l1::run(

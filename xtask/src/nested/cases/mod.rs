@@ -155,6 +155,9 @@ pub struct Case {
     pub setup: Vec<String>,
     /// Shell lines L2 runs after it, their output relayed (e.g. to read the image back).
     pub after: Vec<String>,
+    /// How long the after-commands may take, beyond the case's own limit (for the L2 run's
+    /// overall time limit).
+    pub after_secs: u32,
     /// A line the after-commands' output must have.
     pub after_must_have: Option<&'static str>,
     pub expect: Expect,
@@ -182,6 +185,7 @@ impl Case {
             hang_secs: CASE_TIMEOUT_SECS,
             setup: vec![],
             after: vec![],
+            after_secs: 0,
             after_must_have: None,
             expect,
         }

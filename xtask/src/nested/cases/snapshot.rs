@@ -129,6 +129,7 @@ fn clones(args: &[String]) -> String {
         ask_clone(x),
         wait_clone(x),
         format!("say system_powerdown; reap $pid{x}; kill $hold{x}; exec 4>&-"),
+        "echo \"MINNOW-STATE exec clone done at $(up)\"".into(),
         format!("sed 's/^/MINNOW-CLONE-MONITOR /' /tmp/mon-1235; grep -E 'MINNOW-CLONE|WARNING|soft lockup|clocksource|BUG' /tmp/clone{x}.log; sed 's/^/MINNOW-CLONE-STDERR /' /tmp/clone{x}.err"),
         // Eight at once from one file: memory mapped copy-on-write.
         format!("gzip -c -d {STATE_GZ} >{STATE_RAW} && chown {L2_USER} {STATE_RAW}"),
@@ -171,6 +172,9 @@ pub(super) fn linux_case_snapshot() -> Case {
     case.after = vec![clones(&clone_args)];
     case.stop_when = None;
     case.hang_secs = 240;
+    // One clone through gunzip, the state unpacked, then nine Linux guests resuming at once,
+    // all on L2's one emulated CPU.
+    case.after_secs = 900;
     if let Expect::Linux { snapshot, .. } = &mut case.expect {
         *snapshot = true;
     }
