@@ -22,10 +22,11 @@ fuzz_target!(|data: &[u8]| {
         file.extend_from_slice(state);
         input = file;
     }
-    let Ok((snapshot, offset)) = format::read_state(&mut input.as_slice()) else {
+    let Ok(read) = format::read_state(&mut input.as_slice()) else {
         return;
     };
-    assert_eq!(offset % format::PAGE, 0);
+    assert_eq!(read.memory_offset % format::PAGE, 0);
+    let snapshot = read.snapshot;
     let ram: u64 = snapshot.memory.iter().map(|r| r.len).sum();
     assert!(ram <= snapshot.spec.memory);
     for v in &snapshot.vcpus {

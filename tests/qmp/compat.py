@@ -62,8 +62,8 @@ def free_port():
 class Vm:
     """The VM under test: one QMP socket, one HMP telnet port, the halting ROM."""
 
-    def __init__(self, vmm, workdir):
-        self.qmp_path = str(workdir / "qmp.sock")
+    def __init__(self, vmm, workdir, name="qmp", extra=()):
+        self.qmp_path = str(workdir / f"{name}.sock")
         self.hmp_port = free_port()
         rom = workdir / "halt.rom"
         rom.write_bytes(HALT_ROM)
@@ -73,8 +73,10 @@ class Vm:
             "-bios", str(rom), "-name", f"guest={NAME}",
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-monitor", f"telnet:127.0.0.1:{self.hmp_port},server=on,wait=off",
+            *extra,
         ]
-        self.stderr = open(workdir / "stderr", "w+")
+        self.vmm, self.workdir = vmm, workdir
+        self.stderr = open(workdir / f"{name}.stderr", "w+")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.wait_for_socket()
@@ -294,6 +296,50 @@ def telnet_hmp(vm):
     expect_in("telnet HMP info version", "7.2.", text)
 
 
+async def migrate_and_clone(vm):
+    """QMPClient: the events capability, stop, migrate to exec:, MIGRATION events to completed,
+    query-migrate; then a clone from the state (-incoming exec:cat) comes up paused, as its
+    source was, and runs on cont."""
+    state = vm.workdir / "state"
+    qmp = QMPClient("compat")
+    await qmp.connect(vm.qmp_path)
+    try:
+        caps = [{"capability": "events", "state": True}]
+        expect("migrate-set-capabilities", await qmp.execute("migrate-set-capabilities",
+                                                             {"capabilities": caps}), {})
+        with qmp.listener() as events:
+            expect("stop", await qmp.execute("stop"), {})
+            await next_event(events, "STOP")
+            expect("migrate", await qmp.execute("migrate", {"uri": f"exec:cat > {state}"}), {})
+            seen = []
+            while "completed" not in seen and "failed" not in seen:
+                event = await next_event(events, "MIGRATION")
+                seen.append(event["data"]["status"])
+            expect("MIGRATION statuses", seen[-1], "completed")
+            expect_in("MIGRATION statuses", "setup", seen)
+        expect("query-migrate", (await qmp.execute("query-migrate"))["status"], "completed")
+        expect("cont after migrate", await qmp.execute("cont"), {})
+    finally:
+        await qmp.disconnect()
+    clone = Vm(vm.vmm, vm.workdir, "clone", ["-incoming", f"exec:cat {state}"])
+    try:
+        qmp = QMPClient("compat-clone")
+        await qmp.connect(clone.qmp_path)
+        try:
+            until = time.monotonic() + TIMEOUT
+            status = (await qmp.execute("query-status"))["status"]
+            while status == "inmigrate" and time.monotonic() < until:
+                await asyncio.sleep(0.05)
+                status = (await qmp.execute("query-status"))["status"]
+            expect("the clone of a paused VM", status, "paused")
+            expect("cont", await qmp.execute("cont"), {})
+            expect("the clone runs", (await qmp.execute("query-status"))["status"], "running")
+        finally:
+            await qmp.disconnect()
+    finally:
+        clone.stop()
+
+
 async def quit_ends_the_vm(vm):
     """quit: SHUTDOWN with QEMU's reason, the reply, and the process ends with status 0."""
     qmp = QMPClient("compat")
@@ -319,6 +365,7 @@ CHECKS = [
     ("qmp-shell -H", qmp_shell_hmp),
     ("raw JSON stream", raw_stream),
     ("HMP over telnet (socat)", telnet_hmp),
+    ("migrate and a clone (-incoming exec:)", migrate_and_clone),
     ("quit", quit_ends_the_vm),
 ]
 

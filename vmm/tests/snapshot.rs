@@ -148,6 +148,8 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
     let first = Vm::start("first", &rom, &[]);
     first.wait_for_output(5);
     let mut q = first.monitor();
+    let events_on = r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"events","state":true}]}}"#;
+    assert_eq!(reply(&q.call(events_on)), r#"{"return": {}}"#);
     assert_eq!(reply(&q.call(r#"{"execute":"stop"}"#)), r#"{"return": {}}"#);
     let lines = q.call(&format!(
         r#"{{"execute":"migrate","arguments":{{"uri":"file:{}"}}}}"#,
@@ -184,8 +186,11 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
     assert!(err.is_empty(), "{err}");
     let last = saved.chars().last().expect("output");
     let mut generations = vec![source_generation];
-    let size = std::fs::metadata(&state).expect("the state file").len();
+    let meta = std::fs::metadata(&state).expect("the state file");
+    let size = meta.len();
     assert!(size > 32 << 20 && size < (32 << 20) + (1 << 20), "{size} bytes");
+    let on_disk = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
+    assert!(on_disk < 4 << 20, "pages of zeros are holes: {on_disk} bytes on disk");
 
     for clone in ["clone1", "clone2"] {
         let vm = Vm::start(clone, &rom, &["-incoming", &format!("file:{}", state.display())]);
@@ -195,6 +200,12 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
             status.contains(r#""status": "paused""#),
             "a paused VM's clone waits: {status}"
         );
+        let clone_generation = generation(&mut q);
+        assert!(
+            !generations.contains(&clone_generation),
+            "each clone is a new generation: {clone_generation} after {generations:?}"
+        );
+        generations.push(clone_generation);
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(vm.output(), "", "nothing runs before cont");
         assert_eq!(reply(&q.call(r#"{"execute":"cont"}"#)), r#"{"return": {}}"#);
@@ -271,6 +282,15 @@ fn bad_snapshots_and_failed_saves_are_one_clear_error() {
     let vm = Vm::start("bad-source", &rom, &[]);
     vm.wait_for_output(1);
     let mut q = vm.monitor();
+    let quiet = q.call(r#"{"execute":"migrate","arguments":{"uri":"exec:exit 3"}}"#);
+    assert!(
+        !quiet.iter().any(|l| l.contains("MIGRATION")),
+        "no MIGRATION events without the capability: {quiet:?}"
+    );
+    let events_on = r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"events","state":true}]}}"#;
+    assert_eq!(reply(&q.call(events_on)), r#"{"return": {}}"#);
+    let bogus = r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"bogus","state":true}]}}"#;
+    assert!(reply(&q.call(bogus)).contains("does not accept value 'bogus'"));
     let failed = q.call(r#"{"execute":"migrate","arguments":{"uri":"exec:exit 3"}}"#);
     assert!(
         reply(&failed).contains("the command exited with status 3"),

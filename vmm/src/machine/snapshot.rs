@@ -10,7 +10,7 @@ use crate::vstate::memory;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
+use vm_memory::{GuestAddress, GuestMemoryBackend};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MachineStateError {
@@ -118,14 +118,12 @@ impl MachineCore {
         })
     }
 
-    /// Writes guest RAM, range after range, to `out`.
-    pub fn write_memory(&self, out: &mut File, ranges: &[MemoryRange]) -> std::io::Result<()> {
-        for r in ranges {
-            self.ram
-                .write_all_volatile_to(GuestAddress(r.guest_addr), out, r.len as usize)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+    /// Writes guest RAM to `out`: sparse for a stream, raw (with holes) for a file.
+    pub fn write_memory(&self, out: &mut File, ranges: &[MemoryRange], sparse: bool) -> std::io::Result<()> {
+        match sparse {
+            true => crate::snapshot::memory::write_sparse(&self.ram, out, ranges),
+            false => crate::snapshot::memory::write_raw(&self.ram, out, ranges),
         }
-        Ok(())
     }
 
     /// Checks that `snapshot` is of a machine like this one.
@@ -223,27 +221,17 @@ impl MachineCore {
         Ok(())
     }
 
-    /// Guest RAM read from a stream (`exec:`), range after range.
+    /// Guest RAM read from a stream (`exec:`, or a file in the sparse layout).
     pub fn read_memory(
         &self,
         input: &mut impl Read,
         ranges: &[MemoryRange],
+        sparse: bool,
     ) -> Result<(), MachineStateError> {
-        let mut buf = vec![0u8; 1 << 20];
-        for r in ranges {
-            let mut addr = r.guest_addr;
-            let end = r.guest_addr + r.len;
-            while addr < end {
-                let n = buf.len().min((end - addr) as usize);
-                input.read_exact(&mut buf[..n]).map_err(|e| {
-                    MachineStateError::Memory(format!("reading the snapshot's memory at {addr:#x}: {e}"))
-                })?;
-                self.ram
-                    .write_slice(&buf[..n], GuestAddress(addr))
-                    .map_err(|e| MachineStateError::Memory(e.to_string()))?;
-                addr += n as u64;
-            }
-        }
-        Ok(())
+        let read = match sparse {
+            true => crate::snapshot::memory::read_sparse(&self.ram, input, ranges),
+            false => crate::snapshot::memory::read_raw(&self.ram, input, ranges),
+        };
+        read.map_err(|e| MachineStateError::Memory(format!("reading the snapshot's memory: {e}")))
     }
 }

@@ -4,7 +4,8 @@
 //! `migrate_set_speed`, `migrate_set_parameter`, `info migrate`.
 //!
 //! Bandwidth and downtime settings are accepted and have no effect: a snapshot is written at
-//! the speed of the stream with the VM stopped throughout.
+//! the speed of the stream with the VM stopped throughout. Of the capabilities, `events` turns
+//! on `MIGRATION` events (off by default, as in QEMU); the rest are accepted without effect.
 use super::qmp::QmpError;
 use super::Context;
 use crate::runtime::lifecycle::MigrationInfo;
@@ -21,6 +22,33 @@ pub const QMP_COMMANDS: &[&str] = &[
     "migrate-set-parameters",
     "migrate_set_speed",
     "migrate-set-capabilities",
+    "query-migrate-capabilities",
+];
+
+/// QEMU 7.2's migration capabilities: `events` turns on `MIGRATION` events; the rest are
+/// accepted and change nothing (a snapshot is one stopped copy).
+const CAPABILITIES: &[&str] = &[
+    "xbzrle",
+    "rdma-pin-all",
+    "auto-converge",
+    "zero-blocks",
+    "compress",
+    "events",
+    "postcopy-ram",
+    "x-colo",
+    "release-ram",
+    "block",
+    "return-path",
+    "pause-before-switchover",
+    "multifd",
+    "dirty-bitmaps",
+    "postcopy-blocktime",
+    "late-block-activate",
+    "x-ignore-shared",
+    "validate-uuid",
+    "background-snapshot",
+    "zero-copy-send",
+    "postcopy-preempt",
 ];
 
 /// Parameters `migrate-set-parameters` accepts (QEMU 7.2's, all without effect here).
@@ -113,10 +141,58 @@ pub fn qmp(name: &str, args: &Map<String, Value>, ctx: &mut Context) -> Option<R
             Some(_) => Err(generic("Invalid parameter type for 'value', expected: integer")),
             None => Err(generic("Parameter 'value' is missing")),
         }),
-        "migrate-set-capabilities" => only(args, &["capabilities"]).map(|()| json!({})),
+        "migrate-set-capabilities" => only(args, &["capabilities"]).and_then(|()| {
+            let events = capabilities(args.get("capabilities"))?;
+            if let Some(on) = events {
+                ctx.controller.set_migration_events(on);
+            }
+            Ok(json!({}))
+        }),
+        "query-migrate-capabilities" => only(args, &[]).map(|()| {
+            let events = ctx.controller.migration_events();
+            Value::Array(
+                CAPABILITIES
+                    .iter()
+                    .map(|c| json!({"state": *c == "events" && events, "capability": c}))
+                    .collect(),
+            )
+        }),
         _ => return None,
     };
     Some(result)
+}
+
+/// `migrate-set-capabilities`' list, checked as QEMU checks it; returns what it says of
+/// `events`, if anything.
+fn capabilities(list: Option<&Value>) -> Result<Option<bool>, QmpError> {
+    let Some(list) = list else {
+        return Err(generic("Parameter 'capabilities' is missing"));
+    };
+    let Value::Array(items) = list else {
+        return Err(generic(
+            "Invalid parameter type for 'capabilities', expected: array",
+        ));
+    };
+    let mut events = None;
+    for item in items {
+        let name = item.get("capability").and_then(Value::as_str);
+        let state = item.get("state").and_then(Value::as_bool);
+        match (name, state) {
+            (Some(n), Some(on)) if CAPABILITIES.contains(&n) => {
+                if n == "events" {
+                    events = Some(on);
+                }
+            }
+            (Some(n), Some(_)) => {
+                return Err(generic(format!(
+                    "Parameter 'capability' does not accept value '{n}'"
+                )))
+            }
+            (None, _) => return Err(generic("Parameter 'capability' is missing")),
+            (_, None) => return Err(generic("Parameter 'state' is missing")),
+        }
+    }
+    Ok(events)
 }
 
 /// `query-migrate`, with QEMU's member names.
@@ -221,7 +297,22 @@ pub fn hmp(cmd: &str, rest: &str, ctx: &mut Context) -> Option<String> {
             "" => "Parameter 'value' is missing\r\n".into(),
             _ => String::new(),
         },
-        "migrate_set_parameter" | "migrate_set_capability" => String::new(),
+        "migrate_set_capability" => {
+            let mut words = rest.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("events"), Some(state)) => {
+                    ctx.controller
+                        .set_migration_events(state == "on" || state == "true");
+                    String::new()
+                }
+                (Some(name), Some(_)) if CAPABILITIES.contains(&name) => String::new(),
+                (Some(name), Some(_)) => {
+                    error(format!("Parameter 'capability' does not accept value '{name}'"))
+                }
+                _ => error("migrate_set_capability needs a capability and on|off".into()),
+            }
+        }
+        "migrate_set_parameter" => String::new(),
         _ => return None,
     };
     Some(text)

@@ -2,15 +2,18 @@
 //!
 //! ```text
 //! offset 0   header, 32 bytes, little-endian:
-//!            magic "MINNOWVM" | format version u32 | flags u32 (0)
+//!            magic "MINNOWVM" | format version u32 | flags u32 (bit 0: memory is sparse)
 //!            | state length u64 | CRC-32 of the state u32 | reserved u32 (0)
 //! offset 32  the state: `Snapshot` (machine spec, run state, vCPUs, KVM's chips and clock,
 //!            devices, ROM), postcard-encoded
 //!            zeros up to the next 4 KiB boundary
 //!            guest RAM: each range of `Snapshot::memory` in order, each a whole number of pages
+//!            (raw: byte for byte, holes where a file's pages are zero), or, with the sparse
+//!            flag, per range a bitmap of the pages that hold data and then those pages
+//!            (`snapshot::memory`)
 //! ```
-//! Memory starts on a page boundary so a restore from a file can map it copy-on-write
-//! (`MAP_PRIVATE`) instead of reading it. The state is checksummed; memory is not (as QEMU's is
+//! Memory starts on a page boundary so a restore from a raw file can map it copy-on-write
+//! (`MAP_PRIVATE`) instead of reading it; a stream (`exec:`) is written sparse. The state is checksummed; memory is not (as QEMU's is
 //! not): a file corrupted there gives a guest with corrupted memory.
 use super::codec::{self, StateError};
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,8 @@ pub const MAGIC: [u8; 8] = *b"MINNOWVM";
 pub const VERSION: u32 = 1;
 pub const HEADER_LEN: u64 = 32;
 pub const PAGE: u64 = 4096;
+/// Header flag: guest RAM is in the sparse layout.
+pub const FLAG_SPARSE: u32 = 1;
 /// The largest state a restore reads (the vCPUs, devices and ROM take well under this).
 pub const MAX_STATE: u64 = 64 << 20;
 
@@ -166,7 +171,7 @@ pub enum FormatError {
     Magic([u8; 8]),
     #[error("snapshot format version {found}: this minnow reads version {VERSION} only")]
     Version { found: u32 },
-    #[error("snapshot flags {0:#x}: this minnow knows none")]
+    #[error("snapshot flags {0:#x}: this minnow knows only {FLAG_SPARSE:#x} (sparse memory)")]
     Flags(u32),
     #[error("the snapshot's state is {0} bytes, more than the {MAX_STATE} a snapshot can have")]
     StateTooLarge(u64),
@@ -185,13 +190,14 @@ pub fn memory_offset(state_len: u64) -> u64 {
     (HEADER_LEN + state_len).div_ceil(PAGE) * PAGE
 }
 
-/// The header and state, then the padding before memory. The caller writes memory next.
-pub fn write_state(out: &mut impl Write, snapshot: &Snapshot) -> Result<u64, FormatError> {
+/// The header and state, then the padding before memory. The caller writes memory next, in
+/// the layout `flags` says.
+pub fn write_state(out: &mut impl Write, snapshot: &Snapshot, flags: u32) -> Result<u64, FormatError> {
     let state = codec::encode("snapshot", snapshot)?;
     let mut header = Vec::with_capacity(HEADER_LEN as usize);
     header.extend_from_slice(&MAGIC);
     header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&flags.to_le_bytes());
     header.extend_from_slice(&(state.len() as u64).to_le_bytes());
     header.extend_from_slice(&crc32fast::hash(&state).to_le_bytes());
     header.extend_from_slice(&0u32.to_le_bytes());
@@ -219,9 +225,19 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(v)
 }
 
+/// What [`read_state`] found.
+#[derive(Debug)]
+pub struct StateRead {
+    pub snapshot: Snapshot,
+    /// Where guest RAM starts in the file.
+    pub memory_offset: u64,
+    /// Guest RAM is in the sparse layout.
+    pub sparse: bool,
+}
+
 /// Reads the header and the state, and the padding up to memory: the reader is left at the
-/// first byte of guest RAM, whose file offset is returned too. Checks everything but memory.
-pub fn read_state(input: &mut impl Read) -> Result<(Snapshot, u64), FormatError> {
+/// first byte of guest RAM. Checks everything but memory.
+pub fn read_state(input: &mut impl Read) -> Result<StateRead, FormatError> {
     let header = read_exact(input, "the header", HEADER_LEN)?;
     let mut magic = [0; 8];
     magic.copy_from_slice(&header[..8]);
@@ -233,7 +249,7 @@ pub fn read_state(input: &mut impl Read) -> Result<(Snapshot, u64), FormatError>
         return Err(FormatError::Version { found: version });
     }
     let flags = u32_at(&header, 12);
-    if flags != 0 {
+    if flags & !FLAG_SPARSE != 0 {
         return Err(FormatError::Flags(flags));
     }
     let state_len = u64::from(u32_at(&header, 16)) | (u64::from(u32_at(&header, 20)) << 32);
@@ -254,7 +270,11 @@ pub fn read_state(input: &mut impl Read) -> Result<(Snapshot, u64), FormatError>
         "the padding before memory",
         offset - HEADER_LEN - state_len,
     )?;
-    Ok((snapshot, offset))
+    Ok(StateRead {
+        snapshot,
+        memory_offset: offset,
+        sparse: flags & FLAG_SPARSE != 0,
+    })
 }
 
 /// Memory ranges must be whole pages, in order, not overlapping, and add up to the spec's RAM.

@@ -17,11 +17,14 @@ pub fn load(
     broker: Option<&Broker>,
 ) -> Result<Snapshot, MigrateError> {
     let mut channel = Channel::open(uri, Direction::Restore, broker)?;
-    let (snapshot, memory_offset) = format::read_state(&mut channel.file)?;
+    let read = format::read_state(&mut channel.file)?;
+    let snapshot = read.snapshot;
     core.check(&snapshot)?;
-    match uri {
-        MigrationUri::File(_) => core.map_memory(&channel.file, memory_offset, &snapshot.memory)?,
-        MigrationUri::Exec(_) => core.read_memory(&mut channel.file, &snapshot.memory)?,
+    match (uri, read.sparse) {
+        (MigrationUri::File(_), false) => {
+            core.map_memory(&channel.file, read.memory_offset, &snapshot.memory)?
+        }
+        (_, sparse) => core.read_memory(&mut channel.file, &snapshot.memory, sparse)?,
     }
     channel.finish()?;
     core.apply(&snapshot)?;

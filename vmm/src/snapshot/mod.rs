@@ -6,6 +6,7 @@ pub mod channel;
 pub mod codec;
 pub mod format;
 pub mod load;
+pub mod memory;
 pub mod uri;
 
 use channel::ChannelError;

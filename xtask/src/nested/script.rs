@@ -154,9 +154,13 @@ run_case() {{
             .map(sh_quote)
             .collect();
         s.push_str(&format!("run_case {}\n", words.join(" ")));
-        // After-commands run before the END line, so their output belongs to the case.
+        // After-commands run before the END line, so their output belongs to the case. Each
+        // line is relayed as it comes (sed would hold them in its buffer, and a long after-step
+        // would look like a hung L2).
         for line in &case.after {
-            s.push_str(&format!("{{ {line} ; echo ; }} 2>&1 | sed 's/^/{AFTER}/'\n"));
+            s.push_str(&format!(
+                "{{ {line} ; echo ; }} 2>&1 | while IFS= read -r l; do printf '%s%s\\n' '{AFTER}' \"$l\"; done\n"
+            ));
         }
         s.push_str("end_case\n");
     }

@@ -41,9 +41,21 @@ pub struct MigrationInfo {
 }
 
 impl Controller {
+    /// A new status; the `MIGRATION` event only with the `events` capability, as QEMU's.
     fn migration_status(&mut self, status: &'static str) {
         self.migration.status = Some(status);
-        self.emit(VmEvent::Migration { status });
+        if self.migration_events {
+            self.emit(VmEvent::Migration { status });
+        }
+    }
+
+    /// `migrate-set-capabilities` with `events`: `MIGRATION` events from now on (or not).
+    pub fn set_migration_events(&mut self, on: bool) {
+        self.migration_events = on;
+    }
+
+    pub fn migration_events(&self) -> bool {
+        self.migration_events
     }
 
     /// What `query-migrate` says.
@@ -109,10 +121,13 @@ impl Controller {
         let snapshot = core.capture(paused, vcpus)?;
         self.migration.ram = snapshot.memory.iter().map(|r| r.len).sum();
         let mut channel = Channel::open(uri, Direction::Save, self.broker.as_ref())?;
-        let written = format::write_state(&mut channel.file, &snapshot)
+        // A file gets memory page-aligned (a restore maps it), a stream only the pages in use.
+        let sparse = matches!(uri, MigrationUri::Exec(_));
+        let flags = if sparse { format::FLAG_SPARSE } else { 0 };
+        let written = format::write_state(&mut channel.file, &snapshot, flags)
             .map_err(MigrateError::from)
             .and_then(|offset| {
-                core.write_memory(&mut channel.file, &snapshot.memory)
+                core.write_memory(&mut channel.file, &snapshot.memory, sparse)
                     .map_err(MigrateError::Write)?;
                 Ok(offset + self.migration.ram)
             });

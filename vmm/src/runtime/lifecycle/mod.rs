@@ -198,6 +198,8 @@ pub struct Controller {
     /// Opens files and runs commands for `migrate`, which the filters forbid this thread.
     broker: Option<Broker>,
     migration: migration::MigrationInfo,
+    /// The `events` migration capability: `MIGRATION` events are sent.
+    migration_events: bool,
     /// `-S`: a VM restored by `migrate-incoming` waits for `cont`.
     start_paused: bool,
 }
@@ -235,6 +237,7 @@ impl Controller {
             listeners: Vec::new(),
             broker: p.broker,
             migration: migration::MigrationInfo::default(),
+            migration_events: false,
             start_paused: p.start_paused,
         }
     }

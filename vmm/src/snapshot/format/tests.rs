@@ -47,7 +47,7 @@ fn snapshot() -> Snapshot {
 
 fn written() -> Vec<u8> {
     let mut file = Vec::new();
-    let offset = write_state(&mut file, &snapshot()).unwrap();
+    let offset = write_state(&mut file, &snapshot(), 0).unwrap();
     assert_eq!(offset as usize, file.len());
     assert_eq!(offset % PAGE, 0);
     file
@@ -58,9 +58,10 @@ fn the_state_reads_back_and_leaves_the_reader_at_memory() {
     let mut file = written();
     file.extend_from_slice(b"RAM");
     let mut reader = file.as_slice();
-    let (s, offset) = read_state(&mut reader).unwrap();
-    assert_eq!(offset, PAGE);
+    let read = read_state(&mut reader).unwrap();
+    assert_eq!((read.memory_offset, read.sparse), (PAGE, false));
     assert_eq!(reader, b"RAM");
+    let s = read.snapshot;
     assert_eq!(
         (s.spec, s.vcpus, s.paused),
         (spec(), vec![vec![1, 2, 3], vec![4]], true)
