@@ -190,7 +190,10 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
     let size = meta.len();
     assert!(size > 32 << 20 && size < (32 << 20) + (1 << 20), "{size} bytes");
     let on_disk = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
-    assert!(on_disk < 4 << 20, "pages of zeros are holes: {on_disk} bytes on disk");
+    assert!(
+        on_disk < 4 << 20,
+        "pages of zeros are holes: {on_disk} bytes on disk"
+    );
 
     for clone in ["clone1", "clone2"] {
         let vm = Vm::start(clone, &rom, &["-incoming", &format!("file:{}", state.display())]);

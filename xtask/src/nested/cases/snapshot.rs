@@ -86,8 +86,18 @@ fn source_typist() -> String {
 
 /// Starts clone `n` (run as L2's user) in the background, `$pidN` its pid; its stdin is a FIFO
 /// a `sleep` holds open (`$holdN`), so each line typed into it (`type_into N`) reaches the guest.
+/// Each clone has its own host backends, as the recipe allows: its own TAP and console file
+/// (one TAP cannot be opened by two VMs).
 fn clone_start(args: &[String], incoming: &str, port: u32, n: u32) -> String {
-    let words: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| {
+            let own = a
+                .replace("ifname=tap0", &format!("ifname={}", clone_tap(n)))
+                .replace("path=/tmp/hvc0.log", &format!("path=/tmp/hvc0-{n}.log"));
+            sh_quote(&own)
+        })
+        .collect();
     format!(
         "rm -f /tmp/clone{n}.in; mkfifo /tmp/clone{n}.in; chown {L2_USER} /tmp/clone{n}.in; \
          su -s /bin/sh -c 'exec \"$0\" \"$@\"' -- {L2_USER} {minnow} {args} -incoming {incoming} \
@@ -101,6 +111,11 @@ fn clone_start(args: &[String], incoming: &str, port: u32, n: u32) -> String {
 
 /// The clone that goes through `exec:`; the others are numbered from 0.
 const EXEC_CLONE: u32 = 99;
+
+/// Clone `n`'s TAP.
+fn clone_tap(n: u32) -> String {
+    format!("tapc{n}")
+}
 
 /// Has clone `n`'s shell print the source's file, and waits (60 s) for its answer.
 fn ask_clone(n: u32) -> String {
@@ -121,6 +136,8 @@ fn clones(args: &[String]) -> String {
     let x = EXEC_CLONE;
     let mut s = vec![
         format!("{HELPERS}\n {MONITOR_HELPERS}"),
+        // What L2 is doing, every 10 s: the steps below are long on an emulated CPU.
+        "(while :; do sleep 10; echo \"MINNOW-STATE tick $(up): $(ls -s /tmp/state.raw 2>/dev/null) minnows=$(pidof minnow | wc -w) free=$(free -m | awk 'NR==2 {print $4}')M\"; done) & ticker=$!".into(),
         "cat /tmp/source-monitor 2>/dev/null".into(),
         format!("ls -l {STATE_GZ} | sed 's/^/MINNOW-STATE /'"),
         // One clone through exec:, word for word.
@@ -151,7 +168,7 @@ fn clones(args: &[String]) -> String {
     for i in 0..CLONES {
         s.push(format!("kill $pid{i} $hold{i}; reap $pid{i}"));
     }
-    s.push(format!("rm -f {STATE_GZ} {STATE_RAW}"));
+    s.push(format!("rm -f {STATE_GZ} {STATE_RAW}; kill $ticker"));
     s.join("\n")
 }
 
@@ -163,8 +180,14 @@ pub(super) fn linux_case_snapshot() -> Case {
     case.args
         .extend(["-monitor", "telnet:127.0.0.1:1234,server,nowait"].map(String::from));
     case.serial_on_stdout = true;
+    let uid = crate::nested::script::L2_UID;
+    let taps: Vec<String> = std::iter::once(EXEC_CLONE)
+        .chain(0..CLONES)
+        .map(|n| format!("{} {} {uid}", paths::TAP_ADD, clone_tap(n)))
+        .collect();
     case.setup = vec![
-        format!("{} tap0 {}", paths::TAP_ADD, crate::nested::script::L2_UID),
+        format!("{} tap0 {uid}", paths::TAP_ADD),
+        taps.join("; "),
         "ifconfig tap0 10.0.2.1 netmask 255.255.255.0 up".into(),
         "rm -f /tmp/case.stdin /tmp/source-monitor && mkfifo /tmp/case.stdin".into(),
         source_typist(),
