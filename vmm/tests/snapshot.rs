@@ -158,7 +158,7 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
     assert_eq!(reply(&lines), r#"{"return": {}}"#, "{lines:?}");
     let events: Vec<String> = lines
         .iter()
-        .filter(|l| l.contains("MIGRATION"))
+        .filter(|l| l.contains("\"MIGRATION"))
         .map(|l| common::qmp::event(l))
         .collect();
     assert_eq!(
@@ -166,6 +166,7 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
         [
             r#""event": "MIGRATION", "data": {"status": "setup"}}"#,
             r#""event": "MIGRATION", "data": {"status": "active"}}"#,
+            r#""event": "MIGRATION_PASS", "data": {"pass": 1}}"#,
             r#""event": "MIGRATION", "data": {"status": "completed"}}"#,
         ]
     );

@@ -327,6 +327,7 @@ pub fn event_message(event: &VmEvent, pretty: bool) -> Vec<u8> {
         VmEvent::Reset { guest, reason } => ("RESET", Some(json!({"guest": guest, "reason": reason}))),
         VmEvent::Shutdown { guest, reason } => ("SHUTDOWN", Some(json!({"guest": guest, "reason": reason}))),
         VmEvent::Migration { status } => ("MIGRATION", Some(json!({ "status": status }))),
+        VmEvent::MigrationPass { pass } => ("MIGRATION_PASS", Some(json!({ "pass": pass }))),
     };
     m.insert("event".into(), Value::String(name.into()));
     if let Some(d) = data {

@@ -84,6 +84,9 @@ impl Controller {
             return Err(MigrateError::Lifecycle(e.to_string()));
         }
         self.migration_status("active");
+        if self.migration_events {
+            self.emit(VmEvent::MigrationPass { pass: 1 });
+        }
         match self.save_to(uri, !was_running) {
             Ok(bytes) => {
                 self.migration.bytes = bytes;

@@ -78,6 +78,8 @@ pub enum VmEvent {
     Shutdown { guest: bool, reason: &'static str },
     /// A save or restore changed status (QEMU's names: setup, active, completed, failed).
     Migration { status: &'static str },
+    /// A pass over guest RAM began (a snapshot makes one).
+    MigrationPass { pass: u32 },
 }
 
 /// Hears a VM's events (the monitors do).
