@@ -67,6 +67,20 @@ impl Client {
         Ok(l)
     }
 
+    /// Sends `request`; its reply line (events before it are read and skipped).
+    pub(super) fn reply(&mut self, request: &str) -> Result<String> {
+        self.writer.write_all(request.as_bytes())?;
+        loop {
+            let l = self.line()?;
+            if l.starts_with("{\"return\"") {
+                return Ok(l);
+            }
+            if l.starts_with("{\"error\"") {
+                bail!("{request}: {}", l.trim());
+            }
+        }
+    }
+
     /// Sends `request`; the time to its reply (events before it are read and skipped).
     pub(super) fn call(&mut self, request: &str) -> Result<Duration> {
         let start = Instant::now();
