@@ -323,7 +323,17 @@ async def migrate_and_clone(vm):
             expect("MIGRATION statuses", seen[-1], "completed")
             expect_in("MIGRATION statuses", "setup", seen)
         expect("query-migrate", (await qmp.execute("query-migrate"))["status"], "completed")
-        expect("cont after migrate", await qmp.execute("cont"), {})
+        # QEMU sends "completed" before its migration thread has cleaned up: until then its
+        # cont says "Migration is not finalized yet". Minnow's save is over when it replies.
+        until = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                expect("cont after migrate", await qmp.execute("cont"), {})
+                break
+            except ExecuteError as e:
+                if "not finalized" not in str(e) or time.monotonic() > until:
+                    raise
+                await asyncio.sleep(0.05)
     finally:
         await qmp.disconnect()
     clone = Vm(vm.vmm, vm.workdir, "clone", ["-incoming", f"exec:cat {state}"])
