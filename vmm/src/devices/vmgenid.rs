@@ -18,19 +18,12 @@ pub struct VmGenId {
 /// 16 bytes from the kernel's random source.
 pub fn random_guid() -> [u8; 16] {
     let mut guid = [0u8; 16];
-    let mut filled = 0;
-    while filled < guid.len() {
-        // SAFETY: getrandom writes at most the given length into the buffer's unfilled end.
-        let n = unsafe { libc::getrandom(guid[filled..].as_mut_ptr().cast(), guid.len() - filled, 0) };
-        match n {
-            n if n > 0 => filled += n as usize,
-            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-            // getrandom(2) cannot fail otherwise on a supported kernel; a fixed pattern still
-            // differs from whatever the VM had.
-            _ => return [0xA5; 16],
-        }
+    match crate::devices::virtio::rng::fill_random(&mut guid) {
+        Ok(()) => guid,
+        // getrandom(2) cannot fail otherwise on a supported kernel; a fixed pattern still
+        // differs from whatever the VM had.
+        Err(_) => [0xA5; 16],
     }
-    guid
 }
 
 impl VmGenId {

@@ -85,10 +85,7 @@ impl MachineCore {
         }
         let irqchip = match self.kvm_pit {
             Some(pit) => {
-                let chips = IrqchipState::save(&self.vm, pit).map_err(|e| StateError::Kvm {
-                    what: e.what,
-                    source: e.source,
-                })?;
+                let chips = IrqchipState::save(&self.vm, pit).map_err(StateError::from)?;
                 Some(codec::encode("KVM's interrupt controllers", &chips)?)
             }
             None => None,
@@ -159,10 +156,7 @@ impl MachineCore {
         }
         if let Some(bytes) = &snapshot.irqchip {
             let chips: IrqchipState = codec::decode("KVM's interrupt controllers", bytes)?;
-            chips.restore(&self.vm).map_err(|e| StateError::Kvm {
-                what: e.what,
-                source: e.source,
-            })?;
+            chips.restore(&self.vm).map_err(StateError::from)?;
         }
         if let (Some((rom, _)), Some(bytes)) = (&self.rom, &snapshot.rom) {
             rom.restore(bytes);

@@ -260,6 +260,17 @@ fn hmp_string(rest: &str) -> &str {
         .unwrap_or(rest)
 }
 
+/// HMP's `migrate` and `migrate_incoming`: `run` on the URI the line gives; what it printed.
+fn with_uri(rest: &str, run: impl FnOnce(&MigrationUri) -> Result<(), MigrateError>) -> String {
+    let done = MigrationUri::parse(hmp_string(rest))
+        .map_err(|e| e.to_string())
+        .and_then(|uri| run(&uri).map_err(|e| e.to_string()));
+    match done {
+        Ok(()) => String::new(),
+        Err(e) => format!("Error: {e}\r\n"),
+    }
+}
+
 /// Runs HMP command `cmd` (with the rest of its line) if it is a migration one.
 pub fn hmp(cmd: &str, rest: &str, ctx: &mut Context) -> Option<String> {
     let error = |e: String| format!("Error: {e}\r\n");
@@ -275,23 +286,9 @@ pub fn hmp(cmd: &str, rest: &str, ctx: &mut Context) -> Option<String> {
                 }
                 rest = tail.trim_start();
             }
-            match MigrationUri::parse(hmp_string(rest)) {
-                Ok(uri) => ctx
-                    .controller
-                    .migrate(&uri)
-                    .err()
-                    .map_or(String::new(), |e| error(e.to_string())),
-                Err(e) => error(e.to_string()),
-            }
+            with_uri(rest, |uri| ctx.controller.migrate(uri))
         }
-        "migrate_incoming" => match MigrationUri::parse(hmp_string(rest)) {
-            Ok(uri) => ctx
-                .controller
-                .incoming(&uri)
-                .err()
-                .map_or(String::new(), |e| error(e.to_string())),
-            Err(e) => error(e.to_string()),
-        },
+        "migrate_incoming" => with_uri(rest, |uri| ctx.controller.incoming(uri)),
         "migrate_cancel" => String::new(),
         "migrate_set_speed" => match rest.trim() {
             "" => "Parameter 'value' is missing\r\n".into(),

@@ -21,6 +21,15 @@ pub enum StateError {
     },
 }
 
+impl From<crate::vstate::irqchip_state::IrqchipStateError> for StateError {
+    fn from(e: crate::vstate::irqchip_state::IrqchipStateError) -> Self {
+        Self::Kvm {
+            what: e.what,
+            source: e.source,
+        }
+    }
+}
+
 impl StateError {
     pub fn refused(what: &'static str, reason: impl Into<String>) -> Self {
         Self::Refused {

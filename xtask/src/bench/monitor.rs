@@ -84,16 +84,8 @@ impl Client {
     /// Sends `request`; the time to its reply (events before it are read and skipped).
     pub(super) fn call(&mut self, request: &str) -> Result<Duration> {
         let start = Instant::now();
-        self.writer.write_all(request.as_bytes())?;
-        loop {
-            let l = self.line()?;
-            if l.starts_with("{\"return\"") {
-                return Ok(start.elapsed());
-            }
-            if l.starts_with("{\"error\"") {
-                bail!("{request}: {}", l.trim());
-            }
-        }
+        self.reply(request)?;
+        Ok(start.elapsed())
     }
 }
 

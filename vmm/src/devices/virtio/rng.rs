@@ -14,9 +14,9 @@ const MAX_REQUEST: usize = 64 * 1024;
 #[derive(Default)]
 pub struct Rng;
 
-/// `len` bytes from getrandom(2).
-fn random_bytes(len: usize) -> Result<Vec<u8>, DeviceError> {
-    let mut buf = vec![0u8; len];
+/// Fills `buf` from getrandom(2) (the VM generation ID takes its bytes here too).
+pub fn fill_random(buf: &mut [u8]) -> std::io::Result<()> {
+    let len = buf.len();
     let mut filled = 0;
     while filled < len {
         // SAFETY: getrandom writes at most `len - filled` bytes into the live buffer's tail.
@@ -26,10 +26,17 @@ fn random_bytes(len: usize) -> Result<Vec<u8>, DeviceError> {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(DeviceError::Memory(format!("getrandom: {e}")));
+            return Err(e);
         }
         filled += n as usize;
     }
+    Ok(())
+}
+
+/// `len` bytes from getrandom(2).
+fn random_bytes(len: usize) -> Result<Vec<u8>, DeviceError> {
+    let mut buf = vec![0u8; len];
+    fill_random(&mut buf).map_err(|e| DeviceError::Memory(format!("getrandom: {e}")))?;
     Ok(buf)
 }
 
