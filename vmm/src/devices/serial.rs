@@ -16,6 +16,12 @@ use crate::snapshot::codec::{self, StateError};
 
 /// The UART's eight registers, offsets 0-7 of its range.
 const REGISTERS: u64 = 8;
+/// The interrupt identification register and its values this file needs.
+const IIR: u8 = 2;
+const IIR_NONE: u8 = 0x01;
+const IIR_RDA: u8 = 0x04;
+const IIR_FIFO_ENABLED: u8 = 0xC0;
+const IER_RDA: u8 = 0x01;
 
 pub struct Serial<W: Write + Send + Clone> {
     uart: vm_superio::Serial<IrqLine, NoEvents, W>,
@@ -61,6 +67,22 @@ impl<W: Write + Send + Clone> Serial<W> {
         }
     }
 
+    /// The IIR as a 16550A shows it: its received-data interrupt stays pending while the FIFO
+    /// holds data. vm-superio clears it at every RBR read, so a driver that reads a bounded
+    /// number of bytes per interrupt (Linux's 8250 takes 256) and then asks the IIR again
+    /// found nothing pending and left the rest of a long line in the FIFO until more input came.
+    fn identification(&mut self) -> u8 {
+        let iir = self.uart.read(IIR);
+        if iir & IIR_NONE == 0 {
+            return iir;
+        }
+        let state = self.uart.state();
+        match state.interrupt_enable & IER_RDA != 0 && !state.in_buffer.is_empty() {
+            true => IIR_FIFO_ENABLED | IIR_RDA,
+            false => iir,
+        }
+    }
+
     fn report_offset(&self, offset: u64) {
         crate::guest_log!(
             self.log,
@@ -78,6 +100,7 @@ impl<W: Write + Send + Clone> BusDevice for Serial<W> {
         data.fill(0xFF);
         let Some(first) = data.first_mut() else { return };
         match u8::try_from(offset) {
+            Ok(IIR) => *first = self.identification(),
             Ok(reg) if offset < REGISTERS => *first = self.uart.read(reg),
             _ => self.report_offset(offset),
         }
@@ -245,6 +268,32 @@ mod tests {
         assert_eq!(read(&mut dev, RBR), b'o');
         assert_eq!(read(&mut dev, RBR), b'k');
         assert_eq!(read(&mut dev, LSR) & LSR_DR, 0);
+    }
+
+    /// Linux's 8250 driver reads at most 256 bytes per pass, then asks the IIR whether more is
+    /// pending: while the FIFO holds data, it is (a 16550A's received-data interrupt is level).
+    #[test]
+    fn received_data_stays_pending_in_the_iir_until_the_fifo_is_empty() {
+        let (mut dev, _) = uart();
+        dev.write(IER, &[IER_RDA]);
+        assert_eq!(dev.enqueue_input(b"abc"), 3);
+        assert_eq!(read(&mut dev, IIR), 0xC0 | IIR_RDA);
+        assert_eq!(read(&mut dev, RBR), b'a');
+        assert_eq!(read(&mut dev, IIR), 0xC0 | IIR_RDA, "two bytes are still waiting");
+        read(&mut dev, RBR);
+        read(&mut dev, RBR);
+        assert_eq!(
+            read(&mut dev, IIR) & 0x0F,
+            0x01,
+            "nothing pending once it is empty"
+        );
+        dev.write(IER, &[0]);
+        assert_eq!(dev.enqueue_input(b"d"), 1);
+        assert_eq!(
+            read(&mut dev, IIR) & 0x0F,
+            0x01,
+            "not with the interrupt disabled"
+        );
     }
 
     #[test]
