@@ -67,6 +67,8 @@ pub struct Drive {
     /// `backing.file=PATH,backing.driver=FMT`: a qcow2 image's backing image, instead of the one
     /// it names.
     pub backing: Option<(PathBuf, DiskFormat)>,
+    /// `snapshot=on` (or `-snapshot`): writes go to a throw-away overlay; the image is only read.
+    pub snapshot: bool,
 }
 
 impl Default for Drive {
@@ -79,11 +81,13 @@ impl Default for Drive {
             cache: CacheMode::Writeback,
             locking: true,
             backing: None,
+            snapshot: false,
         }
     }
 }
 
-const HINT: &str = ": use file=PATH,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=...][,locking=off]";
+const HINT: &str =
+    ": use file=PATH,format=raw|qcow2,if=none,id=ID[,readonly=on][,snapshot=on][,cache=...][,locking=off]";
 
 fn format(option: &str, v: &str) -> Result<DiskFormat, ConfigError> {
     match v {
@@ -116,6 +120,7 @@ pub fn parse_drive(s: &str) -> Result<Drive, ConfigError> {
                 ))
             }
             "readonly" => d.read_only = on_off(&option, &v)?,
+            "snapshot" => d.snapshot = on_off(&option, &v)?,
             "cache" => {
                 d.cache = match v.as_str() {
                     "writeback" => CacheMode::Writeback,
@@ -196,13 +201,18 @@ mod tests {
         assert_eq!(d.cache, CacheMode::None);
         assert!(d.cache.direct() && !d.cache.flush_each_write() && !d.locking);
         assert_eq!(d.backing, Some((PathBuf::from("b.raw"), DiskFormat::Raw)));
+        assert!(
+            parse_drive("file=b,format=raw,id=d,snapshot=on")
+                .unwrap()
+                .snapshot
+        );
+        assert!(!parse_drive("file=b,format=raw,id=d").unwrap().snapshot);
         for (s, says) in [
             ("file=x,id=d", "format=raw or format=qcow2"),
             ("file=x,format=vmdk,id=d", "vmdk"),
             ("format=raw,id=d", "file=PATH"),
             ("file=x,format=raw", "id=ID"),
             ("file=x,format=raw,id=d,if=ide", "if=none"),
-            ("file=x,format=raw,id=d,snapshot=on", "snapshot"),
             ("file=x,format=qcow2,id=d,backing.file=b", "backing.driver"),
             (
                 "file=x,format=raw,id=d,backing.file=b,backing.driver=raw",

@@ -31,12 +31,15 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
   -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE][,locking=off]
-        [,backing.file=PATH,backing.driver=raw|qcow2]
+        [,backing.file=PATH,backing.driver=raw|qcow2][,snapshot=on]
                                       cache= as QEMU: writeback (default), none (O_DIRECT),
                                       writethrough, directsync (O_DIRECT, each write durable),
                                       unsafe (flushes ignored); images are locked as QEMU
                                       locks them; a qcow2 backing file opens read-only and
-                                      only with a format (the image's, or backing.driver=)
+                                      only with a format (the image's, or backing.driver=);
+                                      snapshot=on: writes go to a throw-away qcow2 overlay
+                                      in $TMPDIR (else /var/tmp), the image is only read
+  -snapshot                           snapshot=on for every drive
   -device virtio-blk-device,drive=ID  virtio disk (flush, discard, write-zeroes)
   -netdev tap,id=ID,ifname=TAP|fd=FD[,script=no,downscript=no]
   -netdev user,id=ID[,hostfwd=tcp|udp:[ADDR]:HPORT-:GPORT][,ipv4=off|ipv6=off]

@@ -357,6 +357,8 @@ pub enum ConfigError {
 #[derive(Default)]
 struct Pending {
     drives: Vec<(usize, String)>,
+    /// `-snapshot`: every drive as if with snapshot=on.
+    snapshot: bool,
     netdevs: Vec<(usize, String)>,
     chardevs: Vec<(usize, String)>,
     /// `-mon`: (chardev id, mode, pretty), in order.

@@ -375,6 +375,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             #[cfg(feature = "sandbox-test")]
             "x-sandbox-violate" => c.sandbox_violate = Some(super::sandbox::parse_violate(&value()?)?),
             "no-shutdown" => c.no_shutdown = true,
+            "snapshot" => pending.snapshot = true,
             "pidfile" => c.pidfile = Some(value()?.into()),
             "L" => c.data_dirs.push(value()?.into()),
             "display" => match value()?.as_str() {
@@ -409,6 +410,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             "k" => drop(value()?),
             _ => return Err(ConfigError::UnknownOption(arg)),
         }
+    }
+    // QEMU's -snapshot: every drive gets its throw-away overlay (here snapshot=off does not
+    // take a drive back out).
+    if pending.snapshot {
+        c.drives.iter_mut().for_each(|d| d.snapshot = true);
     }
     for (device, id) in pending.drives {
         let index = c

@@ -129,6 +129,15 @@ fn a_blk_device_finds_its_drive_in_either_order() {
 }
 
 #[test]
+fn minus_snapshot_puts_every_drive_on_a_throwaway_overlay() {
+    let two = "-drive file=a,format=raw,id=a -drive file=b,format=qcow2,id=b";
+    let c = parse_str(&format!("{two} -snapshot")).unwrap().unwrap();
+    assert!(c.drives.iter().all(|d| d.snapshot));
+    let c = parse_str(two).unwrap().unwrap();
+    assert!(c.drives.iter().all(|d| !d.snapshot));
+}
+
+#[test]
 fn virtio_rng_parses_with_its_rng_object() {
     let c = parse_str("-object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-device,rng=rng0")
         .unwrap()

@@ -6,9 +6,11 @@
 //! the user allows: its backing chain read-only, each link with an explicit format.
 mod aligned;
 pub mod lock;
+mod overlay;
 mod qcow2;
 mod raw;
 
+pub use overlay::ThrowawayOverlay;
 pub use qcow2::Qcow2Disk;
 pub use raw::RawFile;
 
@@ -65,12 +67,17 @@ pub enum DiskError {
     BackingWithoutFormat { image: PathBuf, backing: String },
     #[error("{image}: backing format {format:?} is neither raw nor qcow2")]
     BackingFormat { image: PathBuf, format: String },
+    #[error("snapshot=on: cannot make the throw-away overlay in {dir} ({source}); set TMPDIR to a writable directory")]
+    Overlay { dir: PathBuf, source: io::Error },
     #[error("{image}: its backing chain is more than {max} images deep")]
     ChainTooDeep { image: PathBuf, max: usize },
 }
 
 /// The disk `drive` names, in its format.
 pub fn open(drive: &Drive) -> Result<Box<dyn Disk>, DiskError> {
+    if drive.snapshot {
+        return Ok(Box::new(ThrowawayOverlay::open(drive)?));
+    }
     Ok(match drive.format {
         DiskFormat::Raw => Box::new(RawFile::open(drive)?),
         DiskFormat::Qcow2 => Box::new(Qcow2Disk::open(drive)?),

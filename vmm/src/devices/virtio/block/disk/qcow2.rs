@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// Backing images below an overlay, at most (QEMU has no hard limit; a loop must end).
 const MAX_CHAIN: usize = 16;
 
-type Access = FormatAccess<ImagoFile>;
+pub(super) type Access = FormatAccess<ImagoFile>;
 
 pub struct Qcow2Disk {
     access: Access,
@@ -27,10 +27,10 @@ pub struct Qcow2Disk {
 }
 
 /// One image of the chain to open: its file and format, read-write only for the top.
-struct Link {
-    path: PathBuf,
-    format: DiskFormat,
-    writable: bool,
+pub(super) struct Link {
+    pub path: PathBuf,
+    pub format: DiskFormat,
+    pub writable: bool,
 }
 
 /// Opens `link`'s file for imago, locked, with the drive's cache mode.
@@ -96,7 +96,7 @@ fn backing_of(image: &Path, q: &Qcow2<ImagoFile>) -> Result<Option<Link>, DiskEr
 }
 
 /// Opens `link` and, below it, the chain it names (or the user's `backing` for the top).
-fn open_chain(
+pub(super) fn open_chain(
     drive: &Drive,
     link: Link,
     depth: usize,

@@ -349,3 +349,70 @@ fn a_qcow2_image_closed_under_cache_unsafe_checks_clean() {
     assert!(map.matches("\"data\": true").count() >= 1, "{map}");
     std::fs::remove_file(path).unwrap();
 }
+
+/// `snapshot=on`: the guest reads the image and its own writes; the image never changes; a
+/// second VM may open the same image the same way at once (clones share one base disk), while
+/// a writer is still kept out.
+#[test]
+fn snapshot_on_writes_to_a_throwaway_overlay_and_leaves_the_image_alone() {
+    for format in [DiskFormat::Raw, DiskFormat::Qcow2] {
+        let raw = temp_image(&format!("snap-{format:?}"), &[0x5A; 3 * 65536]);
+        let path = match format {
+            DiskFormat::Raw => raw.clone(),
+            DiskFormat::Qcow2 => {
+                let q = raw.with_extension("qcow2");
+                qemu_img(&[
+                    "convert",
+                    "-f",
+                    "raw",
+                    "-O",
+                    "qcow2",
+                    raw.to_str().unwrap(),
+                    q.to_str().unwrap(),
+                ]);
+                q
+            }
+        };
+        let before = std::fs::read(&path).unwrap();
+        let d = Drive {
+            snapshot: true,
+            ..drive(&path, format)
+        };
+        let mut one = open(&d).unwrap();
+        let mut two = open(&d).unwrap();
+        assert_eq!(one.size(), 3 * 65536);
+        one.write_at(b"clone one", 65536 + 512).unwrap();
+        one.write_zeroes(0, 4096).unwrap();
+        one.flush().unwrap();
+        let mut buf = [0u8; 9];
+        one.read_at(&mut buf, 65536 + 512).unwrap();
+        assert_eq!(&buf, b"clone one");
+        one.read_at(&mut buf, 65536 + 512 - 9).unwrap();
+        assert_eq!(
+            buf, [0x5A; 9],
+            "{format:?}: the rest of the cluster is the image's"
+        );
+        one.read_at(&mut buf, 0).unwrap();
+        assert_eq!(buf, [0; 9]);
+        two.read_at(&mut buf, 65536 + 512).unwrap();
+        assert_eq!(
+            buf, [0x5A; 9],
+            "{format:?}: a second overlay sees none of the first's writes"
+        );
+        one.close().unwrap();
+        drop((one, two));
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "{format:?}: the image changed"
+        );
+        let writer = open(&drive(&path, format)).unwrap();
+        let err = open(&d)
+            .err()
+            .expect("an image with a writer is refused")
+            .to_string();
+        assert!(err.contains("lock"), "{err}");
+        drop(writer);
+        std::fs::remove_file(&raw).unwrap();
+        let _ = std::fs::remove_file(raw.with_extension("qcow2"));
+    }
+}
