@@ -27,6 +27,13 @@ pub trait BusDevice: Send {
     fn save_state(&mut self) -> Result<Vec<u8>, StateError> {
         Ok(Vec::new())
     }
+    /// The snapshot [`BusDevice::save_state`] was taken for is written, or failed: host-side
+    /// work the device stopped for it starts again.
+    fn state_saved(&mut self) {}
+    /// The whole machine is restored (every device, KVM's chips, the vCPUs) and the guest has
+    /// not run yet: what the device tells the guest about the move. An interrupt raised in
+    /// [`BusDevice::restore_state`] would be lost to the chips' and vCPUs' restore after it.
+    fn after_restore(&mut self) {}
     /// Puts back what [`BusDevice::save_state`] gave, keeping the host resources this device
     /// was built with.
     fn restore_state(&mut self, state: &[u8]) -> Result<(), StateError> {

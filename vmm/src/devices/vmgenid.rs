@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 pub struct VmGenId {
     guid: [u8; 16],
     ged: Arc<Mutex<Ged>>,
+    /// Restored with a new GUID: the guest is told once the whole machine is back.
+    renewed: bool,
 }
 
 /// 16 bytes from the kernel's random source.
@@ -32,6 +34,7 @@ impl VmGenId {
         Self {
             guid: guid.unwrap_or_else(random_guid),
             ged,
+            renewed: false,
         }
     }
 
@@ -81,7 +84,8 @@ impl BusDevice for VmGenId {
         codec::encode("vmgenid", &self.guid)
     }
 
-    /// A restored VM is a new generation: a fresh GUID, and the guest is told.
+    /// A restored VM is a new generation: a fresh GUID; the guest is told in
+    /// [`BusDevice::after_restore`].
     fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
         let saved: [u8; 16] = codec::decode("vmgenid", bytes)?;
         self.guid = loop {
@@ -90,11 +94,17 @@ impl BusDevice for VmGenId {
                 break fresh;
             }
         };
-        self.ged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .signal(GED_EVENT_VMGENID);
+        self.renewed = true;
         Ok(())
+    }
+
+    fn after_restore(&mut self) {
+        if std::mem::take(&mut self.renewed) {
+            self.ged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .signal(GED_EVENT_VMGENID);
+        }
     }
 }
 
@@ -128,6 +138,11 @@ mod tests {
         assert!(probe.event().read().is_err(), "no event yet");
         dev.restore_state(&saved).unwrap();
         assert_ne!(dev.guid(), [7; 16]);
+        assert!(
+            probe.event().read().is_err(),
+            "not before the whole machine is back"
+        );
+        dev.after_restore();
         assert!(probe.event().read().is_ok(), "the GED's interrupt");
         let mut sel = [0u8; 4];
         ged.lock().unwrap().read(0, &mut sel);

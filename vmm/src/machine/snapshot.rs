@@ -73,8 +73,28 @@ impl MachineCore {
             .collect()
     }
 
+    /// Tells every device the snapshot is written (or failed): what it stopped for the capture
+    /// (vhost) runs again.
+    pub fn state_saved(&self) {
+        for (_, b) in self.buses() {
+            for (_, _, device) in b.devices() {
+                lock(device).state_saved();
+            }
+        }
+    }
+
+    /// Tells every device the whole machine is restored, before the guest runs: what each has
+    /// to tell the guest (a new VM generation, vsock's transport reset) is raised now.
+    pub fn after_restore(&self) {
+        for (_, b) in self.buses() {
+            for (_, _, device) in b.devices() {
+                lock(device).after_restore();
+            }
+        }
+    }
+
     /// Everything but RAM and the vCPUs (given, encoded), with the vCPUs parked and the devices
-    /// paused.
+    /// paused. Call [`MachineCore::state_saved`] afterwards, whatever came of it.
     pub fn capture(&self, paused: bool, vcpus: Vec<Vec<u8>>) -> Result<Snapshot, MachineStateError> {
         let mut devices = Vec::new();
         for (bus, b) in self.buses() {

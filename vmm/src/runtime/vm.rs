@@ -334,6 +334,7 @@ fn restore_at_start(core: &MachineCore, vcpus: &[Vcpu], uri: &MigrationUri) -> R
         vcpu.restore(&state)
             .map_err(|e| MigrateError::Vcpu(e.to_string()))?;
     }
+    core.after_restore();
     Ok(Restored {
         paused: snapshot.paused,
         ram: snapshot.memory.iter().map(|r| r.len).sum(),

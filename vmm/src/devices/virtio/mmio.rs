@@ -383,7 +383,12 @@ impl From<&SavedQueue> for QueueState {
 
 impl MmioTransport {
     fn save(&mut self) -> Result<TransportState, StateError> {
-        let device = self.device.save_state(&mut self.queues)?;
+        // As QEMU at the end of a migration: what the device wrote reaches the host (a disk's
+        // cache its image), so a clone that opens the same image reads what this VM wrote.
+        self.device
+            .flush()
+            .map_err(|e| StateError::refused(self.name(), format!("flushing it: {e}")))?;
+        let device = self.device.save_state(&mut self.queues, &self.mem)?;
         Ok(TransportState {
             queue_sel: self.queue_sel,
             device_features_sel: self.device_features_sel,
@@ -453,6 +458,17 @@ impl BusDevice for MmioTransport {
     fn restore_state(&mut self, bytes: &[u8]) -> Result<(), StateError> {
         let state: TransportState = codec::decode(self.name(), bytes)?;
         self.restore(state)
+    }
+
+    fn state_saved(&mut self) {
+        self.device.state_saved(&self.queues, &self.mem);
+    }
+
+    fn after_restore(&mut self) {
+        if self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 {
+            let told = self.device.restored(&mut self.queues, &self.mem);
+            self.complete(told);
+        }
     }
 
     fn read(&mut self, offset: u64, data: &mut [u8]) {

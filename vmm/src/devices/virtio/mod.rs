@@ -75,9 +75,17 @@ pub trait VirtioDevice: Send {
     /// The driver reset the device.
     fn reset(&mut self) {}
     /// Its own state beyond the transport's and the queues', for a snapshot (empty: none).
-    /// A device that cannot be saved says why.
-    fn save_state(&mut self, _queues: &mut [Queue]) -> Result<Vec<u8>, StateError> {
+    /// A device whose rings are served elsewhere (vhost) stops that work here and brings its
+    /// place in them back into `queues`. A device that cannot be saved says why.
+    fn save_state(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> Result<Vec<u8>, StateError> {
         Ok(Vec::new())
+    }
+    /// The snapshot is written (or the save failed): work stopped for it starts again.
+    fn state_saved(&mut self, _queues: &[Queue], _mem: &GuestMemoryMmap) {}
+    /// Restored and running again, before the guest does: what the device tells the driver
+    /// about the move (vsock's transport reset). Whether it used buffers (an interrupt is due).
+    fn restored(&mut self, _queues: &mut [Queue], _mem: &GuestMemoryMmap) -> Result<bool, DeviceError> {
+        Ok(false)
     }
     /// Puts back what [`VirtioDevice::save_state`] gave.
     fn restore_state(&mut self, state: &[u8]) -> Result<(), StateError> {

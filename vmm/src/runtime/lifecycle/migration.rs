@@ -8,8 +8,10 @@
 //! status. Unlike QEMU's, the save runs to its end before `migrate` answers (the VM is stopped
 //! throughout, so there is nothing to converge), and `migrate_cancel` finds nothing to cancel.
 use super::{Controller, RunState, VmEvent, PARK_LIMIT};
+use crate::machine::MachineCore;
+use crate::sandbox::broker::Broker;
 use crate::snapshot::channel::{Channel, Direction};
-use crate::snapshot::format;
+use crate::snapshot::format::{self, Snapshot};
 use crate::snapshot::uri::MigrationUri;
 use crate::snapshot::{load, MigrateError};
 use crate::vstate::vcpu::Vcpu;
@@ -121,25 +123,15 @@ impl Controller {
             .core
             .as_ref()
             .ok_or_else(|| MigrateError::Lifecycle("the VM has ended".into()))?;
-        let snapshot = core.capture(paused, vcpus)?;
-        self.migration.ram = snapshot.memory.iter().map(|r| r.len).sum();
-        let mut channel = Channel::open(uri, Direction::Save, self.broker.as_ref())?;
-        // A file gets memory page-aligned (a restore maps it), a stream only the pages in use.
-        let sparse = matches!(uri, MigrationUri::Exec(_));
-        let flags = if sparse { format::FLAG_SPARSE } else { 0 };
-        let written = format::write_state(&mut channel.file, &snapshot, flags)
+        let written = core
+            .capture(paused, vcpus)
             .map_err(MigrateError::from)
-            .and_then(|offset| {
-                core.write_memory(&mut channel.file, &snapshot.memory, sparse)
-                    .map_err(MigrateError::Write)?;
-                Ok(offset + self.migration.ram)
+            .and_then(|snapshot| {
+                self.migration.ram = snapshot.memory.iter().map(|r| r.len).sum();
+                write_snapshot(core, &snapshot, uri, self.broker.as_ref())
             });
-        // A command that stopped reading says why it did: its status is the error to report.
-        let finished = channel.finish();
-        match (written, finished) {
-            (_, Err(e)) => Err(e.into()),
-            (written, Ok(())) => written,
-        }
+        core.state_saved();
+        written
     }
 
     /// Each vCPU's state, encoded, taken by its own thread.
@@ -219,6 +211,7 @@ impl Controller {
                 PARK_LIMIT,
             )
             .map_err(|e| MigrateError::Vcpu(e.to_string()))?;
+        core.after_restore();
         Ok(paused)
     }
 
@@ -241,5 +234,32 @@ impl Controller {
     /// `-incoming defer`: the VM waits for `migrate-incoming`.
     pub fn wait_for_incoming(&mut self) {
         self.set_state(RunState::InMigrate);
+    }
+}
+
+/// Writes `snapshot` and the guest's RAM to `uri`; returns the bytes written.
+fn write_snapshot(
+    core: &MachineCore,
+    snapshot: &Snapshot,
+    uri: &MigrationUri,
+    broker: Option<&Broker>,
+) -> Result<u64, MigrateError> {
+    let mut channel = Channel::open(uri, Direction::Save, broker)?;
+    // A file gets memory page-aligned (a restore maps it), a stream only the pages in use.
+    let sparse = matches!(uri, MigrationUri::Exec(_));
+    let flags = if sparse { format::FLAG_SPARSE } else { 0 };
+    let ram: u64 = snapshot.memory.iter().map(|r| r.len).sum();
+    let written = format::write_state(&mut channel.file, snapshot, flags)
+        .map_err(MigrateError::from)
+        .and_then(|offset| {
+            core.write_memory(&mut channel.file, &snapshot.memory, sparse)
+                .map_err(MigrateError::Write)?;
+            Ok(offset + ram)
+        });
+    // A command that stopped reading says why it did: its status is the error to report.
+    let finished = channel.finish();
+    match (written, finished) {
+        (_, Err(e)) => Err(e.into()),
+        (written, Ok(())) => written,
     }
 }
