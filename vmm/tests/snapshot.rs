@@ -33,13 +33,14 @@ const COUNTER: &[u8] = &[
     0xEB, 0xE6, // jmp loop
 ];
 
-/// A 64 KiB ROM with [`COUNTER`] at its start and a jump there at the reset vector.
-fn counter_rom() -> PathBuf {
+/// A 64 KiB ROM with [`COUNTER`] at its start and a jump there at the reset vector; one file
+/// per test (`name`), as each test removes its own when it ends.
+fn counter_rom(name: &str) -> PathBuf {
     let mut rom = vec![0xF4u8; 64 * 1024];
     rom[..COUNTER.len()].copy_from_slice(COUNTER);
     // jmp near 0x0000 (from 0xFFF3, the next instruction): rel16 = -0xFFF3.
     rom[0xFFF0..0xFFF3].copy_from_slice(&[0xE9, 0x0D, 0x00]);
-    let path = temp("counter.rom");
+    let path = temp(&format!("{name}.rom"));
     std::fs::write(&path, rom).expect("writing the ROM");
     path
 }
@@ -52,6 +53,10 @@ struct Vm {
 
 impl Vm {
     fn start(name: &str, rom: &Path, extra: &[&str]) -> Vm {
+        Self::start_env(name, rom, extra, &[])
+    }
+
+    fn start_env(name: &str, rom: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Vm {
         let qmp = temp(&format!("{name}.qmp"));
         let serial = temp(&format!("{name}.serial"));
         let child = Command::new(env!("CARGO_BIN_EXE_minnow"))
@@ -62,6 +67,7 @@ impl Vm {
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp.display()))
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -143,7 +149,7 @@ fn reply(lines: &[String]) -> &str {
 /// `cont`, then writes the letter after the last one the first VM wrote.
 #[test]
 fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
-    let rom = counter_rom();
+    let rom = counter_rom("resume");
     let state = temp("counter.state");
     let first = Vm::start("first", &rom, &[]);
     first.wait_for_output(5);
@@ -231,7 +237,7 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
 /// stopped (postmigrate) until cont; the clone restores through `exec:` and runs by itself.
 #[test]
 fn the_hmp_recipe_with_exec_and_gzip() {
-    let rom = counter_rom();
+    let rom = counter_rom("recipe");
     let state = temp("recipe.gz");
     let first = Vm::start("recipe", &rom, &[]);
     first.wait_for_output(3);
@@ -281,7 +287,7 @@ fn the_hmp_recipe_with_exec_and_gzip() {
 /// that fails leaves the VM as it was.
 #[test]
 fn bad_snapshots_and_failed_saves_are_one_clear_error() {
-    let rom = counter_rom();
+    let rom = counter_rom("bad");
     let state = temp("bad.state");
     let vm = Vm::start("bad-source", &rom, &[]);
     vm.wait_for_output(1);
@@ -316,6 +322,20 @@ fn bad_snapshots_and_failed_saves_are_one_clear_error() {
     );
     let tcp = q.call(r#"{"execute":"migrate","arguments":{"uri":"tcp:127.0.0.1:4444"}}"#);
     assert!(reply(&tcp).contains("exec: and file: only"), "{tcp:?}");
+    // A full disk, through either kind of stream: /dev/full fails every write with ENOSPC.
+    for uri in ["file:/dev/full", "exec:cat >/dev/full"] {
+        let full = q.call(&format!(
+            r#"{{"execute":"migrate","arguments":{{"uri":"{uri}"}}}}"#
+        ));
+        let said = reply(&full);
+        assert!(
+            said.contains("No space left on device") || said.contains("exited with status 1"),
+            "{uri}: {full:?}"
+        );
+        assert_eq!(said.lines().count(), 1, "{said}");
+        let status = reply(&q.call(r#"{"execute":"query-status"}"#)).to_string();
+        assert!(status.contains(r#""running": true"#), "{uri}: {status}");
+    }
     let saved = q.call(&format!(
         r#"{{"execute":"migrate","arguments":{{"uri":"file:{}"}}}}"#,
         state.display()
@@ -367,4 +387,51 @@ fn bad_snapshots_and_failed_saves_are_one_clear_error() {
     for f in [&state, &short, &rom] {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// `-drive snapshot=on`, the clones' shared disk: several VMs open one image at once, each
+/// with its overlay in $TMPDIR, which no name reaches; a VM that would write the image itself
+/// is refused while they run, in one line; and the image is left as it was.
+#[test]
+fn clones_share_one_image_through_throwaway_overlays() {
+    let rom = counter_rom("overlay");
+    let image = temp("shared.raw");
+    std::fs::write(&image, vec![0x5A; 1 << 20]).unwrap();
+    let tmpdir = temp("overlays");
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    let drive = format!("file={},format=raw,if=none,id=d", image.display());
+    let shared = format!("{drive},snapshot=on");
+    let blk = ["-device", "virtio-blk-device,drive=d"];
+    let env = [("TMPDIR", tmpdir.as_path())];
+    let one = Vm::start_env("overlay-1", &rom, &["-drive", &shared, blk[0], blk[1]], &env);
+    let two = Vm::start_env(
+        "overlay-2",
+        &rom,
+        &["-snapshot", "-drive", &drive, blk[0], blk[1]],
+        &env,
+    );
+    one.wait_for_output(1);
+    two.wait_for_output(1);
+    let names: Vec<_> = std::fs::read_dir(&tmpdir).unwrap().collect();
+    assert!(names.is_empty(), "the overlays have no names: {names:?}");
+    let (status, err) = Vm::start("overlay-writer", &rom, &["-drive", &drive, blk[0], blk[1]]).ended();
+    assert_eq!(status, Some(1), "{err}");
+    assert!(err.contains("lock") && err.lines().count() == 1, "{err}");
+    let nowhere = Path::new("/nonexistent/dir");
+    let (_, err) = Vm::start_env(
+        "overlay-nowhere",
+        &rom,
+        &["-drive", &shared, blk[0], blk[1]],
+        &[("TMPDIR", nowhere)],
+    )
+    .ended();
+    assert!(err.contains("snapshot=on") && err.contains("TMPDIR"), "{err}");
+    for vm in [one, two] {
+        let mut q = vm.monitor();
+        drop(vm.quit(&mut q));
+    }
+    assert_eq!(std::fs::read(&image).unwrap(), vec![0x5A; 1 << 20]);
+    let _ = std::fs::remove_file(&image);
+    let _ = std::fs::remove_dir(&tmpdir);
+    let _ = std::fs::remove_file(&rom);
 }
