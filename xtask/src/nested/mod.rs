@@ -175,7 +175,7 @@ pub fn run(filter: Option<&str>, options: Options) -> Result<()> {
         true => control::with_controls(chosen.clone()),
         false => chosen.clone(),
     };
-    let inputs = prepare(options.control)?;
+    let inputs = prepare(options.control || cases.iter().any(Case::uses_qemu))?;
     let load = options.load.then(control::Load::start);
     let outcome = boot_to_the_end(&cases, |cases, tag| boot(&inputs, cases, tag))?;
     drop(load);

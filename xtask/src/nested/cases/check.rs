@@ -186,6 +186,7 @@ fn check_expect(case: &Case, out: &CaseOutput, now: i64) -> Vec<String> {
             dom0_cmdline,
         } => check_xen(out, xen_cmdline, dom0_cmdline),
         Expect::FsKilled { signal } => check_fs_killed(out, signal),
+        Expect::Urandom => super::urandom::check_urandom(&out.serial, &out.after),
         Expect::Screen { must_have } => must_have
             .iter()
             .filter(|text| !out.serial.iter().any(|l| l.contains(text.as_str())))

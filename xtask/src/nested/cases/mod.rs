@@ -120,6 +120,8 @@ pub enum Expect {
     /// with `signal`: the image must check clean (leaked clusters allowed after SIGKILL), the file
     /// system too, and every file the guest reported synced must be there, byte for byte.
     FsKilled { signal: &'static str },
+    /// The urandom check of two clones on Debian's generic kernel (urandom.rs).
+    Urandom,
     /// A full-screen program on COM1 (memtest86+): every text must be on its screen, which L2
     /// relays cut at each escape sequence.
     Screen { must_have: Vec<String> },
@@ -189,6 +191,11 @@ impl Case {
             after_must_have: None,
             expect,
         }
+    }
+
+    /// Whether L2 needs QEMU for this case: as its VMM, or in its after-commands.
+    pub fn uses_qemu(&self) -> bool {
+        self.program == paths::QEMU || self.after.iter().any(|a| a.contains(paths::QEMU))
     }
 
     /// The longest L2 lets this case's VM run.
@@ -296,7 +303,18 @@ fn linux_case_pic(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, pic:
 /// QEMU's microvm (`machine`, e.g. "microvm,accel=kvm") in L2 with the same kernel, initramfs and
 /// memory as [`linux_case`], for comparisons; only the guest's arrival at `/init` is checked.
 pub fn qemu_linux_case(machine: &str, append: &str) -> Case {
-    let args = [
+    Case::new(
+        String::new(),
+        paths::QEMU,
+        qemu_linux_args(machine, paths::VMLINUZ, append),
+        Expect::Timing,
+    )
+}
+
+/// QEMU's arguments for `kernel` with the test initramfs, on `machine`, one vCPU and the cases'
+/// memory.
+fn qemu_linux_args(machine: &str, kernel: &str, append: &str) -> Vec<String> {
+    [
         "-M",
         machine,
         "-cpu",
@@ -311,18 +329,28 @@ pub fn qemu_linux_case(machine: &str, append: &str) -> Case {
         "none",
         "-no-reboot",
         "-kernel",
-        paths::VMLINUZ,
+        kernel,
         "-initrd",
         paths::INITRAMFS,
         "-append",
         append,
-    ];
-    Case::new(
-        String::new(),
-        paths::QEMU,
-        args.map(String::from).to_vec(),
-        Expect::Timing,
-    )
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Checks that the L2 script with `case` is valid sh (busybox's ash is stricter than bash, not
+/// looser).
+#[cfg(test)]
+fn assert_script_parses(case: Case) {
+    let script = crate::nested::script::l2_init(&[], &[case]);
+    let out = std::process::Command::new("sh")
+        .arg("-n")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("sh runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Names a variant of `case`: `suffix` goes on its name, also in the command line's
@@ -350,6 +378,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 mod third_party;
+mod urandom;
 mod virtio;
 
 pub use third_party::{memtest_case, xen_case};
@@ -436,6 +465,7 @@ pub fn linux_cases() -> Vec<Case> {
         monitor::linux_case_hmp(),
         monitor::linux_case_qmp(),
         snapshot::linux_case_snapshot(),
+        urandom::linux_case_snapshot_urandom(),
         linux_case_vsock(BzImage, MinnowRom),
         linux_case_vsock_fd(Pvh, Direct),
         seed_case(true),
