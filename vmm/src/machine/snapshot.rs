@@ -2,7 +2,7 @@
 //! state (devices, KVM's chips and clock, the ROM, guest RAM) taken and put back. The vCPUs'
 //! state is taken by their own threads (`runtime::lifecycle`).
 use super::MachineCore;
-use crate::bus::{lock, Bus};
+use crate::bus::{lock, Bus, BusDevice};
 use crate::snapshot::codec::{self, StateError};
 use crate::snapshot::format::{self, DeviceSlot, MachineSpec, MemoryRange, SavedDevice, Snapshot};
 use crate::vstate::irqchip_state::IrqchipState;
@@ -76,19 +76,20 @@ impl MachineCore {
     /// Tells every device the snapshot is written (or failed): what it stopped for the capture
     /// (vhost) runs again.
     pub fn state_saved(&self) {
-        for (_, b) in self.buses() {
-            for (_, _, device) in b.devices() {
-                lock(device).state_saved();
-            }
-        }
+        self.each_device(|d| d.state_saved());
     }
 
     /// Tells every device the whole machine is restored, before the guest runs: what each has
     /// to tell the guest (a new VM generation, vsock's transport reset) is raised now.
     pub fn after_restore(&self) {
+        self.each_device(|d| d.after_restore());
+    }
+
+    /// `f` on every device of both buses, in the snapshot's order.
+    fn each_device(&self, mut f: impl FnMut(&mut dyn BusDevice)) {
         for (_, b) in self.buses() {
             for (_, _, device) in b.devices() {
-                lock(device).after_restore();
+                f(&mut *lock(device));
             }
         }
     }

@@ -337,7 +337,7 @@ fn restore_at_start(core: &MachineCore, vcpus: &[Vcpu], uri: &MigrationUri) -> R
     core.after_restore();
     Ok(Restored {
         paused: snapshot.paused,
-        ram: snapshot.memory.iter().map(|r| r.len).sum(),
+        ram: snapshot.ram_bytes(),
         took: started.elapsed(),
     })
 }

@@ -159,6 +159,13 @@ pub struct Snapshot {
     pub memory: Vec<MemoryRange>,
 }
 
+impl Snapshot {
+    /// Guest RAM's bytes, all ranges together.
+    pub fn ram_bytes(&self) -> u64 {
+        self.memory.iter().map(|r| r.len).sum()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("the state stream ended early: {what} needs {wanted} bytes, got {got}")]

@@ -143,10 +143,14 @@ impl MmioTransport {
         &self.wake
     }
 
+    /// The driver set DRIVER_OK and the device has not failed since.
+    fn driver_runs(&self) -> bool {
+        self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0
+    }
+
     /// The fd the event loop should watch now: only for a running device.
     pub fn io_fd(&self) -> Option<RawFd> {
-        let running =
-            self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 && !self.paused;
+        let running = self.driver_runs() && !self.paused;
         running.then(|| self.device.io_fd()).flatten()
     }
 
@@ -232,7 +236,7 @@ impl MmioTransport {
 
     fn notify(&mut self, index: u32) {
         let _ = self.wake.write(1);
-        if self.status & STATUS_DRIVER_OK == 0 || self.status & STATUS_NEEDS_RESET != 0 {
+        if !self.driver_runs() {
             return;
         }
         let Some(queue) = self.queues.get_mut(index as usize) else {
@@ -433,7 +437,7 @@ impl MmioTransport {
             0 => self.irq.lower(),
             _ => self.irq.raise(),
         }
-        if self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 {
+        if self.driver_runs() {
             self.device
                 .activate(self.driver_features, &self.queues, &self.mem)
                 .map_err(|e| StateError::refused(what, e.to_string()))?;
@@ -465,7 +469,7 @@ impl BusDevice for MmioTransport {
     }
 
     fn after_restore(&mut self) {
-        if self.status & STATUS_DRIVER_OK != 0 && self.status & STATUS_NEEDS_RESET == 0 {
+        if self.driver_runs() {
             let told = self.device.restored(&mut self.queues, &self.mem);
             self.complete(told);
         }

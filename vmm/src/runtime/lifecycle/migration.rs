@@ -127,7 +127,7 @@ impl Controller {
             .capture(paused, vcpus)
             .map_err(MigrateError::from)
             .and_then(|snapshot| {
-                self.migration.ram = snapshot.memory.iter().map(|r| r.len).sum();
+                self.migration.ram = snapshot.ram_bytes();
                 write_snapshot(core, &snapshot, uri, self.broker.as_ref())
             });
         core.state_saved();
@@ -199,7 +199,7 @@ impl Controller {
             .as_ref()
             .ok_or_else(|| MigrateError::Lifecycle("the VM has ended".into()))?;
         let snapshot = Arc::new(load::load(core, uri, self.broker.as_ref())?);
-        self.migration.ram = snapshot.memory.iter().map(|r| r.len).sum();
+        self.migration.ram = snapshot.ram_bytes();
         let paused = snapshot.paused;
         let from = snapshot.clone();
         self.control
@@ -248,13 +248,12 @@ fn write_snapshot(
     // A file gets memory page-aligned (a restore maps it), a stream only the pages in use.
     let sparse = matches!(uri, MigrationUri::Exec(_));
     let flags = if sparse { format::FLAG_SPARSE } else { 0 };
-    let ram: u64 = snapshot.memory.iter().map(|r| r.len).sum();
     let written = format::write_state(&mut channel.file, snapshot, flags)
         .map_err(MigrateError::from)
         .and_then(|offset| {
             core.write_memory(&mut channel.file, &snapshot.memory, sparse)
                 .map_err(MigrateError::Write)?;
-            Ok(offset + ram)
+            Ok(offset + snapshot.ram_bytes())
         });
     // A command that stopped reading says why it did: its status is the error to report.
     let finished = channel.finish();

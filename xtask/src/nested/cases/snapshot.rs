@@ -166,13 +166,12 @@ fn clone_cid(n: u32) -> u32 {
     10 + n
 }
 
-/// L2 talks to clone `n` over vsock and relays what came back, then what the guest's listener
-/// said.
+/// L2 talks to clone `n` over vsock and relays what came back; the guest's shell then prints
+/// what its listener said (`MINNOW-CLONE-VSOCKLOG`, relayed with the clone's other lines).
 fn vsock_clone(n: u32) -> String {
     format!(
         "{} >/tmp/vsock-{n}.out 2>&1; sed 's/^/MINNOW-VSOCK {n} /' /tmp/vsock-{n}.out; \
-         echo \"echo MINNOW-CLONE-VSOCKLOG{n} \\$(cat /vsock.log | tr '\\n' ' ') pids=\\$(pidof vsock-echo)\" >/tmp/clone{n}.in; sleep 2; \
-         grep -h MINNOW-CLONE-VSOCKLOG{n} /tmp/clone{n}.log",
+         echo \"echo MINNOW-CLONE-VSOCKLOG{n} \\$(cat /vsock.log | tr '\\n' ' ') pids=\\$(pidof vsock-echo)\" >/tmp/clone{n}.in",
         vsock_send(clone_cid(n), &format!("CLONE{n}"))
     )
 }
@@ -263,7 +262,7 @@ fn clones(args: &[String]) -> String {
     for i in 0..CLONES {
         s.push(vsock_clone(i));
     }
-    s.push("grep -h -E 'MINNOW-CLONE[0-9]+ file=' /tmp/clone[0-9].log; sed 's/^/MINNOW-CLONES-STDERR /' /tmp/clone[0-9].err".into());
+    s.push("grep -h -E 'MINNOW-CLONE([0-9]+ file=|-VSOCKLOG)' /tmp/clone[0-9].log; sed 's/^/MINNOW-CLONES-STDERR /' /tmp/clone[0-9].err".into());
     for i in 0..CLONES {
         s.push(format!("kill $pid{i} $hold{i}; reap $pid{i}"));
     }

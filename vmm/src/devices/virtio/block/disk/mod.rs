@@ -10,7 +10,6 @@ mod overlay;
 mod qcow2;
 mod raw;
 
-pub use overlay::ThrowawayOverlay;
 pub use qcow2::Qcow2Disk;
 pub use raw::RawFile;
 
@@ -76,7 +75,7 @@ pub enum DiskError {
 /// The disk `drive` names, in its format.
 pub fn open(drive: &Drive) -> Result<Box<dyn Disk>, DiskError> {
     if drive.snapshot {
-        return Ok(Box::new(ThrowawayOverlay::open(drive)?));
+        return Ok(Box::new(overlay::open(drive)?));
     }
     Ok(match drive.format {
         DiskFormat::Raw => Box::new(RawFile::open(drive)?),

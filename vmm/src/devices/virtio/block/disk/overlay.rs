@@ -2,9 +2,12 @@
 //! read-only, and a new qcow2 image on top of it, in an already-unlinked file in `$TMPDIR` (else
 //! /var/tmp, as QEMU), takes every write. Nothing reaches the image; the overlay is gone when
 //! the VM ends. This is how many clones of one snapshot share one base disk.
-use super::qcow2::{open_chain, Access, Link};
-use super::{Disk, DiskError};
-use crate::config::Drive;
+//!
+//! The overlay is a [`Qcow2Disk`] under `cache=unsafe`: it dies with the VM, so nothing in it
+//! needs to be durable, and the guest's flushes are ignored (a save still writes its metadata).
+use super::qcow2::{open_chain, Link};
+use super::{DiskError, Qcow2Disk};
+use crate::config::{CacheMode, Drive};
 use imago::file::File as ImagoFile;
 use imago::qcow2::Qcow2;
 use imago::{
@@ -14,12 +17,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-
-pub struct ThrowawayOverlay {
-    access: Access,
-    /// The base chain's files, holding their locks.
-    _locked: Vec<File>,
-}
 
 /// Where QEMU puts its temporary overlays: `$TMPDIR`, else /var/tmp.
 fn temp_dir() -> PathBuf {
@@ -64,61 +61,29 @@ fn unnamed_file(dir: &Path) -> io::Result<File> {
     Err(io::Error::from(io::ErrorKind::AlreadyExists))
 }
 
-impl ThrowawayOverlay {
-    pub fn open(drive: &Drive) -> Result<Self, DiskError> {
-        let mut locked = Vec::new();
-        let top = Link {
-            path: drive.file.clone(),
-            format: drive.format,
-            writable: false,
-        };
-        let base = open_chain(drive, top, 0, &mut locked)?;
-        let dir = temp_dir();
-        let overlay_error = |source| DiskError::Overlay {
-            dir: dir.clone(),
-            source,
-        };
-        let file = unnamed_file(&dir).map_err(overlay_error)?;
-        let opts = StorageOpenOptions::new().write(true);
-        let storage = ImagoFile::from_open_file(file, opts).map_err(overlay_error)?;
-        let mut q = Qcow2::<ImagoFile>::create_builder(storage)
-            .size(base.size())
-            .create_open(DenyImplicitOpenGate::default(), |image| {
-                Ok(Qcow2::<ImagoFile>::builder(image).write(true))
-            })
-            .map_err(overlay_error)?;
-        q.set_backing(Some(base));
-        Ok(Self {
-            access: FormatAccess::new(q),
-            _locked: locked,
+/// `drive`'s image, read-only, under a new throw-away overlay.
+pub fn open(drive: &Drive) -> Result<Qcow2Disk, DiskError> {
+    let mut locked = Vec::new();
+    let top = Link {
+        path: drive.file.clone(),
+        format: drive.format,
+        writable: false,
+    };
+    let base = open_chain(drive, top, 0, &mut locked)?;
+    let dir = temp_dir();
+    let overlay_error = |source| DiskError::Overlay {
+        dir: dir.clone(),
+        source,
+    };
+    let file = unnamed_file(&dir).map_err(overlay_error)?;
+    let opts = StorageOpenOptions::new().write(true);
+    let storage = ImagoFile::from_open_file(file, opts).map_err(overlay_error)?;
+    let mut q = Qcow2::<ImagoFile>::create_builder(storage)
+        .size(base.size())
+        .create_open(DenyImplicitOpenGate::default(), |image| {
+            Ok(Qcow2::<ImagoFile>::builder(image).write(true))
         })
-    }
-}
-
-/// The overlay dies with the VM, so nothing in it needs to be durable: flushes write imago's
-/// metadata to the file (a snapshot's clone of this VM would not read it) and never sync.
-impl Disk for ThrowawayOverlay {
-    fn size(&self) -> u64 {
-        self.access.size()
-    }
-
-    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.access.read(buf, offset)
-    }
-
-    fn write_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.access.write(buf, offset)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.access.flush()
-    }
-
-    fn discard(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.access.discard_to_any(offset, len)
-    }
-
-    fn write_zeroes(&mut self, offset: u64, len: u64) -> io::Result<()> {
-        self.access.write_zeroes(offset, len)
-    }
+        .map_err(overlay_error)?;
+    q.set_backing(Some(base));
+    Ok(Qcow2Disk::over(FormatAccess::new(q), CacheMode::Unsafe, locked))
 }

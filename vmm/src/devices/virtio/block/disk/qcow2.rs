@@ -153,11 +153,16 @@ impl Qcow2Disk {
             writable: !drive.read_only,
         };
         let access = open_chain(drive, top, 0, &mut locked)?;
-        Ok(Qcow2Disk {
+        Ok(Self::over(access, drive.cache, locked))
+    }
+
+    /// A disk over an opened chain (`locked`: its files, holding their locks).
+    pub(super) fn over(access: Access, cache: CacheMode, locked: Vec<std::fs::File>) -> Self {
+        Qcow2Disk {
             access,
-            cache: drive.cache,
+            cache,
             _locked: locked,
-        })
+        }
     }
 
     /// Writes imago's cached metadata to the file, and syncs it unless `cache=unsafe`.
