@@ -7,8 +7,9 @@ fn main() {
         println!("cargo:rerun-if-changed={bin}.ld");
         println!("cargo:rerun-if-changed=src/arch/{bin}.S");
     }
-    // The demo's hello.elf is a PVH payload: same entry, same layout.
-    const LIKE_PVH: [&str; 1] = ["hello"];
+    // The demo's hello.elf and the snapshot tests' blklog.elf are PVH payloads: same entry,
+    // same layout.
+    const LIKE_PVH: [&str; 2] = ["hello", "blklog"];
     println!("cargo:rerun-if-changed=src/arch/start.S");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -20,6 +20,7 @@
 
 pub mod acpi;
 pub mod analyze;
+pub mod blklog;
 pub mod bzimage;
 pub mod entry;
 pub mod fnv;
@@ -30,6 +31,7 @@ pub mod memmap;
 pub mod mptable;
 pub mod proto;
 pub mod report;
+pub mod virtio_blk;
 
 /// Why a check failed: a short kebab-case token, optionally with the ACPI/MP signature involved.
 /// Printed as `what` or `what:SIG`; never contains a space, so report lines split on spaces.

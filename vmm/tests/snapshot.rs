@@ -6,10 +6,9 @@
 mod common;
 
 use common::qmp::Qmp;
-use std::io::Read;
+use common::vm::Vm;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn temp(name: &str) -> PathBuf {
     common::temp("snapshot", name)
@@ -45,93 +44,16 @@ fn counter_rom(name: &str) -> PathBuf {
     path
 }
 
-struct Vm {
-    child: Child,
-    qmp: PathBuf,
-    serial: PathBuf,
+/// minnow on `rom` with `extra` (`-M microvm`, 32 MiB).
+fn start_env(name: &str, rom: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Vm {
+    let rom = rom.display().to_string();
+    let mut args = vec!["-M", "microvm", "-bios", &rom];
+    args.extend(extra);
+    Vm::launch("snapshot", name, &args, env)
 }
 
-impl Vm {
-    fn start(name: &str, rom: &Path, extra: &[&str]) -> Vm {
-        Self::start_env(name, rom, extra, &[])
-    }
-
-    fn start_env(name: &str, rom: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Vm {
-        let qmp = temp(&format!("{name}.qmp"));
-        let serial = temp(&format!("{name}.serial"));
-        let child = Command::new(env!("CARGO_BIN_EXE_minnow"))
-            .args(["-M", "microvm", "-m", "32M", "-nodefaults", "-bios"])
-            .arg(rom)
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .arg("-qmp")
-            .arg(format!("unix:{},server=on,wait=off", qmp.display()))
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("minnow runs");
-        Vm { child, qmp, serial }
-    }
-
-    fn monitor(&self) -> Qmp {
-        Qmp::negotiated(&self.qmp)
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.serial).unwrap_or_default()
-    }
-
-    /// Waits until the guest has written `n` bytes.
-    fn wait_for_output(&self, n: usize) -> String {
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = self.output();
-            if out.len() >= n {
-                return out;
-            }
-            assert!(Instant::now() < until, "the guest wrote {out:?} in 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `quit`, then minnow's stderr.
-    fn quit(mut self, q: &mut Qmp) -> String {
-        q.send(br#"{"execute":"quit"}"#);
-        let _ = self.child.wait();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        err
-    }
-
-    /// Waits for minnow to end by itself: its status and stderr.
-    fn ended(mut self) -> (Option<i32>, String) {
-        let until = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("waiting") {
-                break s.code();
-            }
-            assert!(Instant::now() < until, "minnow did not end");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        (status, err)
-    }
-}
-
-impl Drop for Vm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.serial);
-    }
+fn start(name: &str, rom: &Path, extra: &[&str]) -> Vm {
+    start_env(name, rom, extra, &[])
 }
 
 fn next_letter(c: char) -> char {
@@ -151,7 +73,7 @@ fn reply(lines: &[String]) -> &str {
 fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
     let rom = counter_rom("resume");
     let state = temp("counter.state");
-    let first = Vm::start("first", &rom, &[]);
+    let first = start("first", &rom, &[]);
     first.wait_for_output(5);
     let mut q = first.monitor();
     let events_on = r#"{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"events","state":true}]}}"#;
@@ -203,7 +125,7 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
     );
 
     for clone in ["clone1", "clone2"] {
-        let vm = Vm::start(clone, &rom, &["-incoming", &format!("file:{}", state.display())]);
+        let vm = start(clone, &rom, &["-incoming", &format!("file:{}", state.display())]);
         let mut q = vm.monitor();
         let status = reply(&q.call(r#"{"execute":"query-status"}"#)).to_string();
         assert!(
@@ -239,7 +161,7 @@ fn a_saved_vm_resumes_where_it_stopped_in_every_clone() {
 fn the_hmp_recipe_with_exec_and_gzip() {
     let rom = counter_rom("recipe");
     let state = temp("recipe.gz");
-    let first = Vm::start("recipe", &rom, &[]);
+    let first = start("recipe", &rom, &[]);
     first.wait_for_output(3);
     let mut q = first.monitor();
     let hmp = |q: &mut Qmp, line: &str| {
@@ -264,7 +186,7 @@ fn the_hmp_recipe_with_exec_and_gzip() {
     let last = saved.chars().last().expect("output");
     drop(first.quit(&mut q));
 
-    let clone = Vm::start(
+    let clone = start(
         "recipe-clone",
         &rom,
         &["-incoming", &format!("exec: gzip -c -d {}", state.display())],
@@ -289,7 +211,7 @@ fn the_hmp_recipe_with_exec_and_gzip() {
 fn bad_snapshots_and_failed_saves_are_one_clear_error() {
     let rom = counter_rom("bad");
     let state = temp("bad.state");
-    let vm = Vm::start("bad-source", &rom, &[]);
+    let vm = start("bad-source", &rom, &[]);
     vm.wait_for_output(1);
     let mut q = vm.monitor();
     let quiet = q.call(r#"{"execute":"migrate","arguments":{"uri":"exec:exit 3"}}"#);
@@ -347,7 +269,7 @@ fn bad_snapshots_and_failed_saves_are_one_clear_error() {
     let restore = |name: &str, extra: &[&str]| {
         let mut args = vec!["-incoming", incoming.as_str()];
         args.extend_from_slice(extra);
-        Vm::start(name, &rom, &args).ended()
+        start(name, &rom, &args).ended()
     };
     let (status, err) = restore("bad-memory", &["-m", "64M"]);
     assert_eq!(status, Some(1));
@@ -368,7 +290,7 @@ fn bad_snapshots_and_failed_saves_are_one_clear_error() {
     bytes.truncate(1000);
     let short = temp("short.state");
     std::fs::write(&short, &bytes).unwrap();
-    let vm = Vm::start(
+    let vm = start(
         "bad-short",
         &rom,
         &["-incoming", &format!("file:{}", short.display())],
@@ -378,7 +300,7 @@ fn bad_snapshots_and_failed_saves_are_one_clear_error() {
     assert!(err.contains("the state stream ended early"), "{err}");
     bytes[0] = b'X';
     std::fs::write(&short, &bytes).unwrap();
-    let vm = Vm::start(
+    let vm = start(
         "bad-magic",
         &rom,
         &["-incoming", &format!("file:{}", short.display())],
@@ -403,8 +325,8 @@ fn clones_share_one_image_through_throwaway_overlays() {
     let shared = format!("{drive},snapshot=on");
     let blk = ["-device", "virtio-blk-device,drive=d"];
     let env = [("TMPDIR", tmpdir.as_path())];
-    let one = Vm::start_env("overlay-1", &rom, &["-drive", &shared, blk[0], blk[1]], &env);
-    let two = Vm::start_env(
+    let one = start_env("overlay-1", &rom, &["-drive", &shared, blk[0], blk[1]], &env);
+    let two = start_env(
         "overlay-2",
         &rom,
         &["-snapshot", "-drive", &drive, blk[0], blk[1]],
@@ -414,11 +336,11 @@ fn clones_share_one_image_through_throwaway_overlays() {
     two.wait_for_output(1);
     let names: Vec<_> = std::fs::read_dir(&tmpdir).unwrap().collect();
     assert!(names.is_empty(), "the overlays have no names: {names:?}");
-    let (status, err) = Vm::start("overlay-writer", &rom, &["-drive", &drive, blk[0], blk[1]]).ended();
+    let (status, err) = start("overlay-writer", &rom, &["-drive", &drive, blk[0], blk[1]]).ended();
     assert_eq!(status, Some(1), "{err}");
     assert!(err.contains("lock") && err.lines().count() == 1, "{err}");
     let nowhere = Path::new("/nonexistent/dir");
-    let (_, err) = Vm::start_env(
+    let (_, err) = start_env(
         "overlay-nowhere",
         &rom,
         &["-drive", &shared, blk[0], blk[1]],

@@ -13,12 +13,14 @@ use std::process::Command;
 use zerocopy::IntoBytes;
 
 /// The payloads and their file names in target/payloads/.
-const ELFS: [(&str, &str); 4] = [
+const ELFS: [(&str, &str); 5] = [
     ("multiboot1", "multiboot1.elf"),
     ("multiboot2", "multiboot2.elf"),
     ("pvh", "pvh.elf"),
     // The demo's guest: a PVH payload that greets.
     ("hello", "hello.elf"),
+    // The snapshot tests' disk writer: a PVH payload with a virtio-blk driver.
+    ("blklog", "blklog.elf"),
 ];
 pub const PVH32: &str = "pvh32.elf";
 pub const BZIMAGE: &str = "bzImage";

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 pub mod qmp;
+pub mod vm;
 
 use std::path::PathBuf;
 
