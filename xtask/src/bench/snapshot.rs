@@ -1,24 +1,22 @@
 //! `cargo xtask bench snapshot`: saving a VM and starting clones from the state, minnow against
-//! QEMU 7.2 in the same run, on this host's /dev/kvm with a payload guest (a real-mode loop that
-//! writes a byte to COM1, pauses, and goes on, in 128 MiB of RAM).
+//! QEMU 7.2 in the same run, twice: on this host's /dev/kvm with a payload guest, then inside
+//! the nested KVM host with Debian's kernel (nested/bench_snapshot.rs). Both run the same
+//! measurements (`minnow_guest_tools::snapshot_bench`); this file renders them.
 //!
-//! - save: QMP `migrate` to `file:` (minnow) and `exec:cat > FILE` (QEMU, which has no `file:`
-//!   in 7.2) from a running VM; time to the reply and the file's size;
-//! - restore: exec of the clone to its first guest instruction (minnow's `-boot-timeline`) and
-//!   to the guest's next byte on COM1, [`RUNS`] runs, p50 and p90: minnow `-incoming file:`,
-//!   minnow and QEMU `-incoming "exec:cat FILE"`;
-//! - [`CLONES`] clones at once: time until every one has written its byte, and their total PSS.
-use super::monitor::Client;
-use super::vmm::{build_minnow, stats};
-use anyhow::{bail, Context, Result};
+//! The payload guest is a real-mode loop that writes a byte to COM1, pauses, and goes on, in
+//! 128 MiB of RAM: it answers without being asked, so what is measured is the VMM.
+use super::svg;
+use super::vmm::build_minnow;
+use anyhow::{Context, Result};
+use minnow_guest_tools::snapshot_bench::{self, variants, Kind, Setup, Step, Vm};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const RUNS: usize = 20;
 pub const CLONES: usize = 16;
+const SAVES: usize = 5;
 const MEMORY: &str = "128M";
 
 /// Real mode, from the ROM's start: forever, 'S' to COM1, then a few instructions' pause (the
@@ -42,275 +40,240 @@ fn loop_rom(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Vmm {
-    Minnow,
-    Qemu,
-}
+/// Every result of one run: (variant, metric) to its values, in order.
+#[derive(Default)]
+pub struct Results(BTreeMap<(String, String), Vec<f64>>);
 
-struct Setup {
-    minnow: PathBuf,
-    rom: PathBuf,
-    dir: PathBuf,
-}
-
-impl Setup {
-    fn command(&self, vmm: Vmm, serial: &str) -> Command {
-        let mut c = match vmm {
-            Vmm::Minnow => {
-                let mut c = Command::new(&self.minnow);
-                c.args(["-M", "microvm,acpi=off"]);
-                c
-            }
-            Vmm::Qemu => {
-                let mut c = Command::new("qemu-system-x86_64");
-                c.args(["-M", "microvm,accel=kvm,acpi=off,x-option-roms=off"]);
-                c
-            }
-        };
-        c.args(["-m", MEMORY, "-nodefaults", "-no-user-config", "-display", "none"])
-            .args(["-serial", serial, "-bios"])
-            .arg(&self.rom);
-        c
+impl Results {
+    pub fn add(&mut self, variant: &str, metric: &str, value: f64) {
+        self.0
+            .entry((variant.to_string(), metric.to_string()))
+            .or_default()
+            .push(value);
     }
-}
 
-/// Saves a running VM of `vmm` to `uri`; the time `migrate` took.
-fn save(setup: &Setup, vmm: Vmm, uri: &str) -> Result<Duration> {
-    let socket = setup.dir.join("snapshot-source.qmp");
-    let _ = std::fs::remove_file(&socket);
-    let mut child = setup
-        .command(vmm, "none")
-        .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", socket.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the source VM")?;
-    let mut qmp = Client::connect(&socket, &mut child)?;
-    std::thread::sleep(Duration::from_millis(200));
-    let took = qmp.call(&format!(
-        r#"{{"execute": "migrate", "arguments": {{"uri": "{uri}"}}}}"#
-    ));
-    // QEMU answers at once and copies in the background: its save ends when it says completed.
-    let took = match (vmm, took) {
-        (Vmm::Qemu, Ok(replied)) => {
-            let start = Instant::now();
-            loop {
-                if qmp
-                    .reply(r#"{"execute": "query-migrate"}"#)?
-                    .contains("\"completed\"")
-                {
-                    break Ok(replied + start.elapsed());
+    /// The results in `MINNOW-SNAPBENCH VARIANT METRIC VALUE` lines (what `snapshot-bench`
+    /// prints); other lines are skipped.
+    pub fn from_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Results {
+        let mut r = Results::default();
+        for line in lines {
+            let Some(rest) = line.trim().strip_prefix("MINNOW-SNAPBENCH ") else {
+                continue;
+            };
+            if let [variant, metric, value] = rest.split_whitespace().collect::<Vec<_>>()[..] {
+                if let Ok(v) = value.parse() {
+                    r.add(variant, metric, v);
                 }
-                if start.elapsed() > Duration::from_secs(30) {
-                    bail!("QEMU's migrate did not complete in 30 s");
-                }
-                std::thread::sleep(Duration::from_micros(200));
             }
         }
-        (_, took) => took,
-    };
-    let _ = qmp.call(r#"{"execute": "quit"}"#);
-    let _ = child.wait();
-    took
-}
-
-/// One clone: exec to its first COM1 byte, and (minnow) to its first guest instruction.
-fn restore(setup: &Setup, vmm: Vmm, incoming: &str) -> Result<(f64, Option<f64>)> {
-    let timeline = setup.dir.join("snapshot-timeline.json");
-    let mut cmd = setup.command(vmm, "stdio");
-    cmd.args(["-incoming", incoming]);
-    if vmm == Vmm::Minnow {
-        cmd.arg(format!("-boot-timeline=json:{}", timeline.display()));
+        r
     }
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut byte = [0u8; 1];
-    let got = child.stdout.take().context("stdout")?.read(&mut byte)?;
-    let first_byte = start.elapsed().as_secs_f64() * 1e3;
-    stop(&mut child);
-    if got != 1 || byte[0] != b'S' {
-        bail!("{incoming}: the clone did not go on writing 'S'");
-    }
-    let first_instruction = match vmm {
-        Vmm::Minnow => Some(first_instruction_ms(&timeline)?),
-        Vmm::Qemu => None,
-    };
-    Ok((first_byte, first_instruction))
-}
 
-fn stop(child: &mut Child) {
-    // SAFETY: signals our own child, not yet waited for, so its pid is still ours.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let _ = child.wait();
-}
-
-/// The "first guest instruction" time in a `-boot-timeline=json:` file, ms from exec.
-fn first_instruction_ms(path: &Path) -> Result<f64> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let line = text
-        .lines()
-        .find(|l| l.contains("\"first guest instruction\""))
-        .context("no first guest instruction in the timeline")?;
-    let at = line.split("\"at_ms\": ").nth(1).context("no at_ms")?;
-    let number = at.split(',').next().unwrap_or(at);
-    Ok(number.trim().parse()?)
-}
-
-/// `CLONES` clones at once: ms until all wrote their byte, and their summed PSS in KiB.
-fn clones(setup: &Setup, vmm: Vmm, incoming: &str) -> Result<(f64, u64)> {
-    let start = Instant::now();
-    let mut children = Vec::new();
-    for _ in 0..CLONES {
-        let mut cmd = setup.command(vmm, "stdio");
-        cmd.args(["-incoming", incoming]);
-        children.push(
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()?,
-        );
+    fn values(&self, variant: &str, metric: &str) -> Vec<f64> {
+        self.0
+            .get(&(variant.to_string(), metric.to_string()))
+            .cloned()
+            .unwrap_or_default()
     }
-    for c in &mut children {
-        let mut byte = [0u8; 1];
-        c.stdout.as_mut().context("stdout")?.read_exact(&mut byte)?;
-    }
-    let all = start.elapsed().as_secs_f64() * 1e3;
-    let pss: u64 = children.iter().map(|c| pss_kib(c.id())).sum();
-    for c in &mut children {
-        stop(c);
-    }
-    Ok((all, pss))
-}
 
-fn pss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("Pss:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+    pub fn is_complete(&self) -> bool {
+        variants(Path::new("")).iter().all(|v| {
+            !self.values(v.id, "answer_ms").is_empty() && !self.values(v.id, "clones_pss_kib").is_empty()
         })
-        .unwrap_or(0)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for ((variant, metric), values) in &self.0 {
+            let entry = out
+                .entry(variant.clone())
+                .or_insert_with(|| serde_json::json!({}));
+            entry[metric] = serde_json::json!(values);
+        }
+        serde_json::Value::Object(out)
+    }
 }
 
+fn label(id: &str) -> &'static str {
+    match id {
+        "minnow-file" => "minnow `file:`",
+        "minnow-exec" => "minnow `exec:cat`",
+        _ => "QEMU 7.2 `exec:cat`",
+    }
+}
+
+/// (p50, p90) of `v`; NaN when empty.
 fn p50_p90(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[(v.len() * 9 / 10).min(v.len() - 1)])
+    let at = |q: usize| v.get((v.len() * q / 10).min(v.len().saturating_sub(1))).copied();
+    (at(5).unwrap_or(f64::NAN), at(9).unwrap_or(f64::NAN))
 }
 
-pub fn run() -> Result<()> {
-    print!("{}", measure()?);
-    Ok(())
+fn p50(v: Vec<f64>) -> f64 {
+    p50_p90(v).0
 }
 
-pub fn measure() -> Result<String> {
-    let dir = crate::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let setup = Setup {
-        minnow: build_minnow()?,
-        rom: loop_rom(&dir)?,
-        dir: dir.clone(),
-    };
-    let minnow_state = dir.join("minnow.state");
-    let minnow_stream = dir.join("minnow-stream.state");
-    let qemu_state = dir.join("qemu.state");
-    let _ = std::fs::remove_file(&qemu_state);
-    eprintln!("[bench] snapshot: saving");
-    let mut saves = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..5 {
-        let file = save(&setup, Vmm::Minnow, &format!("file:{}", minnow_state.display()))?;
-        saves[0].push(file.as_secs_f64() * 1e3);
-        let stream = save(
-            &setup,
-            Vmm::Minnow,
-            &format!("exec:cat > {}", minnow_stream.display()),
-        )?;
-        saves[1].push(stream.as_secs_f64() * 1e3);
-        let _ = std::fs::remove_file(&qemu_state);
-        let t = save(&setup, Vmm::Qemu, &format!("exec:cat > {}", qemu_state.display()))?;
-        saves[2].push(t.as_secs_f64() * 1e3);
-    }
-    // What the file takes on disk (a minnow file: state has holes where memory is zero).
-    let size = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) as f64 * 512.0 / f64::from(1 << 20))
-            .unwrap_or(0.0)
-    };
-    let variants: [(&str, Vmm, String, &Path); 3] = [
-        (
-            "minnow `file:`",
-            Vmm::Minnow,
-            format!("file:{}", minnow_state.display()),
-            &minnow_state,
-        ),
-        (
-            "minnow `exec:cat`",
-            Vmm::Minnow,
-            format!("exec:cat {}", minnow_stream.display()),
-            &minnow_stream,
-        ),
-        (
-            "QEMU 7.2 `exec:cat`",
-            Vmm::Qemu,
-            format!("exec:cat {}", qemu_state.display()),
-            &qemu_state,
-        ),
-    ];
-    let mut restores: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); variants.len()];
-    for i in 0..RUNS {
-        eprint!("\r[bench] snapshot: restore {}/{RUNS}", i + 1);
-        for (v, (_, vmm, incoming, _)) in variants.iter().enumerate() {
-            let (byte, first) = restore(&setup, *vmm, incoming)?;
-            restores[v].0.push(byte);
-            restores[v].1.extend(first);
-        }
-    }
-    eprintln!();
+/// The two tables, and the comparisons the issue's goals are stated in.
+pub fn render(r: &Results, answer: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nSnapshots on this host's /dev/kvm: a {MEMORY} payload guest (a loop writing to COM1), \
-         saved while running; restore: {RUNS} runs each, alternating, ms from exec, p50 / p90:\n"
+        "| | save (`migrate`), ms | state on disk, MiB | source RSS at the save, MiB | restore to first guest instruction, ms | restore to {answer}, ms |"
     );
-    let _ = writeln!(out, "| | save (`migrate`), ms | state on disk, MiB | restore to first guest instruction | restore to the guest's next COM1 byte |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-    let mut byte_p50 = Vec::new();
-    for (v, (name, _, _, path)) in variants.iter().enumerate() {
-        let (save_ms, file) = (stats(saves[v].clone()).0, size(path));
-        let (b50, b90) = p50_p90(restores[v].0.clone());
-        byte_p50.push(b50);
-        let first = match restores[v].1.is_empty() {
-            true => "-".to_string(),
-            false => {
-                let (f50, f90) = p50_p90(restores[v].1.clone());
-                format!("{f50:.2} / {f90:.2}")
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for v in variants(Path::new("")) {
+        let first = match v.kind {
+            Kind::Qemu => "-".to_string(),
+            Kind::Minnow => {
+                let (a, b) = p50_p90(r.values(v.id, "first_instruction_ms"));
+                format!("{a:.2} / {b:.2}")
             }
         };
+        let (a50, a90) = p50_p90(r.values(v.id, "answer_ms"));
         let _ = writeln!(
             out,
-            "| {name} | {save_ms:.1} | {file:.1} | {first} | {b50:.2} / {b90:.2} |"
+            "| {} | {:.1} | {:.1} | {:.1} | {first} | {a50:.2} / {a90:.2} |",
+            label(v.id),
+            p50(r.values(v.id, "save_ms")),
+            p50(r.values(v.id, "state_mib")),
+            p50(r.values(v.id, "source_rss_kib")) / 1024.0,
         );
     }
-    let _ = writeln!(
-        out,
-        "\nminnow from `file:` restores {:.1}x faster than QEMU (to the guest's next byte).",
-        byte_p50[2] / byte_p50[0]
-    );
-    eprintln!("[bench] snapshot: {CLONES} clones at once");
     let _ = writeln!(
         out,
         "\n{CLONES} clones at once:\n\n| | all answered, ms | total PSS, MiB |\n|---|---:|---:|"
     );
-    for (name, vmm, incoming, _) in &variants {
-        let (ms, pss) = clones(&setup, *vmm, incoming)?;
-        let _ = writeln!(out, "| {name} | {ms:.1} | {:.1} |", pss as f64 / 1024.0);
+    for v in variants(Path::new("")) {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {:.1} |",
+            label(v.id),
+            p50(r.values(v.id, "clones_all_ms")),
+            p50(r.values(v.id, "clones_pss_kib")) / 1024.0
+        );
     }
-    Ok(out)
+    let answer_of = |id| p50(r.values(id, "answer_ms"));
+    let _ = writeln!(
+        out,
+        "\nminnow from `file:` reaches {answer} {:.1}x sooner than QEMU (p50), and its first guest \
+         instruction in {:.2} ms (p50).",
+        answer_of("qemu-exec") / answer_of("minnow-file"),
+        p50(r.values("minnow-file", "first_instruction_ms"))
+    );
+    out
+}
+
+/// The chart: restore p50 and p90 and the clones' time, per variant.
+pub fn chart(r: &Results, title: &str) -> String {
+    let xs = [
+        "restore p50".to_string(),
+        "restore p90".to_string(),
+        format!("{CLONES} clones, all answered"),
+    ];
+    let series: Vec<(String, Vec<f64>)> = variants(Path::new(""))
+        .iter()
+        .map(|v| {
+            let (a50, a90) = p50_p90(r.values(v.id, "answer_ms"));
+            let all = p50(r.values(v.id, "clones_all_ms"));
+            (label(v.id).replace('`', ""), vec![a50, a90, all])
+        })
+        .collect();
+    svg::grouped_bars(title, "ms from exec", &xs, &series)
+}
+
+/// Writes a run's table, data and chart to bench/results/<date>-<host>-<what>.{md,json,svg}.
+pub fn write(what: &str, table: &str, r: &Results, title: &str) -> Result<()> {
+    crate::nested::bench_disk::write_results(what, table, r.json())?;
+    let out = crate::workspace_root().join("bench/results");
+    let svg = out.join(format!("{}-{what}.svg", super::all::results_stem()?));
+    std::fs::write(&svg, chart(r, title)).with_context(|| format!("writing {}", svg.display()))?;
+    eprintln!("[bench] wrote {}", svg.display());
+    Ok(())
+}
+
+pub fn run() -> Result<()> {
+    let host = measure()?;
+    print!("{host}");
+    crate::nested::bench_snapshot::run()
+}
+
+/// On this host's /dev/kvm, with the payload guest.
+fn measure() -> Result<String> {
+    let dir = crate::workspace_root().join("target/bench/snapshot");
+    std::fs::create_dir_all(&dir)?;
+    let rom = loop_rom(&dir)?;
+    let common = |machine: &str| -> Vec<String> {
+        let mut a: Vec<String> = ["-M", machine, "-m", MEMORY, "-nodefaults", "-no-user-config"]
+            .map(String::from)
+            .to_vec();
+        a.extend(["-display", "none", "-bios"].map(String::from));
+        a.push(rom.display().to_string());
+        a
+    };
+    let byte = Step {
+        ask: String::new(),
+        answer: "S".into(),
+        within: Duration::from_secs(10),
+    };
+    let setup = Setup {
+        minnow: Vm {
+            kind: Kind::Minnow,
+            program: build_minnow()?,
+            args: common("microvm,acpi=off"),
+        },
+        qemu: Vm {
+            kind: Kind::Qemu,
+            program: "qemu-system-x86_64".into(),
+            args: common("microvm,accel=kvm,acpi=off,x-option-roms=off"),
+        },
+        prepare: vec![byte.clone()],
+        probe: byte,
+        saves: SAVES,
+        runs: RUNS,
+        clones: CLONES,
+        dir,
+    };
+    eprintln!("[bench] snapshot: {SAVES} saves, {RUNS} restores and {CLONES} clones of each kind");
+    let mut r = Results::default();
+    snapshot_bench::measure(&setup, &[], |v, m, x| r.add(v, m, x)).map_err(anyhow::Error::msg)?;
+    let table = format!(
+        "\nSnapshots on this host's /dev/kvm: a {MEMORY} payload guest (a loop writing to COM1), \
+         saved while running ({SAVES} saves each); restore: {RUNS} runs each, alternating, ms from \
+         exec, p50 / p90:\n\n{}",
+        render(&r, "the guest's next COM1 byte")
+    );
+    write(
+        "snapshot",
+        &table,
+        &r,
+        "Snapshot restore on this host (payload guest)",
+    )?;
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_from_the_lines_l2_relays() {
+        let r = Results::from_lines([
+            "MINNOW-SNAPBENCH minnow-file answer_ms 3.5",
+            "  MINNOW-SNAPBENCH minnow-file answer_ms 4.5",
+            "MINNOW-SNAPBENCH qemu-exec clones_pss_kib 1024",
+            "MINNOW-SNAPBENCH failed: the VMM ended",
+            "unrelated",
+        ]);
+        assert_eq!(r.values("minnow-file", "answer_ms"), vec![3.5, 4.5]);
+        assert_eq!(r.values("qemu-exec", "clones_pss_kib"), vec![1024.0]);
+        assert!(!r.is_complete());
+        assert_eq!(r.json()["minnow-file"]["answer_ms"][1], 4.5);
+    }
+
+    #[test]
+    fn p90_is_the_ninth_decile_and_empty_is_nan() {
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(p50_p90(v), (11.0, 19.0));
+        assert!(p50_p90(vec![]).0.is_nan());
+    }
 }

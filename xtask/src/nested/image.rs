@@ -95,6 +95,11 @@ pub fn build(inputs: &Inputs, init: &str) -> Result<Vec<u8>> {
         &read(&inputs.guest_tools.join("qmp-call"))?,
     )?;
     img.file(paths::TAP_ADD, 0o755, &read(&inputs.guest_tools.join("tap-add"))?)?;
+    img.file(
+        paths::SNAPSHOT_BENCH,
+        0o755,
+        &read(&inputs.guest_tools.join("snapshot-bench"))?,
+    )?;
     img.file(paths::MINNOW_ROM, 0o644, &read(&inputs.rom)?)?;
     img.file(paths::SEED_KERNEL, 0o644, &read(&inputs.seed_kernel)?)?;
     img.file(paths::SEED_DISK, 0o644, &read(&inputs.seed_disk)?)?;

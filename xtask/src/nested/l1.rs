@@ -9,8 +9,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// L2's RAM: the initramfs (about 80 MiB, unpacked into RAM) plus one 256 MiB L3 guest.
-const L2_MEMORY: &str = "2048";
+/// L2's RAM, MiB, unless a case needs more: the initramfs (about 80 MiB, unpacked into RAM)
+/// plus one 256 MiB L3 guest.
+const L2_MEMORY_MIB: u32 = 2048;
 /// One vCPU: single-threaded TCG. With two, L2 sometimes locked up for good in the middle of a
 /// guest's boot (seen once in four suites).
 const L2_CPUS: &str = "1";
@@ -24,11 +25,13 @@ pub struct L1Run {
     pub elapsed: Duration,
 }
 
-/// Boots `kernel` with `initramfs` as L2 and returns its whole console.
+/// Boots `kernel` with `initramfs` as L2 (with `memory_mib` of RAM, if more than the default)
+/// and returns its whole console.
 /// `longest_case` is the longest any case may run: L2 is stuck after that much silence and a minute.
 pub fn run(
     kernel: &Path,
     initramfs: &Path,
+    memory_mib: u32,
     cases: usize,
     log: &Path,
     timeout: Duration,
@@ -44,35 +47,28 @@ pub fn run(
     ));
     let _ = std::fs::remove_file(&monitor);
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-M",
-        "pc,accel=tcg",
-        "-cpu",
-        "max",
-        "-smp",
-        L2_CPUS,
-        "-m",
-        L2_MEMORY,
-    ])
-    .args([
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-    ])
-    .arg("-no-reboot")
-    .arg("-monitor")
-    .arg(format!("unix:{},server=on,wait=off", monitor.display()))
-    .arg("-kernel")
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(initramfs)
-    .args(["-append", "console=ttyS0 loglevel=5 panic=-1"])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
+    cmd.args(["-M", "pc,accel=tcg", "-cpu", "max", "-smp", L2_CPUS])
+        .arg("-m")
+        .arg(memory_mib.max(L2_MEMORY_MIB).to_string())
+        .args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+        ])
+        .arg("-no-reboot")
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", monitor.display()))
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initramfs)
+        .args(["-append", "console=ttyS0 loglevel=5 panic=-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     eprintln!(
         "[nested] booting the L2 KVM host: qemu-system-x86_64 -M pc,accel=tcg -cpu max -kernel {} -initrd {}",
         kernel.display(),

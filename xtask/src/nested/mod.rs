@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod bench_disk;
 pub mod bench_net;
+pub mod bench_snapshot;
 mod cases;
 mod console;
 mod control;
@@ -109,10 +110,12 @@ fn boot(inputs: &Inputs, cases: &[Case], tag: &str) -> Result<Outcome> {
             .sum::<u64>(),
     );
     let longest = cases.iter().map(Case::limit_secs).max().unwrap_or(0);
+    let memory = cases.iter().map(|c| c.l2_memory_mib).max().unwrap_or(0);
     let booted = unix_now();
     let run = l1::run(
         &inputs.guest_dir.join("vmlinuz"),
         &image,
+        memory,
         cases.len(),
         &log,
         timeout,

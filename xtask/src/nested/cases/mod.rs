@@ -23,6 +23,8 @@ pub mod paths {
     pub const VSOCK_ECHO: &str = "/bin/vsock-echo";
     /// guest-tools' QMP client (L2 has no Python for qemu.qmp).
     pub const QMP_CALL: &str = "/bin/qmp-call";
+    /// guest-tools' snapshot benchmark (`cargo xtask bench snapshot`).
+    pub const SNAPSHOT_BENCH: &str = "/bin/snapshot-bench";
     /// guest-tools' `tap-add NAME UID` (busybox cannot make a TAP for a user).
     pub const TAP_ADD: &str = "/bin/tap-add";
     pub const MINNOW_ROM: &str = "/fw/minnow.rom";
@@ -162,6 +164,8 @@ pub struct Case {
     pub after_secs: u32,
     /// A line the after-commands' output must have.
     pub after_must_have: Option<&'static str>,
+    /// RAM L2 needs for this case beyond its default (the benchmarks' many VMs at once), MiB.
+    pub l2_memory_mib: u32,
     pub expect: Expect,
 }
 
@@ -189,6 +193,7 @@ impl Case {
             after: vec![],
             after_secs: 0,
             after_must_have: None,
+            l2_memory_mib: 0,
             expect,
         }
     }
@@ -313,7 +318,7 @@ pub fn qemu_linux_case(machine: &str, append: &str) -> Case {
 
 /// QEMU's arguments for `kernel` with the test initramfs, on `machine`, one vCPU and the cases'
 /// memory.
-fn qemu_linux_args(machine: &str, kernel: &str, append: &str) -> Vec<String> {
+pub(crate) fn qemu_linux_args(machine: &str, kernel: &str, append: &str) -> Vec<String> {
     [
         "-M",
         machine,
@@ -342,7 +347,7 @@ fn qemu_linux_args(machine: &str, kernel: &str, append: &str) -> Vec<String> {
 /// Checks that the L2 script with `case` is valid sh (busybox's ash is stricter than bash, not
 /// looser).
 #[cfg(test)]
-fn assert_script_parses(case: Case) {
+pub(crate) fn assert_script_parses(case: Case) {
     let script = crate::nested::script::l2_init(&[], &[case]);
     let out = std::process::Command::new("sh")
         .arg("-n")
