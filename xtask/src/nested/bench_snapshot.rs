@@ -25,8 +25,8 @@ const APPEND: &str = "console=ttyS0 loglevel=5 panic=-1 minnow.monitor=1";
 /// L2's RAM for this run: QEMU's 16 clones hold about 230 MiB each, and three states sit in
 /// L2's tmpfs.
 const L2_MEMORY_MIB: u32 = 8192;
-/// One variant's limit in L2, seconds: QEMU's took about 20 min (each restore reads the whole
-/// state through a pipe, 15 to 40 s in L2).
+/// One variant's limit in L2, seconds: QEMU's restores took 15 to 40 s each in L2 (each reads
+/// the whole state through a pipe), and a variant has 20 of them and 16 clones.
 const LIMIT_SECS: u32 = 2400;
 /// The variants, one case each.
 const VARIANTS: [&str; 3] = ["minnow-file", "minnow-exec", "qemu-exec"];
