@@ -9,7 +9,7 @@
 //! images live in L2's tmpfs, so the host side is memory: this measures the VMMs' virtio paths,
 //! not a disk.
 use super::bench::median;
-use super::cases::{linux_case, paths, qemu_linux_case, Case, Expect, LinuxImage};
+use super::cases::{linux_case, paths, qemu_linux_case, set_append, Case, Expect, LinuxImage};
 use super::console::CaseOutput;
 use anyhow::{bail, Result};
 use minnow_tests::payload_check::Loader;
@@ -91,10 +91,7 @@ fn case(c: &Config, name: String) -> Case {
         Vmm::Qemu => qemu_linux_case("microvm,accel=kvm,rtc=on", APPEND),
     };
     // The same command line for both (minnow's linux_case names its case there; not here).
-    if let Some(i) = case.args.iter().position(|a| a == "-append") {
-        case.args.truncate(i);
-    }
-    case.args.extend(["-append".to_string(), APPEND.to_string()]);
+    set_append(&mut case.args, APPEND);
     case.args.extend(drive);
     if c.vmm == Vmm::MinnowUnfiltered {
         case.args.extend(["-sandbox".to_string(), "off".to_string()]);

@@ -6,7 +6,7 @@
 //! runs as L2's unprivileged user; the TAP is made for it (`tap-add`).
 use super::bench::median;
 use super::bench_disk::write_results;
-use super::cases::{linux_case, paths, qemu_linux_case, Case, Expect, LinuxImage};
+use super::cases::{linux_case, paths, qemu_linux_case, set_append, Case, Expect, LinuxImage};
 use super::console::CaseOutput;
 use anyhow::{bail, Result};
 use minnow_tests::payload_check::Loader;
@@ -88,10 +88,7 @@ fn case(c: &Config, name: String) -> Case {
         }
         Vmm::Qemu => qemu_linux_case("microvm,accel=kvm,rtc=on", &append),
     };
-    if let Some(i) = case.args.iter().position(|a| a == "-append") {
-        case.args.truncate(i);
-    }
-    case.args.extend(["-append".to_string(), append]);
+    set_append(&mut case.args, &append);
     let netdev = match (c.link, c.vmm) {
         (Link::Tap, _) => "tap,id=n0,ifname=tap0,script=no,downscript=no".to_string(),
         (Link::Passt, Vmm::Qemu) => {

@@ -5,14 +5,16 @@
 //! guest-tools' `snapshot-bench` runs it in L2, one case per variant (a case L2 gets stuck on,
 //! the test bed's TCG-SVM freeze, runs again in a fresh L2, as in the nested suite): it boots
 //! the source, has its
-//! shell fill [`FILL_MIB`] of a tmpfs with random bytes (so the state holds about 200 MiB of
+//! shell fill [`FILL_MIB`] of a tmpfs with random bytes (so the state holds about 240 MiB of
 //! touched memory), saves it, then times the restores and the clones; a clone has answered when
 //! its shell echoes a line typed into its console. L2 relays the results on its console
 //! (`MINNOW-SNAPBENCH` lines), rendered here like the host's half.
-use super::cases::{linux_case, paths, qemu_linux_args, Case, Expect, LinuxImage};
+use super::cases::{linux_case, paths, qemu_linux_args, set_append, Case, Expect, LinuxImage};
 use crate::bench::snapshot::{render, write, Results, CLONES, RUNS};
 use anyhow::{bail, Result};
+use minnow_guest_tools::snapshot_bench::variants;
 use minnow_tests::payload_check::Loader;
+use std::path::Path;
 
 /// Saves of each kind: each is a fresh boot of the source, about 20 s in L2.
 const SAVES: usize = 2;
@@ -28,15 +30,10 @@ const L2_MEMORY_MIB: u32 = 8192;
 /// One variant's limit in L2, seconds: QEMU's restores took 15 to 40 s each in L2 (each reads
 /// the whole state through a pipe), and a variant has 20 of them and 16 clones.
 const LIMIT_SECS: u32 = 2400;
-/// The variants, one case each.
-const VARIANTS: [&str; 3] = ["minnow-file", "minnow-exec", "qemu-exec"];
 
 fn minnow_args() -> Vec<String> {
     let mut args = linux_case(LinuxImage::BzImage, Loader::MinnowRom, true, true, 1).args;
-    if let Some(i) = args.iter().position(|a| a == "-append") {
-        args.truncate(i);
-    }
-    args.extend(["-append".to_string(), APPEND.to_string()]);
+    set_append(&mut args, APPEND);
     args
 }
 
@@ -68,7 +65,8 @@ fn case(variant: &str) -> Case {
 
 pub fn run() -> Result<()> {
     let inputs = super::prepare(true)?;
-    let cases: Vec<Case> = VARIANTS.iter().map(|v| case(v)).collect();
+    // One case per variant snapshot-bench knows.
+    let cases: Vec<Case> = variants(Path::new("")).iter().map(|v| case(v.id)).collect();
     let outcome = super::boot_to_the_end(&cases, |c, tag| {
         super::boot(&inputs, c, &format!("bench-snapshot-{tag}"))
     })?;
@@ -134,8 +132,8 @@ mod tests {
 
     #[test]
     fn the_script_with_the_benchmark_parses() {
-        for v in VARIANTS {
-            super::super::cases::assert_script_parses(case(v));
+        for v in variants(Path::new("")) {
+            super::super::cases::assert_script_parses(case(v.id));
         }
     }
 }

@@ -257,6 +257,15 @@ fn machine_args_with_memory(acpi: bool, rtc: bool, pic: bool, smp: u32, mem_mib:
     ]
 }
 
+/// Gives a benchmark's guest `append` as its command line: drops `-append` and what follows it
+/// (the cases' own arguments end with it), then adds `-append append`, so both VMMs get one line.
+pub fn set_append(args: &mut Vec<String>, append: &str) {
+    if let Some(i) = args.iter().position(|a| a == "-append") {
+        args.truncate(i);
+    }
+    args.extend(["-append".to_string(), append.to_string()]);
+}
+
 pub fn linux_case(image: LinuxImage, loader: Loader, acpi: bool, rtc: bool, smp: u32) -> Case {
     linux_case_pic(image, loader, acpi, rtc, true, smp)
 }
