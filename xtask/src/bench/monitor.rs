@@ -9,8 +9,7 @@
 //! connected, over the same wall time: the cost of a VM nobody talks to.
 use super::vmm::{stats, write_rom};
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use minnow_guest_tools::qmp::Qmp;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,68 +24,18 @@ const HALT_AT_RESET: [u8; 4] = [0xFA, 0xF4, 0xEB, 0xFD];
 struct Vmm {
     name: &'static str,
     child: Child,
-    client: Client,
+    client: Qmp,
     query: Vec<f64>,
     stop: Vec<f64>,
     cont: Vec<f64>,
     idle_cpu_ms: f64,
 }
 
-pub(super) struct Client {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-}
-
-impl Client {
-    pub(super) fn connect(path: &Path, child: &mut Child) -> Result<Client> {
-        let until = Instant::now() + Duration::from_secs(10);
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(_) if Instant::now() < until && child.try_wait()?.is_none() => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                Err(e) => bail!("connecting to {}: {e}", path.display()),
-            }
-        };
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut c = Client {
-            reader: BufReader::new(stream.try_clone()?),
-            writer: stream,
-        };
-        c.line()?;
-        c.call(r#"{"execute": "qmp_capabilities"}"#)?;
-        Ok(c)
-    }
-
-    fn line(&mut self) -> Result<String> {
-        let mut l = String::new();
-        if self.reader.read_line(&mut l)? == 0 {
-            bail!("the monitor closed the connection");
-        }
-        Ok(l)
-    }
-
-    /// Sends `request`; its reply line (events before it are read and skipped).
-    pub(super) fn reply(&mut self, request: &str) -> Result<String> {
-        self.writer.write_all(request.as_bytes())?;
-        loop {
-            let l = self.line()?;
-            if l.starts_with("{\"return\"") {
-                return Ok(l);
-            }
-            if l.starts_with("{\"error\"") {
-                bail!("{request}: {}", l.trim());
-            }
-        }
-    }
-
-    /// Sends `request`; the time to its reply (events before it are read and skipped).
-    pub(super) fn call(&mut self, request: &str) -> Result<Duration> {
-        let start = Instant::now();
-        self.reply(request)?;
-        Ok(start.elapsed())
-    }
+/// Sends `request` on `qmp`; the time to its reply (events before it are read and kept).
+fn timed(qmp: &mut Qmp, request: &str) -> Result<Duration> {
+    let start = Instant::now();
+    qmp.reply(request).map_err(anyhow::Error::msg)?;
+    Ok(start.elapsed())
 }
 
 impl Vmm {
@@ -98,7 +47,9 @@ impl Vmm {
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {name}"))?;
-        let client = Client::connect(&socket, &mut child)?;
+        let wait = Duration::from_secs(10);
+        let alive = || matches!(child.try_wait(), Ok(None));
+        let client = Qmp::connect(&socket, wait, wait, alive, |_| {}).map_err(anyhow::Error::msg)?;
         Ok(Vmm {
             name,
             child,
@@ -113,13 +64,13 @@ impl Vmm {
     fn round(&mut self) -> Result<()> {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         for _ in 0..QUERIES_PER_ROUND {
-            let d = self.client.call(r#"{"execute": "query-status"}"#)?;
+            let d = timed(&mut self.client, r#"{"execute": "query-status"}"#)?;
             self.query.push(ms(d));
         }
         for _ in 0..STOPS_PER_ROUND {
-            let d = self.client.call(r#"{"execute": "stop"}"#)?;
+            let d = timed(&mut self.client, r#"{"execute": "stop"}"#)?;
             self.stop.push(ms(d));
-            let d = self.client.call(r#"{"execute": "cont"}"#)?;
+            let d = timed(&mut self.client, r#"{"execute": "cont"}"#)?;
             self.cont.push(ms(d));
         }
         Ok(())
@@ -137,7 +88,8 @@ impl Vmm {
     }
 
     fn quit(mut self) -> Result<Vmm> {
-        let _ = self.client.writer.write_all(br#"{"execute": "quit"}"#);
+        // Its answer, or the connection closing, either way: the exit below is what counts.
+        let _ = self.client.reply("quit");
         let until = Instant::now() + Duration::from_secs(10);
         while self.child.try_wait()?.is_none() {
             if Instant::now() > until {
