@@ -16,8 +16,12 @@ const L2_MEMORY_MIB: u32 = 2048;
 /// guest's boot (seen once in four suites).
 const L2_CPUS: &str = "1";
 /// L2 prints at least a line per case, and the L2 script ends a case after its limit: this much
-/// silence past the longest limit means L2 itself is stuck.
+/// silence past the longest limit means L2 itself is stuck (before its heartbeat starts).
 const SILENCE_PAST_THE_LIMIT: Duration = Duration::from_secs(60);
+/// Once L2's heartbeat has started (its uptime every `HEARTBEAT_SECS` on its second serial
+/// port), this long without one means L2 is stuck, whatever the case's limit: a dozen beats
+/// missed, far more than a busy L2 with one emulated vCPU ever delays a shell loop.
+const HEARTBEAT_SILENCE: Duration = Duration::from_secs(12 * super::script::HEARTBEAT_SECS as u64);
 
 pub struct L1Run {
     pub console: String,
@@ -46,7 +50,9 @@ pub fn run(
         log.file_stem().map_or("l2".into(), |s| s.to_string_lossy())
     ));
     let _ = std::fs::remove_file(&monitor);
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let heartbeat = log.with_extension("heartbeat");
+    let _ = std::fs::remove_file(&heartbeat);
+    let mut cmd = Command::new(l1_qemu());
     cmd.args(["-M", "pc,accel=tcg", "-cpu", "max", "-smp", L2_CPUS])
         .arg("-m")
         .arg(memory_mib.max(L2_MEMORY_MIB).to_string())
@@ -58,6 +64,8 @@ pub fn run(
             "-serial",
             "stdio",
         ])
+        .arg("-serial")
+        .arg(format!("file:{}", heartbeat.display()))
         .arg("-no-reboot")
         .arg("-monitor")
         .arg(format!("unix:{},server=on,wait=off", monitor.display()))
@@ -92,6 +100,7 @@ pub fn run(
     let mut finished = 0;
     let mut timed_out = false;
     let mut last_line = Instant::now();
+    let mut beats = Heartbeat::new(heartbeat.clone());
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         match rx.recv_timeout(left.min(Duration::from_secs(1))) {
@@ -112,11 +121,14 @@ pub fn run(
                 let _ = child.kill();
                 break;
             }
-            Err(mpsc::RecvTimeoutError::Timeout) if last_line.elapsed() > silence => {
+            Err(mpsc::RecvTimeoutError::Timeout)
+                if last_line.elapsed() > silence || beats.stopped(HEARTBEAT_SILENCE) =>
+            {
                 timed_out = true;
                 eprintln!(
-                    "[nested] L2 printed nothing for {} s: it is stuck; where its CPU is, then killing it:",
-                    silence.as_secs()
+                    "[nested] L2 printed nothing for {} s, its heartbeat nothing for {} s: it is stuck; where its CPU is, then killing it:",
+                    last_line.elapsed().as_secs(),
+                    beats.since().as_secs()
                 );
                 for line in cpu_state(&monitor) {
                     eprintln!("    L1 monitor| {line}");
@@ -129,12 +141,55 @@ pub fn run(
     }
     let _ = child.wait();
     let _ = std::fs::remove_file(&monitor);
+    let _ = std::fs::remove_file(&heartbeat);
     let _ = reader.join();
     Ok(L1Run {
         console,
         timed_out,
         elapsed: start.elapsed(),
     })
+}
+
+/// The QEMU that runs L2: `MINNOW_L1_QEMU` if set, else the system's.
+fn l1_qemu() -> std::ffi::OsString {
+    std::env::var_os("MINNOW_L1_QEMU").unwrap_or_else(|| "qemu-system-x86_64".into())
+}
+
+/// L2's heartbeat file, as L1 writes it: it grows while L2 lives.
+struct Heartbeat {
+    path: std::path::PathBuf,
+    len: u64,
+    /// When the file last grew; None before the first beat.
+    last: Option<Instant>,
+}
+
+impl Heartbeat {
+    fn new(path: std::path::PathBuf) -> Self {
+        Heartbeat {
+            path,
+            len: 0,
+            last: None,
+        }
+    }
+
+    fn look(&mut self) {
+        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if len > self.len {
+            self.len = len;
+            self.last = Some(Instant::now());
+        }
+    }
+
+    /// Whether L2 has beaten at least once and not for `silence` since.
+    fn stopped(&mut self, silence: Duration) -> bool {
+        self.look();
+        self.last.is_some_and(|at| at.elapsed() > silence)
+    }
+
+    /// Time since the last beat (zero before the first).
+    fn since(&self) -> Duration {
+        self.last.map_or(Duration::ZERO, |at| at.elapsed())
+    }
 }
 
 fn progress(line: &str, finished: &mut usize, cases: usize, at: Duration) {
@@ -155,16 +210,16 @@ fn progress(line: &str, finished: &mut usize, cases: usize, at: Duration) {
     }
 }
 
-/// L2's CPU registers and the instructions at its RIP, asked twice a second apart through QEMU's
-/// monitor (a CPU that is spinning shows a moving RIP, a halted one HLT=1); only the lines that
-/// say where it is.
+/// L2's CPU registers, the instructions at its RIP and its LAPIC, asked twice a second apart
+/// through QEMU's monitor (a CPU that is spinning shows a moving RIP, a halted one HLT=1; a
+/// vector in IRR that stays there was never taken); only the lines that say where it is.
 fn cpu_state(monitor: &Path) -> Vec<String> {
     use std::io::Read;
     use std::os::unix::net::UnixStream;
     let ask = || -> std::io::Result<String> {
         let mut s = UnixStream::connect(monitor)?;
         s.set_read_timeout(Some(Duration::from_millis(500)))?;
-        s.write_all(b"info registers\nx/2i $pc\n")?;
+        s.write_all(b"info registers\nx/2i $pc\ninfo lapic\n")?;
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         while let Ok(n @ 1..) = s.read(&mut buf) {
@@ -182,6 +237,8 @@ fn cpu_state(monitor: &Path) -> Vec<String> {
                     .filter(|l| {
                         (l.contains("IP=") && l.contains("HLT="))
                             || l.starts_with("CS ")
+                            // The LAPIC: its timer, what is pending and in service, priorities.
+                            || ["LVTT", "Timer", "ISR", "IRR", "APR"].iter().any(|p| l.starts_with(p))
                             || (l.starts_with("0x") && l.contains(':'))
                     })
                     .map(|l| l.trim().to_string()),
@@ -196,6 +253,21 @@ fn cpu_state(monitor: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn l2_is_stuck_only_after_a_beat_then_silence() {
+        let path = std::env::temp_dir().join(format!("minnow-heartbeat-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut beats = Heartbeat::new(path.clone());
+        assert!(!beats.stopped(Duration::ZERO), "no beat yet: not stuck");
+        std::fs::write(&path, "12.5\n").unwrap();
+        assert!(!beats.stopped(Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(beats.stopped(Duration::from_millis(10)));
+        std::fs::write(&path, "12.5\n22.5\n").unwrap();
+        assert!(!beats.stopped(Duration::from_millis(10)), "a new beat");
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn a_silent_l2s_cpu_state_comes_from_qemus_monitor() {

@@ -11,6 +11,10 @@ pub const L2_UID: u32 = 1000;
 const L2_KVM_GID: u32 = 36;
 /// Lines of each L3 serial log relayed whatever happened, for failure reports.
 const TAIL_LINES: u32 = 30;
+/// L2's second serial port (L1's second `-serial`), where it writes its uptime every
+/// [`HEARTBEAT_SECS`] while it lives.
+const HEARTBEAT_TTY: &str = "/dev/ttyS1";
+pub const HEARTBEAT_SECS: u32 = 10;
 
 /// Quotes a word for sh: inside single quotes everything is literal except `'` itself.
 pub fn sh_quote(word: &str) -> String {
@@ -65,6 +69,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /tmp && mount -t tmpfs tmpfs /tmp
 up() {{ cut -d' ' -f1 /proc/uptime; }}
+# L2's heartbeat on its second serial port, which L1 keeps in a file of its own: when the
+# uptime stops coming, L2 has stopped (the test bed's freeze), whatever a case is doing.
+( while :; do up >{HEARTBEAT_TTY}; sleep {HEARTBEAT_SECS}; done ) </dev/null >/dev/null 2>&1 &
 echo "{L2}init at $(up) s"
 for m in {modules}; do
     insmod /lib/modules/$m.ko || echo "{L2}insmod $m failed"
@@ -137,6 +144,8 @@ run_case() {{
         KVM_GID = L2_KVM_GID,
         HTTP_PAGE = super::cases::HTTP_PAGE,
         NET_FILE_MIB = super::bench_net::FILE_MIB as u32,
+        HEARTBEAT_TTY = HEARTBEAT_TTY,
+        HEARTBEAT_SECS = HEARTBEAT_SECS,
     );
     for case in cases {
         for line in &case.setup {
@@ -229,6 +238,11 @@ mod tests {
         let script = l2_init(&["kvm"], &cases);
         assert!(script.starts_with("#!/bin/busybox sh\n"));
         assert!(script.contains("insmod /lib/modules/$m.ko"));
+        // The heartbeat starts before the first case, in the background.
+        let beat = script
+            .find("do up >/dev/ttyS1; sleep 10; done )")
+            .expect("a heartbeat");
+        assert!(beat < script.find("run_case '").unwrap());
         for c in &cases {
             assert!(
                 script.contains(&format!("run_case '{}' '' '{CASE_TIMEOUT_SECS}' 'file' ", c.name)),
