@@ -31,13 +31,14 @@ enum Task {
     /// minnow.rom, qboot.rom and SeaBIOS on the same QEMU command line. `vmm`: VM start-to-exit
     /// time and peak RSS, minnow against QEMU. `monitor`: QMP round trip and stop/cont latency,
     /// minnow against QEMU. `sandbox`: start-to-exit and launches per second with and without
-    /// the seccomp filters. `nested`: real Linux boot times on the nested
+    /// the seccomp filters. `snapshot`: save, restore and clones against QEMU, on this host
+    /// (`snapshot-host`) and in the nested KVM host (`snapshot-nested`). `nested`: real Linux boot times on the nested
     /// KVM host, every boot route and QEMU microvm. `disk`: virtio-blk throughput and IOPS in a
     /// guest on the nested KVM host, raw and qcow2, minnow against QEMU microvm and minnow
     /// without its filters. `net`: virtio-net throughput the same way, over a TAP and through
     /// passt.
     Bench {
-        #[arg(value_parser = ["firmware", "vmm", "monitor", "sandbox", "snapshot", "nested", "disk", "net"])]
+        #[arg(value_parser = ["firmware", "vmm", "monitor", "sandbox", "snapshot", "snapshot-host", "snapshot-nested", "nested", "disk", "net"])]
         what: Option<String>,
     },
     /// Boot the in-tree hello guest with minnow, through minnow.rom and directly, and show the
@@ -106,6 +107,8 @@ fn main() -> anyhow::Result<()> {
             Some("monitor") => bench::monitor::run(),
             Some("sandbox") => bench::sandbox::run(),
             Some("snapshot") => bench::snapshot::run(),
+            Some("snapshot-host") => bench::snapshot::run_host(),
+            Some("snapshot-nested") => nested::bench_snapshot::run(),
             Some("nested") => nested::bench::run(),
             Some("disk") => nested::bench_disk::run(),
             Some("net") => nested::bench_net::run(),

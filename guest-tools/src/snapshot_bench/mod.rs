@@ -234,7 +234,7 @@ pub fn measure(setup: &Setup, only: &[&str], mut report: impl FnMut(&str, &str, 
             setup.restore(v, &mut report)?;
         }
     }
-    for v in &variants {
+    for v in variants.iter().filter(|_| setup.clones > 0) {
         setup.clones(v, &mut report)?;
     }
     Ok(())
