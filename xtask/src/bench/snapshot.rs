@@ -118,9 +118,9 @@ pub fn render(r: &Results, answer: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| | save (`migrate`), ms | state on disk, MiB | source RSS at the save, MiB | restore to first guest instruction, ms | restore to {answer}, ms |"
+        "| | saves | save (`migrate`), ms | state on disk, MiB | source RSS at the save, MiB | restores | restore to first guest instruction, ms | restore to {answer}, ms |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
     for v in variants(Path::new("")) {
         let first = match v.kind {
             Kind::Qemu => "-".to_string(),
@@ -132,11 +132,13 @@ pub fn render(r: &Results, answer: &str) -> String {
         let (a50, a90) = p50_p90(r.values(v.id, "answer_ms"));
         let _ = writeln!(
             out,
-            "| {} | {:.1} | {:.1} | {:.1} | {first} | {a50:.2} / {a90:.2} |",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {first} | {a50:.2} / {a90:.2} |",
             label(v.id),
+            r.values(v.id, "save_ms").len(),
             p50(r.values(v.id, "save_ms")),
             p50(r.values(v.id, "state_mib")),
             p50(r.values(v.id, "source_rss_kib")) / 1024.0,
+            r.values(v.id, "answer_ms").len(),
         );
     }
     let _ = writeln!(

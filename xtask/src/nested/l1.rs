@@ -78,7 +78,8 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     eprintln!(
-        "[nested] booting the L2 KVM host: qemu-system-x86_64 -M pc,accel=tcg -cpu max -kernel {} -initrd {}",
+        "[nested] booting the L2 KVM host: {} -M pc,accel=tcg -cpu max -kernel {} -initrd {}",
+        l1_qemu().to_string_lossy(),
         kernel.display(),
         initramfs.display()
     );
