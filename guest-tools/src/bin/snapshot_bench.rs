@@ -13,6 +13,11 @@ use std::time::Duration;
 const USAGE: &str =
     "usage: snapshot-bench VARIANT SAVES RUNS CLONES FILL_MIB DIR -- MINNOW ARGS... -- QEMU ARGS...";
 
+/// The longest wait for the nested host to be idle after a VM ends (see `Setup::settle`):
+/// a restore that began within seconds of a 256 MiB source's end took 2 to 9 s to answer, and
+/// froze L2 far more often; one that began 20 s later answered in about 1 s.
+const SETTLE: Duration = Duration::from_secs(30);
+
 fn step(ask: String, answer: &str, secs: u64) -> Step {
     Step {
         ask,
@@ -63,6 +68,7 @@ fn setup(args: &[String]) -> Result<(String, Setup), String> {
         runs: number(runs)?,
         clones: number(clones)?,
         dir: PathBuf::from(dir),
+        settle: SETTLE,
     };
     Ok((variant.clone(), setup))
 }

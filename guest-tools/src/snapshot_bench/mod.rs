@@ -53,6 +53,10 @@ pub struct Setup {
     pub clones: usize,
     /// Sockets, states, timelines and the clones' stderr.
     pub dir: PathBuf,
+    /// After each VM ends, wait (untimed) until the host's CPUs are idle again, at most this
+    /// long: a VM's teardown goes on in the kernel after its process has gone (seconds in the
+    /// nested host), and a restore that overlaps it measures the teardown too.
+    pub settle: Duration,
 }
 
 /// How often a clone is asked again until it answers.
@@ -150,6 +154,7 @@ impl Setup {
         report(v.id, "save_ms", ms(start.elapsed()));
         let _ = qmp.reply("quit");
         source.stop();
+        settle(self.settle);
         report(v.id, "state_mib", size_on_disk_mib(&v.state));
         Ok(())
     }
@@ -178,6 +183,7 @@ impl Setup {
             .map_err(|e| self.clone_failed(v, 0, &e))?;
         let answered = start.elapsed();
         clone.stop();
+        settle(self.settle);
         report(v.id, "answer_ms", ms(answered));
         if v.kind == Kind::Minnow {
             report(v.id, "first_instruction_ms", first_instruction_ms(&timeline)?);
@@ -203,6 +209,7 @@ impl Setup {
         let pss: u64 = clones.iter().map(|c| pss_kib(c.pid())).sum();
         report(v.id, "clones_pss_kib", pss as f64);
         clones.into_iter().for_each(Running::stop);
+        settle(self.settle);
         Ok(())
     }
 
@@ -240,6 +247,43 @@ pub fn measure(setup: &Setup, only: &[&str], mut report: impl FnMut(&str, &str, 
     Ok(())
 }
 
+/// The idle share of every CPU's time, as a restore may begin (see `Setup::settle`).
+const IDLE_ENOUGH: f64 = 0.9;
+
+/// Waits until the CPUs were at least [`IDLE_ENOUGH`] idle over a quarter second, or `longest`
+/// has passed.
+fn settle(longest: Duration) {
+    let deadline = Instant::now() + longest;
+    let mut before = cpu_times();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = cpu_times();
+        if let (Some((idle0, all0)), Some((idle1, all1))) = (before, now) {
+            let all = all1.saturating_sub(all0);
+            if all > 0 && (idle1.saturating_sub(idle0)) as f64 / all as f64 >= IDLE_ENOUGH {
+                return;
+            }
+        }
+        before = now;
+    }
+}
+
+/// (idle + iowait, all) jiffies of every CPU together, from /proc/stat's first line.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_times(stat.lines().next()?)
+}
+
+fn parse_cpu_times(line: &str) -> Option<(u64, u64)> {
+    let fields: Vec<u64> = line
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let idle = fields.get(3)? + fields.get(4).unwrap_or(&0);
+    Some((idle, fields.iter().sum()))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -265,6 +309,17 @@ pub fn first_instruction_ms(path: &Path) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_time_is_read_from_proc_stat() {
+        assert_eq!(parse_cpu_times("cpu  10 0 5 80 5 0 0 0 0 0"), Some((85, 100)));
+        assert_eq!(parse_cpu_times("cpu0 1 2 3 4"), None);
+        assert_eq!(parse_cpu_times("cpu  1 x 3"), None);
+        assert!(cpu_times().is_some(), "this host's /proc/stat");
+        let started = Instant::now();
+        settle(Duration::from_millis(600));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 
     #[test]
     fn the_first_instruction_is_read_from_the_timeline() {

@@ -241,6 +241,7 @@ fn measure() -> Result<String> {
         runs: RUNS,
         clones: CLONES,
         dir,
+        settle: Duration::from_secs(5),
     };
     eprintln!("[bench] snapshot: {SAVES} saves, {RUNS} restores and {CLONES} clones of each kind");
     let mut r = Results::default();
