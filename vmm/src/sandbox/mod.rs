@@ -40,8 +40,6 @@ pub enum SandboxError {
     Install(String, String),
     #[error("installing the SIGSYS handler that reports refused calls: {0}")]
     Handler(std::io::Error),
-    #[error("compiling the seccomp filters: the compiling thread panicked")]
-    Panicked,
 }
 
 /// The compiled filters, shared by the threads that install them.

@@ -57,6 +57,23 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     }
 }
 
+/// `#[serde(with = "byte_strings")]` for a list of byte strings (the vCPUs' states): each is
+/// written and read as `serde_bytes` does one, so postcard copies it whole.
+pub mod byte_strings {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let borrowed: Vec<&Bytes> = list.iter().map(|b| Bytes::new(b)).collect();
+        borrowed.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let owned = Vec::<ByteBuf>::deserialize(d)?;
+        Ok(owned.into_iter().map(ByteBuf::into_vec).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +98,48 @@ mod tests {
         assert!(decode::<Sample>("sample", &extra).is_err());
         // A length prefix of 2^32 over four bytes of input fails without allocating it.
         assert!(decode::<Sample>("sample", &[1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 1]).is_err());
+    }
+
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct AsSequences {
+        one: Vec<u8>,
+        maybe: Option<Vec<u8>>,
+        many: Vec<Vec<u8>>,
+    }
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct AsByteStrings {
+        #[serde(with = "serde_bytes")]
+        one: Vec<u8>,
+        #[serde(with = "serde_bytes")]
+        maybe: Option<Vec<u8>>,
+        #[serde(with = "super::byte_strings")]
+        many: Vec<Vec<u8>>,
+    }
+
+    /// States written before byte strings went through serde_bytes still read, and the other
+    /// way round: postcard writes both forms alike.
+    #[test]
+    fn byte_strings_are_written_as_sequences_of_bytes_were() {
+        let long: Vec<u8> = (0..=255).cycle().take(70_000).collect();
+        let seq = AsSequences {
+            one: long.clone(),
+            maybe: Some(vec![1, 2, 3]),
+            many: vec![vec![], long.clone(), vec![9]],
+        };
+        let bytes = AsByteStrings {
+            one: long.clone(),
+            maybe: Some(vec![1, 2, 3]),
+            many: vec![vec![], long, vec![9]],
+        };
+        let written = postcard::to_allocvec(&seq).unwrap();
+        assert_eq!(written, postcard::to_allocvec(&bytes).unwrap());
+        let back: AsByteStrings = postcard::from_bytes(&written).unwrap();
+        assert_eq!(back, bytes);
+        let none = AsSequences { maybe: None, ..seq };
+        let back: AsByteStrings = postcard::from_bytes(&postcard::to_allocvec(&none).unwrap()).unwrap();
+        assert_eq!(back.maybe, None);
     }
 }

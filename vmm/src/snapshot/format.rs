@@ -128,6 +128,7 @@ fn device_difference(saved: &[DeviceSlot], here: &[DeviceSlot]) -> Option<String
 pub struct SavedDevice {
     pub bus: Bus,
     pub base: u64,
+    #[serde(with = "serde_bytes")]
     pub state: Vec<u8>,
 }
 
@@ -138,15 +139,18 @@ pub struct MemoryRange {
     pub len: u64,
 }
 
-/// Everything but guest RAM.
+/// Everything but guest RAM. Byte strings go through `serde_bytes`: postcard writes them as a
+/// sequence of u8 would be (a length, then the bytes), but reads them in one copy, not byte by byte.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Snapshot {
     pub spec: MachineSpec,
     /// The VM was paused before `migrate` (a clone waits for `cont`, as QEMU's does).
     pub paused: bool,
     /// Each vCPU's state, encoded by `vstate` (opaque here).
+    #[serde(with = "codec::byte_strings")]
     pub vcpus: Vec<Vec<u8>>,
     /// KVM's PICs, I/O APIC and PIT (none with the split irqchip), encoded by `vstate`.
+    #[serde(with = "serde_bytes")]
     pub irqchip: Option<Vec<u8>>,
     /// The guest's kvmclock when it stopped, ns.
     pub clock_ns: u64,
@@ -155,6 +159,7 @@ pub struct Snapshot {
     pub saved_at_utc_ns: u64,
     pub devices: Vec<SavedDevice>,
     /// The firmware ROM's bytes (the firmware keeps data in it).
+    #[serde(with = "serde_bytes")]
     pub rom: Option<Vec<u8>>,
     pub memory: Vec<MemoryRange>,
 }
@@ -218,7 +223,9 @@ pub fn write_state(out: &mut impl Write, snapshot: &Snapshot, flags: u32) -> Res
 
 /// Reads exactly `n` bytes (or says how many came).
 fn read_exact(input: &mut impl Read, what: &'static str, n: u64) -> Result<Vec<u8>, FormatError> {
-    let mut buf = Vec::new();
+    // One read for the whole state, not a dozen growing ones (each a new allocation). Callers
+    // bound n (MAX_STATE at most); the cap only guards a future caller that does not.
+    let mut buf = Vec::with_capacity(n.min(MAX_STATE) as usize);
     let got = input.take(n).read_to_end(&mut buf)? as u64;
     match got == n {
         true => Ok(buf),
