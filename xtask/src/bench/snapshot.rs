@@ -113,6 +113,14 @@ fn p50(v: Vec<f64>) -> f64 {
     p50_p90(v).0
 }
 
+/// A table cell: `v` with `decimals`, or "-" for what a cut-short run never measured.
+fn cell(v: f64, decimals: usize) -> String {
+    match v.is_finite() {
+        true => format!("{v:.decimals$}"),
+        false => "-".into(),
+    }
+}
+
 /// The two tables, and the comparisons the issue's goals are stated in.
 pub fn render(r: &Results, answer: &str) -> String {
     let mut out = String::new();
@@ -126,19 +134,21 @@ pub fn render(r: &Results, answer: &str) -> String {
             Kind::Qemu => "-".to_string(),
             Kind::Minnow => {
                 let (a, b) = p50_p90(r.values(v.id, "first_instruction_ms"));
-                format!("{a:.2} / {b:.2}")
+                format!("{} / {}", cell(a, 2), cell(b, 2))
             }
         };
         let (a50, a90) = p50_p90(r.values(v.id, "answer_ms"));
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {first} | {a50:.2} / {a90:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {first} | {} / {} |",
             label(v.id),
             r.values(v.id, "save_ms").len(),
-            p50(r.values(v.id, "save_ms")),
-            p50(r.values(v.id, "state_mib")),
-            p50(r.values(v.id, "source_rss_kib")) / 1024.0,
+            cell(p50(r.values(v.id, "save_ms")), 1),
+            cell(p50(r.values(v.id, "state_mib")), 1),
+            cell(p50(r.values(v.id, "source_rss_kib")) / 1024.0, 1),
             r.values(v.id, "answer_ms").len(),
+            cell(a50, 2),
+            cell(a90, 2),
         );
     }
     let _ = writeln!(
@@ -148,19 +158,19 @@ pub fn render(r: &Results, answer: &str) -> String {
     for v in variants(Path::new("")) {
         let _ = writeln!(
             out,
-            "| {} | {:.1} | {:.1} |",
+            "| {} | {} | {} |",
             label(v.id),
-            p50(r.values(v.id, "clones_all_ms")),
-            p50(r.values(v.id, "clones_pss_kib")) / 1024.0
+            cell(p50(r.values(v.id, "clones_all_ms")), 1),
+            cell(p50(r.values(v.id, "clones_pss_kib")) / 1024.0, 1)
         );
     }
     let answer_of = |id| p50(r.values(id, "answer_ms"));
     let _ = writeln!(
         out,
-        "\nminnow from `file:` reaches {answer} {:.1}x sooner than QEMU (p50), and its first guest \
-         instruction in {:.2} ms (p50).",
-        answer_of("qemu-exec") / answer_of("minnow-file"),
-        p50(r.values("minnow-file", "first_instruction_ms"))
+        "\nminnow from `file:` reaches {answer} {}x sooner than QEMU (p50), and its first guest \
+         instruction in {} ms (p50).",
+        cell(answer_of("qemu-exec") / answer_of("minnow-file"), 1),
+        cell(p50(r.values("minnow-file", "first_instruction_ms")), 2)
     );
     out
 }
@@ -264,6 +274,19 @@ fn measure() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_cut_short_run_never_measured_shows_as_a_dash() {
+        let r = Results::from_lines(["MINNOW-SNAPBENCH minnow-file answer_ms 3.5"]);
+        let table = render(&r, "x");
+        assert!(!table.contains("NaN"), "{table}");
+        assert!(
+            table.contains("| QEMU 7.2 `exec:cat` | 0 | - | - | - | 0 | - | - / - |"),
+            "{table}"
+        );
+        assert!(table.contains("reaches x -x sooner"), "{table}");
+        assert!(!chart(&r, "t").contains("NaN"));
+    }
 
     #[test]
     fn results_come_back_from_the_lines_l2_relays() {

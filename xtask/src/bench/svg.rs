@@ -95,6 +95,7 @@ pub fn grouped_bars(title: &str, y_label: &str, xs: &[String], series: &[(String
     let max = series
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
+        .filter(|v| v.is_finite())
         .fold(1e-9, f64::max);
     let width = left + group_w * xs.len() as f64 + 260.0;
     let height = top + plot_h + 60.0;
@@ -131,7 +132,10 @@ pub fn grouped_bars(title: &str, y_label: &str, xs: &[String], series: &[(String
     for (g, x) in xs.iter().enumerate() {
         let gx = left + g as f64 * group_w + 20.0;
         for (i, (name, values)) in series.iter().enumerate() {
-            let v = values.get(g).copied().unwrap_or(0.0);
+            // A value a cut-short run never measured (NaN) is no bar.
+            let Some(v) = values.get(g).copied().filter(|v| v.is_finite()) else {
+                continue;
+            };
             let h = v / max * plot_h;
             let _ = writeln!(
                 s,
