@@ -239,7 +239,7 @@ fn cpu_state(monitor: &Path) -> Vec<String> {
                         (l.contains("IP=") && l.contains("HLT="))
                             || l.starts_with("CS ")
                             // The LAPIC: its timer, what is pending and in service, priorities.
-                            || ["LVTT", "Timer", "ISR", "IRR", "APR"].iter().any(|p| l.starts_with(p))
+                            || ["LVTT\t", "Timer", "ISR", "IRR", "APR"].iter().any(|p| l.starts_with(p))
                             || (l.starts_with("0x") && l.contains(':'))
                     })
                     .map(|l| l.trim().to_string()),
