@@ -100,16 +100,14 @@ mod tests {
         assert!(decode::<Sample>("sample", &[1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 1]).is_err());
     }
 
-    use serde::{Deserialize, Serialize};
-
-    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct AsSequences {
         one: Vec<u8>,
         maybe: Option<Vec<u8>>,
         many: Vec<Vec<u8>>,
     }
 
-    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
     struct AsByteStrings {
         #[serde(with = "serde_bytes")]
         one: Vec<u8>,

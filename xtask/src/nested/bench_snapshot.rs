@@ -2,12 +2,12 @@
 //! Debian's cloud kernel with the test initramfs in 256 MiB and one vCPU, on minnow (through
 //! minnow.rom) and on QEMU 7.2's microvm with the same kernel, initramfs and command line.
 //!
-//! guest-tools' `snapshot-bench` runs it in L2, one case per variant (a case L2 gets stuck on,
-//! the test bed's TCG-SVM freeze, runs again in a fresh L2, as in the nested suite): it boots
-//! the source, has its
-//! shell fill [`FILL_MIB`] of a tmpfs with random bytes (so the state holds about 240 MiB of
-//! touched memory), saves it, then times the restores and the clones; a clone has answered when
-//! its shell echoes a line typed into its console. L2 relays the results on its console
+//! guest-tools' `snapshot-bench` runs it in L2, in [`SAVES`] cases per variant, the variants
+//! taking turns (a case L2 gets stuck on, the test bed's TCG-SVM freeze, runs again in a fresh
+//! L2, as in the nested suite). Each case boots the source, has its shell fill [`FILL_MIB`] of
+//! a tmpfs with random bytes (so the state holds about 240 MiB of touched memory), saves it,
+//! then times its restores or its clones; a clone has answered when its shell echoes a line
+//! typed into its console. L2 relays the results on its console
 //! (`MINNOW-SNAPBENCH` lines), rendered here like the host's half.
 use super::cases::{linux_case, paths, qemu_linux_args, set_append, Case, Expect, LinuxImage};
 use crate::bench::snapshot::{render, write, Results, CLONES, RUNS};
@@ -18,8 +18,8 @@ use std::path::Path;
 
 /// Each variant's restores come in this many L2 cases, each after a save of its own (a fresh
 /// boot of the source, about a minute in L2), then one case saves again and starts the clones:
-/// when L2 freezes (the test bed's, about once in a few dozen VMM runs), only the case it froze
-/// in runs again.
+/// when L2 freezes (the test bed's: every `exec:` case froze it on 2026-12-07, QEMU's too), only
+/// the case it froze in runs again.
 const RESTORE_CASES: usize = 4;
 /// Saves of each kind: one per case.
 const SAVES: usize = RESTORE_CASES + 1;
@@ -123,7 +123,7 @@ pub fn run() -> Result<()> {
         "\nSnapshots inside the nested KVM host (real KVM under QEMU TCG): Debian's cloud kernel \
          and the test initramfs in 256 MiB, one vCPU, its shell having filled {FILL_MIB} MiB of a \
          tmpfs; saved while running ({SAVES} saves each); restore: {RUNS} runs each, \
-         ms from exec in L2, p50 / p90 (one variant after the other, in L2 cases of {} restores \
+         ms from exec in L2, p50 / p90 (the variants taking turns, in L2 cases of {} restores \
          or {CLONES} clones after a save of their own):\n\n{}",
         RUNS / RESTORE_CASES,
         render(&results, "the guest's shell answering")

@@ -127,9 +127,12 @@ pub fn run(
             {
                 timed_out = true;
                 eprintln!(
-                    "[nested] L2 printed nothing for {} s, its heartbeat nothing for {} s: it is stuck; where its CPU is, then killing it:",
+                    "[nested] L2 printed nothing for {} s, {}: it is stuck; where its CPU is, then killing it:",
                     last_line.elapsed().as_secs(),
-                    beats.since().as_secs()
+                    beats.since().map_or("no heartbeat yet".into(), |d| format!(
+                        "its heartbeat nothing for {} s",
+                        d.as_secs()
+                    ))
                 );
                 for line in cpu_state(&monitor) {
                     eprintln!("    L1 monitor| {line}");
@@ -187,9 +190,9 @@ impl Heartbeat {
         self.last.is_some_and(|at| at.elapsed() > silence)
     }
 
-    /// Time since the last beat (zero before the first).
-    fn since(&self) -> Duration {
-        self.last.map_or(Duration::ZERO, |at| at.elapsed())
+    /// Time since the last beat; None before the first.
+    fn since(&self) -> Option<Duration> {
+        self.last.map(|at| at.elapsed())
     }
 }
 
