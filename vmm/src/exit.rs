@@ -22,9 +22,16 @@ pub enum ExitReason {
     Signal(i32),
     /// The embedding application (or a monitor's `quit`) stopped the VM.
     Quit,
-    /// The VMM failed (the error is reported separately).
+    /// The VMM failed before the guest ran (the error is reported separately): QEMU's 1.
     Failure,
+    /// The VM failed while it ran (a KVM internal or emulation error, a failed guest entry or
+    /// `KVM_RUN`, the event loop or a reset failing; reported separately). Its status is even, so
+    /// it cannot read as an isa-debug-exit status (always odd; 1 is kvm-unit-tests' PASS).
+    VmFailed,
 }
+
+/// The exit status of a VM that failed while it ran: even, and none of the others.
+pub const VM_FAILED_STATUS: u8 = 4;
 
 impl ExitReason {
     /// The process exit status, QEMU-compatible where QEMU defines one. isa-debug-exit's is
@@ -37,6 +44,7 @@ impl ExitReason {
             Self::TripleFault => 2,
             Self::Signal(s) => (128 + s) as u8,
             Self::Failure => 1,
+            Self::VmFailed => VM_FAILED_STATUS,
         }
     }
 }
@@ -125,5 +133,17 @@ mod tests {
         assert_eq!(exit.take(), None);
         assert_eq!(ExitReason::DebugExit(0x10).status(), 33);
         assert_eq!(ExitReason::Signal(15).status(), 143);
+    }
+
+    #[test]
+    fn a_vm_that_failed_while_running_never_exits_as_a_debug_exit_write_could() {
+        let failed = ExitReason::VmFailed.status();
+        assert_eq!(failed % 2, 0, "every isa-debug-exit status is odd");
+        assert_ne!(failed, ExitReason::PowerOff.status());
+        assert_ne!(failed, ExitReason::TripleFault.status());
+        assert_ne!(failed, ExitReason::Failure.status());
+        for v in [0u32, 1, 0x7f, 0x80, 0xff, 0x4000_0000, u32::MAX] {
+            assert_ne!(ExitReason::DebugExit(v).status(), failed, "value {v:#x}");
+        }
     }
 }

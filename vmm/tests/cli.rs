@@ -103,3 +103,28 @@ fn isa_debug_exit_gives_qemus_status() {
     let wide = [0x66, 0xB8, 0, 0, 0, 0x40, 0x66, 0xE7, 0xF4];
     assert_eq!(debug_exit_status(&wide), Some(0x01));
 }
+
+/// A VM that fails while it runs (here a KVM internal error: an x87 load from unbacked memory,
+/// which KVM's emulator does not do) exits 4, even, which no isa-debug-exit write gives: a test
+/// runner that reads 1 as a pass (kvm-unit-tests) cannot mistake it for one.
+#[test]
+fn a_vm_failing_at_run_time_exits_4_with_one_line() {
+    // mov ax, 0xd000 ; mov ds, ax ; fld dword [0] ; hlt
+    let code = [0xB8, 0x00, 0xD0, 0x8E, 0xD8, 0xD9, 0x06, 0x00, 0x00, 0xF4];
+    let rom = common::rom_file("cli", "internal-error", &code);
+    let out = minnow(&[
+        "-M",
+        "microvm,acpi=off",
+        "-bios",
+        rom.to_str().unwrap_or_default(),
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=4",
+        "-serial",
+        "none",
+    ]);
+    let _ = std::fs::remove_file(&rom);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("KVM internal error"), "{stderr}");
+}

@@ -264,7 +264,7 @@ impl Vm {
     pub fn wait(mut self) -> ExitReason {
         self.thread
             .take()
-            .map_or(ExitReason::Failure, |t| t.join().unwrap_or(ExitReason::Failure))
+            .map_or(ExitReason::Failure, |t| t.join().unwrap_or(ExitReason::VmFailed))
     }
 }
 
@@ -443,7 +443,7 @@ fn serve(mut events: EventLoop, controller: Arc<Mutex<Controller>>) -> ExitReaso
         }
         if let Err(e) = events.run_once(-1) {
             crate::report!("{e}");
-            lock(&controller).finish(ExitReason::Failure);
+            lock(&controller).finish(ExitReason::VmFailed);
         }
     }
 }

@@ -271,32 +271,32 @@ impl Vcpu {
                 Ok(VcpuExit::SystemEvent(kind, _)) => h.exit.request(match kind {
                     KVM_SYSTEM_EVENT_SHUTDOWN => ExitReason::PowerOff,
                     KVM_SYSTEM_EVENT_RESET => ExitReason::Reset,
-                    KVM_SYSTEM_EVENT_CRASH => ExitReason::Failure,
-                    _ => ExitReason::Failure,
+                    KVM_SYSTEM_EVENT_CRASH => ExitReason::VmFailed,
+                    _ => ExitReason::VmFailed,
                 }),
                 Ok(VcpuExit::FailEntry(reason, cpu)) => {
                     crate::report!(
                         "vCPU {} could not enter the guest (hardware reason {reason:#x} on CPU {cpu})",
                         self.id
                     );
-                    h.exit.request(ExitReason::Failure);
+                    h.exit.request(ExitReason::VmFailed);
                 }
                 Ok(VcpuExit::InternalError) => {
                     crate::report!(
                         "vCPU {}: KVM internal error (an instruction KVM cannot emulate)",
                         self.id
                     );
-                    h.exit.request(ExitReason::Failure);
+                    h.exit.request(ExitReason::VmFailed);
                 }
                 Ok(other) => {
                     crate::report!("vCPU {}: unexpected exit {other:?}", self.id);
-                    h.exit.request(ExitReason::Failure);
+                    h.exit.request(ExitReason::VmFailed);
                 }
                 // A kick (or another signal) ended KVM_RUN: look at the command again.
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
                 Err(e) => {
                     crate::report!("vCPU {}: KVM_RUN failed: {e}", self.id);
-                    h.exit.request(ExitReason::Failure);
+                    h.exit.request(ExitReason::VmFailed);
                 }
             }
         }

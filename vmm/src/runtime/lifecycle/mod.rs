@@ -123,7 +123,7 @@ fn shutdown_reason(reason: ExitReason) -> Option<(bool, &'static str)> {
         ExitReason::Reset | ExitReason::TripleFault => (true, "guest-reset"),
         ExitReason::Quit => (false, "host-qmp-quit"),
         ExitReason::Signal(_) => (false, "host-signal"),
-        ExitReason::Failure => (false, "host-error"),
+        ExitReason::Failure | ExitReason::VmFailed => (false, "host-error"),
         ExitReason::DebugExit(_) => return None,
     })
 }
@@ -424,7 +424,7 @@ impl Controller {
             ExitReason::Reset if !self.no_reboot => {
                 if let Err(e) = self.reset_for(true) {
                     crate::report!("the guest reset the machine, but {e}");
-                    self.finish(ExitReason::Failure);
+                    self.finish(ExitReason::VmFailed);
                 }
             }
             // -no-shutdown: the guest's end stops the VM, which waits for its monitors.
