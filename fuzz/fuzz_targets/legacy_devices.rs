@@ -48,7 +48,7 @@ fn log() -> GuestLog {
 fn buses() -> (Bus, Bus, Arc<Mutex<Cmos>>, Arc<Mutex<Ged>>) {
     let exit = ExitSignal::default();
     let line = |gsi| IrqLine::new(gsi).expect("an eventfd");
-    let mut pio = Bus::new();
+    let mut pio = Bus::ports();
     let out = GuestOutput::null("COM1").expect("output");
     let serial = Serial::new(line(4), out, log());
     pio.insert(0x3F8, 8, Arc::new(Mutex::new(serial))).unwrap();
@@ -58,7 +58,7 @@ fn buses() -> (Bus, Bus, Arc<Mutex<Cmos>>, Arc<Mutex<Ged>>) {
     pio.insert(0x70, 2, cmos.clone()).unwrap();
     pio.insert(0xF4, 4, Arc::new(Mutex::new(DebugExit::new(exit.clone()))))
         .unwrap();
-    let mut mmio = Bus::new();
+    let mut mmio = Bus::memory();
     let ioapic = IoApic::new(1, GSI_BASE, Box::new(Routes));
     mmio.insert(IOAPIC_BASE, ioapic::MMIO_LEN, Arc::new(Mutex::new(ioapic)))
         .unwrap();

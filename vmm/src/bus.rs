@@ -1,6 +1,7 @@
 //! One bus model for port I/O and MMIO: devices claim address ranges and see only the offset into
-//! their own range. The vCPU loop hands every PIO and MMIO exit to a `Bus`; unclaimed reads return
-//! all-ones, as on a PC, and unclaimed writes are dropped.
+//! their own range. The vCPU loop hands every PIO and MMIO exit to a `Bus`. Unclaimed reads return
+//! what QEMU's do: all-ones from a port, as on a PC, and zeros from memory (QEMU's unassigned
+//! memory); unclaimed writes are dropped.
 use crate::snapshot::codec::StateError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -64,14 +65,28 @@ struct Range {
 }
 
 /// Address ranges to devices. Cheap to clone: every vCPU thread holds one.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Bus {
     ranges: BTreeMap<u64, Range>,
+    /// What each byte of an unclaimed read holds.
+    unclaimed: u8,
 }
 
 impl Bus {
-    pub fn new() -> Self {
-        Self::default()
+    /// The port I/O space: an unclaimed read gives all-ones.
+    pub fn ports() -> Self {
+        Self {
+            ranges: BTreeMap::new(),
+            unclaimed: 0xFF,
+        }
+    }
+
+    /// The MMIO space: an unclaimed read gives zeros, as in QEMU.
+    pub fn memory() -> Self {
+        Self {
+            ranges: BTreeMap::new(),
+            unclaimed: 0,
+        }
     }
 
     /// Gives `device` the range `[base, base + len)`.
@@ -97,7 +112,8 @@ impl Bus {
         (addr - base < range.len).then_some((addr - base, range))
     }
 
-    /// Reads at `addr`; all-ones where no device claims it. Returns whether one did.
+    /// Reads at `addr`; the bus's unclaimed bytes where no device claims it. Returns whether one
+    /// did.
     pub fn read(&self, addr: u64, data: &mut [u8]) -> bool {
         match self.find(addr) {
             Some((offset, range)) => {
@@ -105,7 +121,7 @@ impl Bus {
                 true
             }
             None => {
-                data.fill(0xFF);
+                data.fill(self.unclaimed);
                 false
             }
         }
@@ -157,9 +173,9 @@ mod tests {
     }
 
     #[test]
-    fn devices_see_offsets_and_unclaimed_reads_are_all_ones() {
+    fn devices_see_offsets_and_unclaimed_port_reads_are_all_ones() {
         let dev = Arc::new(Mutex::new(Recorder::default()));
-        let mut bus = Bus::new();
+        let mut bus = Bus::ports();
         bus.insert(0x3F8, 8, dev.clone()).unwrap();
         let mut b = [0u8; 2];
         assert!(bus.read(0x3FA, &mut b));
@@ -172,8 +188,18 @@ mod tests {
     }
 
     #[test]
+    fn unclaimed_memory_reads_are_zeros_as_in_qemu() {
+        let mut bus = Bus::memory();
+        bus.insert(0xFEB0_0000, 0x200, Arc::new(Mutex::new(Recorder::default())))
+            .unwrap();
+        let mut b = [0xAAu8; 4];
+        assert!(!bus.read(0xD000_0000, &mut b));
+        assert_eq!(b, [0; 4]);
+    }
+
+    #[test]
     fn overlapping_ranges_are_refused() {
-        let mut bus = Bus::new();
+        let mut bus = Bus::ports();
         let dev = || Arc::new(Mutex::new(Recorder::default()));
         bus.insert(0x510, 12, dev()).unwrap();
         assert_eq!(

@@ -320,7 +320,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
 
     let control = Arc::new(VcpuControl::new(vcpus.len()));
     let exit = ExitSignal::new(control.clone()).map_err(io("creating the VM's exit eventfd"))?;
-    let mut pio = Bus::new();
+    let mut pio = Bus::ports();
     let milestones = Arc::new(Mutex::new(Vec::new()));
     attach_milestones(&mut pio, c, &milestones, &timeline)?;
     let mut outputs = Vec::new();
@@ -362,7 +362,7 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         u64::from(minnow_bootproto::fw_cfg::PORT_RANGE_DMA),
         fw_cfg,
     )?;
-    let mut mmio = Bus::new();
+    let mut mmio = Bus::memory();
     if matches!(irqchip, Irqchip::Split { .. }) {
         attach_ioapics(&mut mmio, &vm, c.ioapic2())?;
     }
