@@ -298,6 +298,9 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(MachineError::Cpuid)?;
     cpuid::add_emulated(&mut supported, kvm.check_extension(Cap::TscDeadlineTimer));
+    for f in cpuid::apply(&mut supported, &c.cpu) {
+        crate::report!("warning: host doesn't support requested feature: {f}");
+    }
     let msrs: Arc<[u32]> = kvm
         .get_msr_index_list()
         .map_err(MachineError::Cpuid)?

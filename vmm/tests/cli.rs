@@ -128,3 +128,60 @@ fn a_vm_failing_at_run_time_exits_4_with_one_line() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("KVM internal error"), "{stderr}");
 }
+
+/// The status of a ROM that writes a CPUID fact to isa-debug-exit, under `-cpu cpu`.
+/// The code sits at 0xF000 in the ROM; the reset vector jumps to it (`jmp near 0xf000`).
+fn cpuid_status(cpu: &str, code: &[u8]) -> Option<i32> {
+    let mut image = reset_vector_rom(&[0xE9, 0x0D, 0xF0]);
+    image[0xF000..0xF000 + code.len()].copy_from_slice(code);
+    let rom = common::temp("cli", &format!("cpuid-{}.rom", cpu.replace(',', "_")));
+    std::fs::write(&rom, image).expect("writing a temporary ROM");
+    let out = minnow(&[
+        "-M",
+        "microvm,acpi=off",
+        "-cpu",
+        cpu,
+        "-bios",
+        rom.to_str().unwrap_or_default(),
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=4",
+        "-serial",
+        "none",
+    ]);
+    let _ = std::fs::remove_file(&rom);
+    out.status.code()
+}
+
+/// `-cpu` models and flags reach the guest's CPUID as QEMU gives them: x2APIC on by default
+/// (QEMU's qemu64 under KVM too) and off with `-x2apic`; qemu64 a family 6 CPU, kvm64 family 15.
+#[test]
+fn cpu_models_and_flags_reach_the_guests_cpuid() {
+    // mov eax, 1 ; cpuid ; shr ecx, 21 ; and cl, 1 ; mov al, cl ; out 0xf4, al ; hlt
+    let x2apic = [
+        0x66, 0xB8, 1, 0, 0, 0, 0x0F, 0xA2, 0x66, 0xC1, 0xE9, 21, 0x80, 0xE1, 1, 0x88, 0xC8, 0xE6, 0xF4, 0xF4,
+    ];
+    for (cpu, on) in [
+        ("host", true),
+        ("host,-x2apic", false),
+        ("qemu64", true),
+        ("qemu64,x2apic=off", false),
+    ] {
+        assert_eq!(
+            cpuid_status(cpu, &x2apic),
+            Some(1 | (i32::from(on) << 1)),
+            "{cpu}"
+        );
+    }
+    // mov eax, 1 ; cpuid ; shr eax, 8 ; and al, 0xf ; out 0xf4, al ; hlt
+    let family = [
+        0x66, 0xB8, 1, 0, 0, 0, 0x0F, 0xA2, 0x66, 0xC1, 0xE8, 8, 0x24, 0x0F, 0xE6, 0xF4, 0xF4,
+    ];
+    assert_eq!(cpuid_status("qemu64", &family), Some((6 << 1) | 1));
+    assert_eq!(cpuid_status("kvm64", &family), Some((15 << 1) | 1));
+}
+
+#[test]
+fn an_unknown_cpu_model_or_flag_is_one_line() {
+    assert!(error_line(&["-cpu", "pentium"]).contains("pentium"));
+    assert!(error_line(&["-cpu", "host,+frobnicate"]).contains("+frobnicate"));
+}

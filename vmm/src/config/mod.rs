@@ -83,6 +83,7 @@ pub enum FwCfgSource {
     String(String),
 }
 
+pub mod cpu;
 mod device;
 mod drive;
 pub mod global;
@@ -159,6 +160,8 @@ pub struct Config {
     /// Guest RAM in bytes.
     pub memory: u64,
     pub cpus: u8,
+    /// `-cpu`: the model and the CPUID flags switched on or off.
+    pub cpu: cpu::CpuConfig,
     pub machine: Machine,
     pub bios: Bios,
     pub kernel: Option<PathBuf>,
@@ -287,6 +290,7 @@ impl Default for Config {
         Self {
             memory: DEFAULT_MEMORY,
             cpus: 1,
+            cpu: cpu::CpuConfig::default(),
             machine: Machine::default(),
             bios: Bios::Builtin,
             kernel: None,

@@ -323,10 +323,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
                 "kvm" => {}
                 v => return Err(bad("-accel", v, ": Minnow runs on KVM only")),
             },
-            "cpu" => match value()?.as_str() {
-                "host" | "max" => {}
-                v => return Err(bad("-cpu", v, ": use host (the host's CPU, as KVM reports it)")),
-            },
+            "cpu" => c.cpu = super::cpu::parse_cpu(&value()?)?,
             "m" => c.memory = parse_m(&value()?, &mut c.notes)?,
             "rtc" => c.rtc_base = super::rtc::parse_rtc(&value()?, &mut c.notes)?,
             "global" => c.pit_lost_ticks = super::global::parse_global(&value()?)?,

@@ -1,4 +1,5 @@
 //! KVM state: the VM, its memory and its vCPUs, and what a reset puts back.
+pub mod cpu_models;
 pub mod cpuid;
 pub mod irqchip_state;
 pub mod legacy_routes;
