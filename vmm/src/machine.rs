@@ -289,6 +289,10 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     if c.pit() && c.pit_lost_ticks == crate::config::global::LostTickPolicy::Discard {
         vm::discard_lost_pit_ticks(&vm)?;
     }
+    let guest_mwait = match c.cpu_pm {
+        true => vm::disable_power_exits(&vm)?,
+        false => false,
+    };
     timeline.mark(Event::VmCreated);
     let irqchip_state = match irqchip {
         Irqchip::InKernel { pit } => Some(IrqchipState::save(&vm, pit)?),
@@ -297,7 +301,11 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     let mut supported = kvm
         .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
         .map_err(MachineError::Cpuid)?;
-    cpuid::add_emulated(&mut supported, kvm.check_extension(Cap::TscDeadlineTimer));
+    cpuid::add_emulated(
+        &mut supported,
+        kvm.check_extension(Cap::TscDeadlineTimer),
+        guest_mwait,
+    );
     for f in cpuid::apply(&mut supported, &c.cpu) {
         crate::report!("warning: host doesn't support requested feature: {f}");
     }

@@ -130,13 +130,18 @@ fn a_vm_failing_at_run_time_exits_4_with_one_line() {
 }
 
 /// The status of a ROM that writes a CPUID fact to isa-debug-exit, under `-cpu cpu`.
-/// The code sits at 0xF000 in the ROM; the reset vector jumps to it (`jmp near 0xf000`).
 fn cpuid_status(cpu: &str, code: &[u8]) -> Option<i32> {
+    cpuid_status_with(&[], cpu, code)
+}
+
+/// [`cpuid_status`] with more options. The code sits at 0xF000 in the ROM; the reset vector
+/// jumps to it (`jmp near 0xf000`).
+fn cpuid_status_with(more: &[&str], cpu: &str, code: &[u8]) -> Option<i32> {
     let mut image = reset_vector_rom(&[0xE9, 0x0D, 0xF0]);
     image[0xF000..0xF000 + code.len()].copy_from_slice(code);
     let rom = common::temp("cli", &format!("cpuid-{}.rom", cpu.replace(',', "_")));
     std::fs::write(&rom, image).expect("writing a temporary ROM");
-    let out = minnow(&[
+    let mut args = vec![
         "-M",
         "microvm,acpi=off",
         "-cpu",
@@ -147,7 +152,9 @@ fn cpuid_status(cpu: &str, code: &[u8]) -> Option<i32> {
         "isa-debug-exit,iobase=0xf4,iosize=4",
         "-serial",
         "none",
-    ]);
+    ];
+    args.extend(more);
+    let out = minnow(&args);
     let _ = std::fs::remove_file(&rom);
     out.status.code()
 }
@@ -184,4 +191,19 @@ fn cpu_models_and_flags_reach_the_guests_cpuid() {
 fn an_unknown_cpu_model_or_flag_is_one_line() {
     assert!(error_line(&["-cpu", "pentium"]).contains("pentium"));
     assert!(error_line(&["-cpu", "host,+frobnicate"]).contains("+frobnicate"));
+}
+
+/// `-overcommit cpu-pm=on` keeps the guest's idle instructions in the guest where KVM offers it,
+/// and the CPUID shows MONITOR/MWAIT exactly when KVM lets MWAIT run in the guest, as in QEMU.
+#[test]
+fn overcommit_cpu_pm_shows_mwait_when_kvm_lets_the_guest_run_it() {
+    const KVM_CAP_X86_DISABLE_EXITS: libc::c_ulong = 143;
+    let kvm = kvm_ioctls::Kvm::new().expect("/dev/kvm");
+    let mwait_in_guest = kvm.check_extension_raw(KVM_CAP_X86_DISABLE_EXITS) & 1 != 0;
+    // mov eax, 1 ; cpuid ; shr ecx, 3 ; and cl, 1 ; mov al, cl ; out 0xf4, al ; hlt
+    let monitor = [
+        0x66, 0xB8, 1, 0, 0, 0, 0x0F, 0xA2, 0x66, 0xC1, 0xE9, 3, 0x80, 0xE1, 1, 0x88, 0xC8, 0xE6, 0xF4, 0xF4,
+    ];
+    let status = cpuid_status_with(&["-overcommit", "cpu-pm=on"], "host", &monitor);
+    assert_eq!(status, Some(1 | (i32::from(mwait_in_guest) << 1)));
 }

@@ -115,6 +115,26 @@ pub fn parse_cpu(value: &str) -> Result<CpuConfig, ConfigError> {
     Ok(cpu)
 }
 
+/// `-overcommit mem-lock=off,cpu-pm=on|off`: returns `cpu-pm` (`cpu_pm` if not given). Minnow
+/// never locks guest memory: `mem-lock=on` is refused.
+pub fn parse_overcommit(value: &str, mut cpu_pm: bool) -> Result<bool, ConfigError> {
+    for part in value.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some(("cpu-pm", v)) => cpu_pm = parse_switch("cpu-pm", v)?,
+            Some(("mem-lock", "off" | "false" | "no")) => {}
+            Some(("mem-lock", v)) => {
+                return Err(bad(
+                    "-overcommit",
+                    &format!("mem-lock={v}"),
+                    ": minnow does not lock guest memory (mem-lock=off only)",
+                ))
+            }
+            _ => return Err(bad("-overcommit", part, ": use cpu-pm=on|off or mem-lock=off")),
+        }
+    }
+    Ok(cpu_pm)
+}
+
 fn parse_switch(name: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "on" | "true" | "yes" => Ok(true),
@@ -277,6 +297,17 @@ mod tests {
             let e = parse_cpu(arg).unwrap_err().to_string();
             assert!(e.contains(named), "{arg}: {e}");
         }
+    }
+
+    #[test]
+    fn overcommit_takes_cpu_pm_and_refuses_memory_locking() {
+        assert!(parse_overcommit("cpu-pm=on", false).unwrap());
+        assert!(!parse_overcommit("mem-lock=off,cpu-pm=off", true).unwrap());
+        assert!(parse_overcommit("mem-lock=off", true).unwrap());
+        let e = parse_overcommit("mem-lock=on", false).unwrap_err().to_string();
+        assert!(e.contains("mem-lock=on"), "{e}");
+        assert!(parse_overcommit("cpu-pm=maybe", false).is_err());
+        assert!(parse_overcommit("overcommit-everything", false).is_err());
     }
 
     #[test]

@@ -5,11 +5,13 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
 
   -M, -machine microvm[,opt=val...]   pic, pit, rtc, acpi, ioapic2=on|off|auto;
                                       isa-serial, auto-kernel-cmdline, x-option-roms=on|off;
-                                      accel=kvm
+                                      accel=kvm; vmport=off (microvm has no VMware port)
   -accel kvm, -enable-kvm             accepted (KVM only)
   -cpu MODEL[,+FLAG|-FLAG|FLAG=on|off|vendor=STRING...]
                                       host or max: all KVM supports (default); qemu64,
                                       kvm64: QEMU's models; FLAG: QEMU's CPUID feature names
+  -overcommit cpu-pm=on|off[,mem-lock=off]
+                                      cpu-pm=on: HLT, MWAIT, PAUSE stay in the guest
   -m SIZE[,slots=N,maxmem=SIZE]       guest RAM (default 128M; K, M, G, T suffixes); slots
                                       and maxmem accepted, without effect (no hot-plug)
   -rtc base=utc|localtime|DATE[,clock=host][,driftfix=none|slew]

@@ -162,6 +162,8 @@ pub struct Config {
     pub cpus: u8,
     /// `-cpu`: the model and the CPUID flags switched on or off.
     pub cpu: cpu::CpuConfig,
+    /// `-overcommit cpu-pm=on`: HLT, MWAIT, PAUSE and C-states run in the guest.
+    pub cpu_pm: bool,
     pub machine: Machine,
     pub bios: Bios,
     pub kernel: Option<PathBuf>,
@@ -291,6 +293,7 @@ impl Default for Config {
             memory: DEFAULT_MEMORY,
             cpus: 1,
             cpu: cpu::CpuConfig::default(),
+            cpu_pm: false,
             machine: Machine::default(),
             bios: Bios::Builtin,
             kernel: None,

@@ -165,6 +165,14 @@ fn parse_machine(m: &mut Machine, s: &str) -> Result<(), ConfigError> {
             "x-option-roms" => m.option_roms = on_off(&option, v)?,
             // Accepted for compatibility: no effect on this machine.
             "kernel-irqchip" | "smm" | "usb" | "graphics" => {}
+            "vmport" if on_off_auto(&option, v)? == OnOffAuto::On => {
+                return Err(bad(
+                    "-M vmport",
+                    v,
+                    ": microvm has no VMware I/O port (nor has QEMU's microvm)",
+                ))
+            }
+            "vmport" => {}
             other if v.is_empty() => {
                 return Err(bad("-M", other, ": Minnow provides the microvm machine only"))
             }
@@ -324,6 +332,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
                 v => return Err(bad("-accel", v, ": Minnow runs on KVM only")),
             },
             "cpu" => c.cpu = super::cpu::parse_cpu(&value()?)?,
+            "overcommit" => c.cpu_pm = super::cpu::parse_overcommit(&value()?, c.cpu_pm)?,
             "m" => c.memory = parse_m(&value()?, &mut c.notes)?,
             "rtc" => c.rtc_base = super::rtc::parse_rtc(&value()?, &mut c.notes)?,
             "global" => c.pit_lost_ticks = super::global::parse_global(&value()?)?,

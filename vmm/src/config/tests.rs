@@ -444,3 +444,16 @@ fn the_local_migration_recipe_parses() {
         .to_string()
         .starts_with("-incoming: "));
 }
+
+/// What kvm-unit-tests' x86 runner gives QEMU: minnow takes each, or says in one line why not.
+#[test]
+fn kvm_unit_tests_options_parse_or_say_why_not() {
+    let c = parse_str("-cpu qemu64,-x2apic -overcommit cpu-pm=on -M microvm,vmport=off")
+        .unwrap()
+        .unwrap();
+    assert!(c.cpu_pm);
+    assert_eq!(c.cpu.model, cpu::CpuModel::Qemu64);
+    assert_eq!(c.cpu.flags[0].0.name, "x2apic");
+    let e = parse_str("-M microvm,vmport=on").unwrap_err().to_string();
+    assert!(e.contains("VMware I/O port"), "{e}");
+}

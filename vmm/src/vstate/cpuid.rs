@@ -11,6 +11,7 @@ const LEAF_EXTENDED_TOPOLOGY: u32 = 0xB;
 const LEAF_EXTENDED_TOPOLOGY_V2: u32 = 0x1F;
 const ECX_HYPERVISOR: u32 = 1 << 31;
 const ECX_TSC_DEADLINE: u32 = 1 << 24;
+const ECX_MONITOR: u32 = 1 << 3;
 const EBX_APIC_ID_SHIFT: u32 = 24;
 const EBX_LOGICAL_COUNT_SHIFT: u32 = 16;
 const EDX_HTT: u32 = 1 << 28;
@@ -40,13 +41,17 @@ pub fn for_vcpu(supported: &CpuId, id: u8, count: u8) -> CpuId {
 /// Adds what KVM emulates but leaves out of its supported CPUID: the local APIC's TSC-deadline
 /// timer mode, when `tsc_deadline` (KVM_CAP_TSC_DEADLINE_TIMER). With it a guest arms its timer
 /// from the TSC and needs no PIT to calibrate it (`pic=off` has none).
-/// Also sets the hypervisor bit, which KVM leaves to the VMM.
-pub fn add_emulated(supported: &mut CpuId, tsc_deadline: bool) {
+/// Also sets the hypervisor bit, which KVM leaves to the VMM, and MONITOR/MWAIT when `mwait`:
+/// the guest runs MWAIT itself (`-overcommit cpu-pm=on`), as QEMU shows it then.
+pub fn add_emulated(supported: &mut CpuId, tsc_deadline: bool, mwait: bool) {
     for entry in supported.as_mut_slice() {
         if entry.function == LEAF_FEATURES {
             entry.ecx |= ECX_HYPERVISOR;
             if tsc_deadline {
                 entry.ecx |= ECX_TSC_DEADLINE;
+            }
+            if mwait {
+                entry.ecx |= ECX_MONITOR;
             }
         }
     }
@@ -186,7 +191,7 @@ mod tests {
             },
         ];
         let mut supported = CpuId::from_entries(&entries).unwrap();
-        add_emulated(&mut supported, false);
+        add_emulated(&mut supported, false, false);
         let c = for_vcpu(&supported, 3, 4);
         let leaf1 = c.as_slice()[0];
         assert_ne!(leaf1.ecx & ECX_HYPERVISOR, 0);
@@ -195,7 +200,8 @@ mod tests {
         assert_eq!(leaf1.ebx & 0xFFFF, 0x0800);
         assert_eq!((c.as_slice()[1].edx, c.as_slice()[2].edx), (3, 3));
         let mut with_deadline = supported.clone();
-        add_emulated(&mut with_deadline, true);
+        add_emulated(&mut with_deadline, true, true);
+        assert_ne!(with_deadline.as_slice()[0].ecx & ECX_MONITOR, 0);
         assert_ne!(with_deadline.as_slice()[0].ecx & ECX_TSC_DEADLINE, 0);
         let sig = signature(&supported, 2);
         assert_eq!(sig.0, leaf1.eax);
@@ -223,7 +229,7 @@ mod tests {
             leaf(0x8000_0002, 0, 0, 1, 2, 3, 4),
         ];
         let mut cpuid = CpuId::from_entries(&entries).unwrap();
-        add_emulated(&mut cpuid, true);
+        add_emulated(&mut cpuid, true, false);
         cpuid
     }
 

@@ -133,6 +133,32 @@ pub fn discard_lost_pit_ticks(vm: &VmFd) -> Result<(), VmError> {
     }
 }
 
+/// `-overcommit cpu-pm=on`: the guest's HLT, MWAIT, PAUSE and C-state instructions stay in the
+/// guest instead of exiting to KVM, as QEMU does (only those this KVM offers; before any vCPU
+/// exists). Returns whether MWAIT now runs in the guest, which the CPUID then shows.
+pub fn disable_power_exits(vm: &VmFd) -> Result<bool, VmError> {
+    use kvm_bindings::{
+        KVM_CAP_X86_DISABLE_EXITS, KVM_X86_DISABLE_EXITS_CSTATE, KVM_X86_DISABLE_EXITS_HLT,
+        KVM_X86_DISABLE_EXITS_MWAIT, KVM_X86_DISABLE_EXITS_PAUSE,
+    };
+    let offered = vm.check_extension_raw(libc::c_ulong::from(KVM_CAP_X86_DISABLE_EXITS));
+    let wanted = KVM_X86_DISABLE_EXITS_MWAIT
+        | KVM_X86_DISABLE_EXITS_HLT
+        | KVM_X86_DISABLE_EXITS_PAUSE
+        | KVM_X86_DISABLE_EXITS_CSTATE;
+    let exits = u32::try_from(offered).unwrap_or(0) & wanted;
+    let mut cap = kvm_enable_cap {
+        cap: KVM_CAP_X86_DISABLE_EXITS,
+        ..Default::default()
+    };
+    cap.args[0] = u64::from(exits);
+    vm.enable_cap(&cap).map_err(|source| VmError::Setup {
+        what: "-overcommit cpu-pm=on (KVM_CAP_X86_DISABLE_EXITS)",
+        source,
+    })?;
+    Ok(exits & KVM_X86_DISABLE_EXITS_MWAIT != 0)
+}
+
 /// Level-triggered GSIs set with KVM_IRQ_LINE.
 pub struct KvmIrqLines(pub std::sync::Arc<VmFd>);
 
