@@ -377,6 +377,9 @@ pub fn build(c: &Config, timeline: Arc<Timeline>) -> Result<Machine, MachineErro
     if matches!(irqchip, Irqchip::Split { .. }) {
         attach_ioapics(&mut mmio, &vm, c.ioapic2())?;
     }
+    if c.pc_testdev {
+        attach_pc_testdev(&mut pio, &mut mmio, &vm, &ram)?;
+    }
     let virtio = attach_virtio(&mut mmio, &vm, c, &ram, &guest_log, &mut outputs)?;
     let mut vmgenid = None;
     let ged = match c.acpi() {
@@ -451,6 +454,30 @@ fn cpuid_checksum(supported: &kvm_bindings::CpuId, cpus: u8) -> u32 {
     let cpuid = cpuid::for_vcpu(supported, 0, cpus);
     let entries = cpuid.as_slice().to_vec();
     crate::snapshot::codec::encode("CPUID", &entries).map_or(0, |b| crc32fast::hash(&b))
+}
+
+/// QEMU's pc-testdev: its register twice (0xe0, 0xe8), the page flush, the interrupt lines and
+/// the memory window.
+fn attach_pc_testdev(
+    pio: &mut Bus,
+    mmio: &mut Bus,
+    vm: &Arc<VmFd>,
+    ram: &GuestMemoryMmap,
+) -> Result<(), MachineError> {
+    use crate::devices::pc_testdev::{self as t, FlushPage, IoMem, IrqLines, Register};
+    let register: SharedDevice = Arc::new(Mutex::new(Register::default()));
+    pio.insert(u64::from(t::REGISTER_PORT), 4, register.clone())?;
+    pio.insert(u64::from(t::REGISTER_BYTE_PORT), 4, register)?;
+    let flush = Arc::new(Mutex::new(FlushPage::new(ram.clone())));
+    pio.insert(u64::from(t::FLUSH_PORT), 4, flush)?;
+    let lines = Arc::new(crate::vstate::vm::KvmIrqLines(vm.clone()));
+    pio.insert(
+        u64::from(t::IRQ_PORT),
+        t::IRQ_LINES,
+        Arc::new(Mutex::new(IrqLines::new(lines))),
+    )?;
+    mmio.insert(t::IOMEM, t::IOMEM_LEN, Arc::new(Mutex::new(IoMem::default())))?;
+    Ok(())
 }
 
 /// The VMM's I/O APICs (split irqchip): GSIs 0..23 and, with `ioapic2`, 24..47.

@@ -129,7 +129,8 @@ fn a_vm_failing_at_run_time_exits_4_with_one_line() {
     assert!(stderr.contains("KVM internal error"), "{stderr}");
 }
 
-/// The status of a ROM that writes a CPUID fact to isa-debug-exit, under `-cpu cpu`.
+/// The status of a ROM that writes what it found (a CPUID fact, a port) to isa-debug-exit,
+/// under `-cpu cpu`.
 fn cpuid_status(cpu: &str, code: &[u8]) -> Option<i32> {
     cpuid_status_with(&[], cpu, code)
 }
@@ -206,4 +207,17 @@ fn overcommit_cpu_pm_shows_mwait_when_kvm_lets_the_guest_run_it() {
     ];
     let status = cpuid_status_with(&["-overcommit", "cpu-pm=on"], "host", &monitor);
     assert_eq!(status, Some(1 | (i32::from(mwait_in_guest) << 1)));
+}
+
+/// `-device pc-testdev`: the register written as 32 bits at 0xe0 reads back byte-wise at 0xe8
+/// (one register, as in QEMU); without the device the port reads all-ones.
+#[test]
+fn pc_testdev_register_is_shared_by_its_two_port_ranges() {
+    // mov eax, 0x12345678 ; out 0xe0, eax ; in al, 0xe9 ; out 0xf4, al ; hlt
+    let code = [
+        0x66, 0xB8, 0x78, 0x56, 0x34, 0x12, 0x66, 0xE7, 0xE0, 0xE4, 0xE9, 0xE6, 0xF4, 0xF4,
+    ];
+    let with = cpuid_status_with(&["-device", "pc-testdev"], "host", &code);
+    assert_eq!(with, Some((0x56 << 1) | 1));
+    assert_eq!(cpuid_status("host", &code), Some(0xFF));
 }

@@ -118,6 +118,13 @@ pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Re
             c.debug_exit = Some(d);
             Ok(())
         }
+        "pc-testdev" => match parts.next() {
+            None => {
+                c.pc_testdev = true;
+                Ok(())
+            }
+            Some((k, _)) => Err(bad("-device pc-testdev", &k, ": pc-testdev takes no options")),
+        },
         "virtio-blk-device" => {
             let mut drive = None;
             for (k, v) in parts {
@@ -237,7 +244,7 @@ pub(super) fn parse_device(c: &mut Config, s: &str, pending: &mut Pending) -> Re
         _ => Err(bad(
             "-device",
             &driver,
-            ": supported: isa-debug-exit, virtio-blk-device, virtio-net-device, virtio-rng-device, \
+            ": supported: isa-debug-exit, pc-testdev, virtio-blk-device, virtio-net-device, virtio-rng-device, \
              virtio-serial-device with virtconsole, vhost-vsock-device",
         )),
     }

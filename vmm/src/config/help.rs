@@ -35,6 +35,8 @@ usage: minnow [options]   (QEMU's microvm command line, on KVM)
                                       Ctrl-A x quits, Ctrl-A h lists the keys
   -device isa-debug-exit,iobase=PORT,iosize=N
                                       a guest write of V exits with status (V << 1) | 1
+  -device pc-testdev                  QEMU's test device (kvm-unit-tests): ports 0xe0-0xeb,
+                                      0x2000-0x2017, memory at 0xff000000
   -drive file=F,format=raw|qcow2,if=none,id=ID[,readonly=on][,cache=MODE][,locking=off]
         [,backing.file=PATH,backing.driver=raw|qcow2][,snapshot=on]
                                       cache= as QEMU: writeback (default), none (O_DIRECT),

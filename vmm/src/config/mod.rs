@@ -173,6 +173,8 @@ pub struct Config {
     pub no_reboot: bool,
     pub fw_cfg: Vec<FwCfgFile>,
     pub debug_exit: Option<DebugExit>,
+    /// `-device pc-testdev`: QEMU's test device for kvm-unit-tests.
+    pub pc_testdev: bool,
     pub name: Option<String>,
     pub pidfile: Option<PathBuf>,
     /// `-boot-timeline[=json:PATH]`: report the boot's phases when the VM stops.
@@ -303,6 +305,7 @@ impl Default for Config {
             no_reboot: false,
             fw_cfg: Vec::new(),
             debug_exit: None,
+            pc_testdev: false,
             name: None,
             pidfile: None,
             data_dirs: Vec::new(),

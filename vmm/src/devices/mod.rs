@@ -6,6 +6,7 @@ pub mod ged;
 pub mod i8042;
 pub mod ioapic;
 pub mod milestones;
+pub mod pc_testdev;
 pub mod serial;
 pub mod virtio;
 pub mod vmgenid;
