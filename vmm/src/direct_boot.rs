@@ -91,6 +91,9 @@ pub enum DirectBootError {
     NoKernel,
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// QEMU's words, which test runners look for.
+    #[error("could not open kernel file '{path}': {source}")]
+    ReadKernel { path: PathBuf, source: std::io::Error },
     #[error("{path}: neither a bzImage nor an ELF kernel: -bios none boots a Linux bzImage or an ELF with a PVH note (other kernels boot through the firmware: omit -bios none)")]
     NotAKernel { path: String },
     #[error("{path}: not a bzImage direct boot can load: {reason}")]
@@ -291,6 +294,14 @@ fn write(ram: &GuestMemoryMmap, what: &'static str, addr: u64, bytes: &[u8]) -> 
         })
 }
 
+fn read_kernel(path: &Path) -> Result<Blob, DirectBootError> {
+    let bytes = std::fs::read(path).map_err(|source| DirectBootError::ReadKernel {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Blob::new(path.display().to_string(), bytes))
+}
+
 fn read(path: &Path) -> Result<Blob, DirectBootError> {
     let bytes = std::fs::read(path).map_err(|source| DirectBootError::Read {
         path: path.to_path_buf(),
@@ -316,7 +327,7 @@ impl DirectBootImage {
     /// Reads `-kernel` and `-initrd`, with the ACPI tables fw_cfg serves when `c` has ACPI.
     pub fn read(c: &Config, cpu_signature: (u32, u32)) -> Result<Self, DirectBootError> {
         Ok(Self {
-            kernel: read(c.kernel.as_deref().ok_or(DirectBootError::NoKernel)?)?,
+            kernel: read_kernel(c.kernel.as_deref().ok_or(DirectBootError::NoKernel)?)?,
             initrd: c.initrd.as_deref().map(read).transpose()?,
             acpi: match c.acpi() {
                 true => Some(minnow_acpi::build(&crate::fw_cfg_setup::acpi_machine(c))?),

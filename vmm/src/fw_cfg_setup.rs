@@ -17,6 +17,9 @@ use zerocopy::IntoBytes;
 pub enum FwCfgSetupError {
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    /// QEMU's words, which test runners look for (kvm-unit-tests' probe run).
+    #[error("could not open kernel file '{path}': {source}")]
+    ReadKernel { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Kernel(#[from] KernelLayoutError),
     #[error("fw_cfg: {0}")]
@@ -100,7 +103,10 @@ pub fn build(c: &Config, ram: &GuestMemoryMmap) -> Result<FwCfg, FwCfgSetupError
     }
     // With -bios none the VMM loads the kernel itself (direct_boot.rs): no kernel items.
     if let Some(kernel) = c.kernel.as_ref().filter(|_| c.bios != Bios::None) {
-        let kernel_bytes = read(kernel)?;
+        let kernel_bytes = std::fs::read(kernel).map_err(|source| FwCfgSetupError::ReadKernel {
+            path: kernel.to_path_buf(),
+            source,
+        })?;
         let initrds = match &c.initrd {
             // As QEMU: for a multiboot kernel, -initrd is "file args,file2 args2".
             Some(arg) if kernel_layout::is_multiboot(&kernel_bytes) => multiboot_modules(arg)?,

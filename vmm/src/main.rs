@@ -1,6 +1,6 @@
 //! `minnow`: QEMU's microvm command line over the Minnow library. Prints one line on error and
 //! exits non-zero; otherwise exits with the status the guest's way of stopping implies.
-use minnow_vmm::config::{self, Config, TimelineOutput, HELP};
+use minnow_vmm::config::{self, Config, Parsed, TimelineOutput};
 use minnow_vmm::daemon::{self, Daemon, Forked};
 use minnow_vmm::messages::{self, Style};
 use minnow_vmm::output_file::{self, Existing};
@@ -18,9 +18,9 @@ fn main() -> ExitCode {
     // The timeline's "exec": as early as the process gets.
     let timeline = Arc::new(Timeline::new(Instant::now()));
     let config = match config::parse(std::env::args().skip(1)) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            print!("{HELP}");
+        Ok(Parsed::Run(c)) => *c,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {

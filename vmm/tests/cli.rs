@@ -221,3 +221,16 @@ fn pc_testdev_register_is_shared_by_its_two_port_ranges() {
     assert_eq!(with, Some((0x56 << 1) | 1));
     assert_eq!(cpuid_status("host", &code), Some(0xFF));
 }
+
+/// `-device help` and `-device ?` list the devices as QEMU does (kvm-unit-tests' runner greps
+/// `"pc-testdev"` there) and exit 0.
+#[test]
+fn device_help_lists_the_devices_in_qemus_format() {
+    for ask in ["help", "?"] {
+        let out = minnow(&["-device", ask]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("name \"pc-testdev\", bus ISA"), "{text}");
+        assert!(text.contains("name \"isa-debug-exit\", bus ISA"), "{text}");
+    }
+}

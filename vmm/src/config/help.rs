@@ -107,3 +107,20 @@ exit status: 0 guest power-off (or reset with -no-reboot), ((V << 1) | 1) & 0xff
              128+N signal N (SIGTERM, SIGINT and SIGHUP stop the VM cleanly: disks flushed,
              guest output written out), 1 error.
 ";
+
+/// What `minnow -device help` (or `-device ?`) prints: the devices `-device` takes, in QEMU's
+/// format, so tools that look for a device there (kvm-unit-tests' runner) find it.
+pub const DEVICES: &str = "\
+Misc devices:
+name \"isa-debug-exit\", bus ISA
+name \"pc-testdev\", bus ISA
+name \"vmgenid\", desc \"VM Generation ID\"
+
+Virtio devices (virtio-mmio):
+name \"vhost-vsock-device\", bus virtio-bus
+name \"virtconsole\", bus virtio-serial-bus
+name \"virtio-blk-device\", bus virtio-bus
+name \"virtio-net-device\", bus virtio-bus
+name \"virtio-rng-device\", bus virtio-bus
+name \"virtio-serial-device\", bus virtio-bus
+";

@@ -103,7 +103,7 @@ pub use help::HELP;
 pub use logging::{LogConfig, LogItems};
 pub use monitor::{Monitor, MonitorChannel, MonitorMode, ServerSocket, SocketAddress};
 use parse::{bad, key_values, on_off};
-pub use parse::{parse, parse_memory};
+pub use parse::{parse, parse_memory, Parsed};
 
 /// A virtio device (`-device virtio-*-device`), in command-line order: it gets the next free
 /// virtio-mmio transport.

@@ -293,8 +293,26 @@ fn check_stdio_users(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Parses the arguments after the program name. `Ok(None)` means `--help` was asked for.
-pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, ConfigError> {
+/// What the command line asks for: a VM, or a help text printed instead.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Box<Config>),
+    /// `-h`/`--help` ([`super::HELP`]) or `-device help`/`-device ?` ([`super::help::DEVICES`]).
+    Help(&'static str),
+}
+
+impl Parsed {
+    /// The VM's configuration; `None` when help was asked for.
+    pub fn config(self) -> Option<Config> {
+        match self {
+            Self::Run(c) => Some(*c),
+            Self::Help(_) => None,
+        }
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, ConfigError> {
     let mut c = Config::default();
     let mut pending = Pending::default();
     let mut args = args.into_iter();
@@ -306,7 +324,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             .unwrap_or("");
         let mut value = || args.next().ok_or_else(|| ConfigError::MissingValue(arg.clone()));
         match opt {
-            "h" | "help" => return Ok(None),
+            "h" | "help" => return Ok(Parsed::Help(super::HELP)),
+
             "boot-timeline" => {
                 c.boot_timeline = Some(TimelineOutput::Stderr);
                 c.firmware_milestones = true;
@@ -348,7 +367,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
             }
             "serial" => parse_serial(&value()?, &mut pending, &mut c.serial)?,
             "fw_cfg" => c.fw_cfg.push(parse_fw_cfg(&value()?)?),
-            "device" => parse_device(&mut c, &value()?, &mut pending)?,
+            "device" => match value()?.as_str() {
+                "help" | "?" => return Ok(Parsed::Help(super::help::DEVICES)),
+                v => parse_device(&mut c, v, &mut pending)?,
+            },
             "chardev" => c.chardevs.push(parse_chardev(&value()?)?),
             "netdev" => c.netdevs.push(super::netdev::parse_netdev(&value()?)?),
             "object" => parse_object(&value()?)?,
@@ -503,5 +525,5 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Config>, 
     if c.bios == Bios::None && c.kernel.is_none() {
         return Err(ConfigError::DirectBootNeedsKernel);
     }
-    Ok(Some(c))
+    Ok(Parsed::Run(Box::new(c)))
 }

@@ -1,7 +1,7 @@
 use super::*;
 
 fn parse_str(s: &str) -> Result<Option<Config>, ConfigError> {
-    parse(s.split_whitespace().map(String::from))
+    parse(s.split_whitespace().map(String::from)).map(Parsed::config)
 }
 
 #[test]

@@ -118,7 +118,10 @@ mod tests {
     fn the_guid_reads_back_as_the_uuid_it_was_given() {
         let text = "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87";
         let args = ["-device".to_string(), format!("vmgenid,guid={text}")];
-        let c = crate::config::parse(args).expect("parses").expect("a config");
+        let c = crate::config::parse(args)
+            .expect("parses")
+            .config()
+            .expect("a config");
         let guid = c.vmgenid_guid.expect("a GUID");
         assert_eq!(guid[..4], [0xaf, 0x6e, 0x4e, 0x32], "little-endian first field");
         assert_eq!(guid_text(&guid), text);
