@@ -180,9 +180,11 @@ pub fn run(filter: Option<&str>, options: Options) -> Result<()> {
     };
     let inputs = prepare(options.control || cases.iter().any(Case::uses_qemu))?;
     let load = options.load.then(control::Load::start);
-    let outcome = boot_to_the_end(&cases, TIMES_STUCK_TO_FAIL, |cases, tag| {
-        boot(&inputs, cases, tag)
-    })?;
+    let outcome = boot_to_the_end(
+        &cases,
+        |_| TIMES_STUCK_TO_FAIL,
+        |cases, tag| boot(&inputs, cases, tag),
+    )?;
     drop(load);
     let failed = report(&chosen, &outcome.results);
     if options.control {
@@ -281,11 +283,11 @@ pub const TIMES_STUCK_TO_FAIL_BENCH: usize = 8;
 /// in 60 Linux cases and in 4 of 10 Xen boots, with nothing on L2's console), shows the end of its console, boots a fresh L2 for
 /// the cases that had not finished, and runs the stuck one again last. L2 runs cases in order, so
 /// the stuck one is the first without a result. A case that L2 gets stuck on
-/// [`TIMES_STUCK_TO_FAIL`] times is failed, with the rest still run. The outcome holds every
+/// `times_stuck_to_fail(case)` times is failed, with the rest still run. The outcome holds every
 /// result.
 fn boot_to_the_end(
     cases: &[Case],
-    times_stuck_to_fail: usize,
+    times_stuck_to_fail: impl Fn(&Case) -> usize,
     mut boot: impl FnMut(&[Case], &str) -> Result<Outcome>,
 ) -> Result<Outcome> {
     let mut outcome = boot(cases, "test")?;
@@ -303,7 +305,7 @@ fn boot_to_the_end(
         let stuck = left.remove(0);
         show_console_tail(&outcome.log);
         // Last, so a case that sticks again cannot hold up the others.
-        if stuck_on.iter().filter(|n| **n == stuck.name).count() + 1 < times_stuck_to_fail {
+        if stuck_on.iter().filter(|n| **n == stuck.name).count() + 1 < times_stuck_to_fail(&stuck) {
             left.push(stuck.clone());
         }
         stuck_on.push(stuck.name);
@@ -427,7 +429,7 @@ mod tests {
     fn a_case_l2_sticks_on_once_runs_again_last_and_the_rest_still_run() {
         let cases = names(4);
         let (boot, boots) = fake_l2(&[&cases[1].name]);
-        let outcome = boot_to_the_end(&cases, TIMES_STUCK_TO_FAIL, boot).unwrap();
+        let outcome = boot_to_the_end(&cases, |_| TIMES_STUCK_TO_FAIL, boot).unwrap();
         assert!(!outcome.timed_out);
         assert_eq!(outcome.results.len(), 4);
         let boots = boots.borrow();
@@ -440,7 +442,7 @@ mod tests {
     fn a_case_waiting_for_its_rerun_still_gets_it_when_another_case_sticks() {
         let cases = names(4);
         let (boot, boots) = fake_l2(&[&cases[1].name, &cases[2].name]);
-        let outcome = boot_to_the_end(&cases, TIMES_STUCK_TO_FAIL, boot).unwrap();
+        let outcome = boot_to_the_end(&cases, |_| TIMES_STUCK_TO_FAIL, boot).unwrap();
         assert!(!outcome.timed_out);
         assert_eq!(outcome.results.len(), 4);
         let n = |i: usize| cases[i].name.clone();
@@ -452,11 +454,11 @@ mod tests {
         let cases = names(4);
         let stuck = vec![cases[1].name.as_str(); TIMES_STUCK_TO_FAIL];
         let once_less = fake_l2(&stuck[1..]).0;
-        let outcome = boot_to_the_end(&cases, TIMES_STUCK_TO_FAIL, once_less).unwrap();
+        let outcome = boot_to_the_end(&cases, |_| TIMES_STUCK_TO_FAIL, once_less).unwrap();
         assert!(!outcome.timed_out, "one time less is not yet a failure");
         assert_eq!(outcome.results.len(), 4);
         let (boot, _) = fake_l2(&stuck);
-        let outcome = boot_to_the_end(&cases, TIMES_STUCK_TO_FAIL, boot).unwrap();
+        let outcome = boot_to_the_end(&cases, |_| TIMES_STUCK_TO_FAIL, boot).unwrap();
         assert!(outcome.timed_out);
         assert_eq!(outcome.results.len(), 3);
         assert!(!outcome.results.contains_key(&cases[1].name));
