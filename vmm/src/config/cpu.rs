@@ -100,7 +100,7 @@ pub fn parse_cpu(value: &str) -> Result<CpuConfig, ConfigError> {
                 cpu.vendor = Some(parse_vendor(v)?);
                 continue;
             }
-            (_, _, Some((name, v))) => (name, parse_switch(name, v)?),
+            (_, _, Some((name, v))) => (name, parse_switch("-cpu", name, v)?),
             _ => (part, true),
         };
         let feature = feature(name).ok_or_else(|| {
@@ -120,7 +120,7 @@ pub fn parse_cpu(value: &str) -> Result<CpuConfig, ConfigError> {
 pub fn parse_overcommit(value: &str, mut cpu_pm: bool) -> Result<bool, ConfigError> {
     for part in value.split(',').filter(|p| !p.is_empty()) {
         match part.split_once('=') {
-            Some(("cpu-pm", v)) => cpu_pm = parse_switch("cpu-pm", v)?,
+            Some(("cpu-pm", v)) => cpu_pm = parse_switch("-overcommit", "cpu-pm", v)?,
             Some(("mem-lock", "off" | "false" | "no")) => {}
             Some(("mem-lock", v)) => {
                 return Err(bad(
@@ -135,11 +135,12 @@ pub fn parse_overcommit(value: &str, mut cpu_pm: bool) -> Result<bool, ConfigErr
     Ok(cpu_pm)
 }
 
-fn parse_switch(name: &str, v: &str) -> Result<bool, ConfigError> {
+/// `on` or `off` (and QEMU's other spellings) for `option`'s `name=`.
+fn parse_switch(option: &str, name: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
-        _ => Err(bad("-cpu", &format!("{name}={v}"), ": use on or off")),
+        _ => Err(bad(option, &format!("{name}={v}"), ": use on or off")),
     }
 }
 
@@ -306,7 +307,8 @@ mod tests {
         assert!(parse_overcommit("mem-lock=off", true).unwrap());
         let e = parse_overcommit("mem-lock=on", false).unwrap_err().to_string();
         assert!(e.contains("mem-lock=on"), "{e}");
-        assert!(parse_overcommit("cpu-pm=maybe", false).is_err());
+        let e = parse_overcommit("cpu-pm=maybe", false).unwrap_err().to_string();
+        assert!(e.contains("-overcommit") && e.contains("cpu-pm=maybe"), "{e}");
         assert!(parse_overcommit("overcommit-everything", false).is_err());
     }
 

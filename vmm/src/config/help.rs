@@ -105,7 +105,9 @@ exit status: 0 guest power-off (or reset with -no-reboot), ((V << 1) | 1) & 0xff
              isa-debug-exit (as QEMU),
              2 triple fault (minnow stops, where QEMU would reboot),
              128+N signal N (SIGTERM, SIGINT and SIGHUP stop the VM cleanly: disks flushed,
-             guest output written out), 1 error.
+             guest output written out), 1 error before the guest runs,
+             4 the VM failed while running (KVM internal or emulation error; even, so never
+             an isa-debug-exit status).
 ";
 
 /// What `minnow -device help` (or `-device ?`) prints: the devices `-device` takes, in QEMU's

@@ -636,7 +636,10 @@ fn the_files_are_read_from_the_config() {
         ..Config::default()
     };
     let e = load_files(&c, &ram(64 * MIB), (0, 0)).unwrap_err().to_string();
-    assert!(e.starts_with("reading /nonexistent/vmlinux: "), "{e}");
+    assert!(
+        e.starts_with("could not open kernel file '/nonexistent/vmlinux': "),
+        "{e}"
+    );
     let c = Config { kernel: None, ..c };
     let e = load_files(&c, &ram(64 * MIB), (0, 0)).unwrap_err().to_string();
     assert_eq!(e, "-bios none boots a kernel directly: pass -kernel");

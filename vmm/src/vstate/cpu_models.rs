@@ -34,22 +34,32 @@ const EXT_ECX_QEMU64: u32 = 1;
 /// kvmclock-stable-bit: QEMU's defaults for a KVM guest.
 const KVM_FEATURES: u32 = 1 | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 24);
 
-const fn words(leaf1_edx: u32, ext_ecx: u32) -> [ModelWord; 9] {
+/// Every feature register KVM fills that a model defines: the model's bits, or none (leaf 7 and
+/// its sub-leaves, XSAVE's extensions, 80000007H's invariant TSC, 80000008H's speculation
+/// controls: neither model has any).
+const fn words(leaf1_edx: u32, ext_ecx: u32) -> [ModelWord; 16] {
     [
         (1, 0, Reg::Edx, leaf1_edx),
         (1, 0, Reg::Ecx, LEAF1_ECX),
+        (7, 0, Reg::Eax, 0),
         (7, 0, Reg::Ebx, 0),
         (7, 0, Reg::Ecx, 0),
         (7, 0, Reg::Edx, 0),
+        (7, 1, Reg::Eax, 0),
+        (7, 1, Reg::Ebx, 0),
+        (7, 1, Reg::Ecx, 0),
+        (7, 1, Reg::Edx, 0),
         (0xD, 1, Reg::Eax, 0),
         (0x8000_0001, 0, Reg::Edx, EXT_EDX),
         (0x8000_0001, 0, Reg::Ecx, ext_ecx),
+        (0x8000_0007, 0, Reg::Edx, 0),
+        (0x8000_0008, 0, Reg::Ebx, 0),
         (0x4000_0001, 0, Reg::Eax, KVM_FEATURES),
     ]
 }
 
-static QEMU64_WORDS: [ModelWord; 9] = words(PPRO_PLUS, EXT_ECX_QEMU64);
-static KVM64_WORDS: [ModelWord; 9] = words(PPRO_PLUS | VME, 0);
+static QEMU64_WORDS: [ModelWord; 16] = words(PPRO_PLUS, EXT_ECX_QEMU64);
+static KVM64_WORDS: [ModelWord; 16] = words(PPRO_PLUS | VME, 0);
 
 /// `family`, `model` and `stepping` as CPUID.01H:EAX encodes them.
 const fn signature(family: u32, model: u32, stepping: u32) -> u32 {
@@ -66,7 +76,8 @@ pub fn definition(model: CpuModel) -> Option<ModelDef> {
     match model {
         CpuModel::Host | CpuModel::Max => None,
         CpuModel::Qemu64 => Some(ModelDef {
-            signature: signature(6, 6, 3),
+            // QEMU 6.1 and later (microvm has no older machine types to keep 6/6/3).
+            signature: signature(15, 107, 1),
             level: 0xD,
             xlevel: 0x8000_000A,
             model_id: "QEMU Virtual CPU version 2.5+",
@@ -99,31 +110,43 @@ mod tests {
             .collect()
     }
 
+    /// The bits `def` shows in sub-leaf 0's `reg` of `leaf`.
+    fn mask(def: &ModelDef, leaf: u32, reg: Reg) -> u32 {
+        def.words
+            .iter()
+            .find(|w| (w.0, w.1, w.2) == (leaf, 0, reg))
+            .map(|w| w.3)
+            .unwrap()
+    }
+
     #[test]
     fn qemu64_has_qemus_features_and_signature() {
         let def = definition(CpuModel::Qemu64).unwrap();
-        assert_eq!(def.signature, 0x663);
-        let edx = names((1, 0, Reg::Edx), def.words[0].3);
+        assert_eq!(def.signature, 0x0006_0FB1, "what QEMU 7.2's microvm shows");
+        let edx = names((1, 0, Reg::Edx), mask(&def, 1, Reg::Edx));
         let want =
             "fpu de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2";
         assert_eq!(edx.join(" "), want);
         assert_eq!(
-            names((1, 0, Reg::Ecx), def.words[1].3),
+            names((1, 0, Reg::Ecx), mask(&def, 1, Reg::Ecx)),
             ["pni", "cx16", "x2apic", "hypervisor"]
         );
         assert_eq!(
-            names((0x8000_0001, 0, Reg::Edx), def.words[6].3),
+            names((0x8000_0001, 0, Reg::Edx), mask(&def, 0x8000_0001, Reg::Edx)),
             ["syscall", "nx", "lm"]
         );
-        assert_eq!(names((0x8000_0001, 0, Reg::Ecx), def.words[7].3), ["lahf-lm"]);
+        assert_eq!(
+            names((0x8000_0001, 0, Reg::Ecx), mask(&def, 0x8000_0001, Reg::Ecx)),
+            ["lahf-lm"]
+        );
     }
 
     #[test]
     fn kvm64_adds_vme_and_is_a_family_15_cpu() {
         let def = definition(CpuModel::Kvm64).unwrap();
         assert_eq!(def.signature, 0xF61);
-        assert!(names((1, 0, Reg::Edx), def.words[0].3).contains(&"vme"));
-        assert_eq!(def.words[7].3, 0);
+        assert!(names((1, 0, Reg::Edx), mask(&def, 1, Reg::Edx)).contains(&"vme"));
+        assert_eq!(mask(&def, 0x8000_0001, Reg::Ecx), 0);
         assert!(definition(CpuModel::Host).is_none());
         assert_eq!(signature(0x19, 0x21, 0), 0x00A2_0F10);
     }

@@ -88,10 +88,39 @@ pub fn apply(supported: &mut CpuId, cpu: &CpuConfig) -> Vec<Feature> {
             false => *r &= !f.bits,
         }
     }
+    if cpu_models::definition(cpu.model).is_some() {
+        alias_amd_features(supported);
+    }
     unsupported
 }
 
+/// On an AMD CPU, leaf 80000001H's EDX repeats leaf 1's FPU-to-PAT and MMX/FXSR bits: QEMU
+/// copies them when its model says AMD (for a model; `host` has KVM's values already).
+fn alias_amd_features(cpuid: &mut CpuId) {
+    const AMD_ALIASES: u32 = 0x0183_F3FF;
+    const AUTHENTIC_AMD: (u32, u32, u32) = (0x6874_7541, 0x6974_6E65, 0x444D_4163);
+    let amd = entry_ref(cpuid, 0, 0).is_some_and(|e| (e.ebx, e.edx, e.ecx) == AUTHENTIC_AMD);
+    let leaf1 = entry_ref(cpuid, LEAF_FEATURES, 0).map_or(0, |e| e.edx);
+    if let (true, Some(ext)) = (amd, entry(cpuid, 0x8000_0001, 0)) {
+        ext.edx = (ext.edx & !AMD_ALIASES) | (leaf1 & AMD_ALIASES);
+    }
+}
+
 fn set_model(cpuid: &mut CpuId, def: &cpu_models::ModelDef) {
+    // The leaves past the model's last ones are gone, as they are from QEMU's model (KVM would
+    // answer any leaf still in the table, whatever leaf 0 says).
+    let reached = |f: u32| {
+        f <= def.level || (0x4000_0000..0x8000_0000).contains(&f) || (0x8000_0000..=def.xlevel).contains(&f)
+    };
+    let kept: Vec<kvm_cpuid_entry2> = cpuid
+        .as_slice()
+        .iter()
+        .filter(|e| reached(e.function))
+        .copied()
+        .collect();
+    if let Ok(narrowed) = CpuId::from_entries(&kept) {
+        *cpuid = narrowed;
+    }
     let limit = |e: Option<&mut kvm_cpuid_entry2>, max: u32| {
         if let Some(e) = e {
             e.eax = e.eax.min(max);
@@ -224,7 +253,9 @@ mod tests {
             leaf(0, 0, 0, 0x10, 0x6874_7541, 0x444D_4163, 0x6974_6E65),
             leaf(1, 0, 0, 0x00A2_0F10, 0, (1 << 21) | (1 << 28) | 1, 0x178B_FBFF),
             leaf(7, 0, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, 0, 1 << 5, 0, 0),
+            leaf(0x14, 0, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, 1, 0, 0, 0),
             leaf(0x8000_0000, 0, 0, 0x8000_0021, 0, 0, 0),
+            leaf(0x8000_0021, 0, 0, 0x45, 0, 0, 0),
             leaf(0x8000_0001, 0, 0, 0, 0, 0b101, 0x2FD3_FBFF),
             leaf(0x8000_0002, 0, 0, 1, 2, 3, 4),
         ];
@@ -258,7 +289,7 @@ mod tests {
         let unsupported = apply(&mut c, &crate::config::cpu::parse_cpu("qemu64,-x2apic").unwrap());
         assert!(unsupported.is_empty());
         let l1 = leaf(&c, 1);
-        assert_eq!(l1.eax, 0x663);
+        assert_eq!(l1.eax, 0x0006_0FB1);
         assert_eq!(
             l1.ecx,
             1 | ECX_HYPERVISOR,
@@ -270,6 +301,18 @@ mod tests {
         assert_eq!(leaf(&c, 0).ebx, 0x6874_7541, "Auth: the host's vendor");
         assert_eq!(leaf(&c, 0x8000_0000).eax, 0x8000_000A);
         assert_eq!(leaf(&c, 0x8000_0001).ecx, 1, "lahf-lm without svm");
+        let ext_edx = leaf(&c, 0x8000_0001).edx;
+        assert_eq!(
+            ext_edx & 0x0183_F3FF,
+            0x078B_FBFD & 0x0183_F3FF,
+            "AMD's copy of leaf 1"
+        );
+        assert_eq!(ext_edx & !0x0183_F3FF, (1 << 11) | (1 << 20) | (1 << 29));
+        let leaves: Vec<u32> = c.as_slice().iter().map(|e| e.function).collect();
+        assert!(
+            !leaves.contains(&0x14) && !leaves.contains(&0x8000_0021),
+            "{leaves:x?}"
+        );
         assert_eq!(&leaf(&c, 0x8000_0002).eax.to_le_bytes(), b"QEMU");
     }
 

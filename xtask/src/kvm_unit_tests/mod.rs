@@ -14,6 +14,13 @@ pub fn run(tests: &[String]) -> Result<()> {
     if images.is_empty() {
         bail!("the kvm-unit-tests build in {} left no x86/*.flat", src.display());
     }
+    // Without QEMU every test would "fail" on it, and nothing could regress: refuse instead.
+    let version = std::process::Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output();
+    if !version.is_ok_and(|o| o.status.success()) {
+        bail!("qemu-system-x86_64 does not run: the comparison needs it (apt-get install qemu-system-x86)");
+    }
     let minnow = crate::minnow_bin::build()?;
     let qemu = run::qemu_microvm(&src)?;
     let on_minnow = run::run(&src, &minnow, tests)?;

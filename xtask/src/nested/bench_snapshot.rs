@@ -100,32 +100,48 @@ pub fn run() -> Result<()> {
     let mut outputs = Vec::new();
     let mut stuck_on = Vec::new();
     let mut given_up: Vec<&str> = Vec::new();
-    let mut log = std::path::PathBuf::new();
+    // The console of the L2 each given-up variant last froze in.
+    let mut stuck_logs = Vec::new();
     for round in 0..SAVES {
         let cases: Vec<Case> = per_variant
             .iter()
             .filter(|(id, _)| !given_up.contains(id))
             .map(|(_, cases)| cases[round].clone())
             .collect();
+        if cases.is_empty() {
+            break;
+        }
         let mut outcome = super::boot_to_the_end(&cases, times_stuck_to_fail, |c, tag| {
             super::boot(&inputs, c, &format!("bench-snapshot-{}-{tag}", round + 1))
         })?;
         for (id, cases) in &per_variant {
             if !given_up.contains(id) && !outcome.results.contains_key(&cases[round].name) {
                 given_up.push(id);
+                stuck_logs.push(outcome.log.clone());
             }
         }
-        outputs.extend(cases.iter().filter_map(|c| outcome.results.remove(&c.name)));
+        let log = &outcome.log;
+        outputs.extend(
+            cases
+                .iter()
+                .filter_map(|c| outcome.results.remove(&c.name).map(|o| (o, log.clone()))),
+        );
         stuck_on.extend(outcome.stuck_on);
-        log = outcome.log;
     }
-    let results = Results::from_lines(outputs.iter().flat_map(|o| o.serial.iter().map(String::as_str)));
-    if let Some(failed) = outputs
-        .iter()
-        .flat_map(|o| o.serial.iter().chain(&o.stderr))
-        .find(|l| l.contains("MINNOW-SNAPBENCH failed") || l.contains("snapshot-bench:"))
-    {
-        bail!("{} (see {})", failed.trim(), log.display());
+    let results = Results::from_lines(
+        outputs
+            .iter()
+            .flat_map(|(o, _)| o.serial.iter().map(String::as_str)),
+    );
+    for (o, log) in &outputs {
+        if let Some(failed) = o
+            .serial
+            .iter()
+            .chain(&o.stderr)
+            .find(|l| l.contains("MINNOW-SNAPBENCH failed") || l.contains("snapshot-bench:"))
+        {
+            bail!("{} (see {})", failed.trim(), log.display());
+        }
     }
     eprintln!(
         "[nested] L2 got stuck {} time(s) and was booted again: {stuck_on:?}",
@@ -160,7 +176,11 @@ pub fn run() -> Result<()> {
         bail!(
             "the nested snapshot benchmark did not finish: L2 froze in {} (see {})",
             given_up.join(", "),
-            log.display()
+            stuck_logs
+                .iter()
+                .map(|l| l.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
