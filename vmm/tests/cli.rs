@@ -64,25 +64,32 @@ fn mistakes_are_one_line_naming_the_problem() {
 
 use common::reset_vector_rom;
 
-/// The exit status of a VM whose firmware writes to isa-debug-exit at 0xf4 (QEMU's classic setup).
-fn debug_exit_status(code: &[u8]) -> Option<i32> {
-    let path = std::env::temp_dir().join(format!(
-        "minnow-cli-exit-{}-{}.rom",
-        std::process::id(),
-        code.len()
-    ));
-    std::fs::write(&path, reset_vector_rom(code)).expect("temp file");
-    let out = minnow(&[
+/// Runs minnow with `image` as its ROM, isa-debug-exit at 0xf4 (QEMU's classic setup), no
+/// serial port, and `more` options. Each call has its own ROM file: tests run in parallel.
+fn run_rom(image: &[u8], more: &[&str]) -> Output {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let rom = common::temp("cli", &format!("rom-{n}.rom"));
+    std::fs::write(&rom, image).expect("writing a temporary ROM");
+    let mut args = vec![
         "-M",
         "microvm,acpi=off",
         "-bios",
-        path.to_str().unwrap_or_default(),
+        rom.to_str().unwrap_or_default(),
         "-device",
         "isa-debug-exit,iobase=0xf4,iosize=4",
         "-serial",
         "none",
-    ]);
-    let _ = std::fs::remove_file(&path);
+    ];
+    args.extend(more);
+    let out = minnow(&args);
+    let _ = std::fs::remove_file(&rom);
+    out
+}
+
+/// The exit status of a VM whose firmware writes to isa-debug-exit at 0xf4.
+fn debug_exit_status(code: &[u8]) -> Option<i32> {
+    let out = run_rom(&reset_vector_rom(code), &[]);
     assert!(
         out.stderr.is_empty(),
         "stderr: {}",
@@ -111,18 +118,7 @@ fn isa_debug_exit_gives_qemus_status() {
 fn a_vm_failing_at_run_time_exits_4_with_one_line() {
     // mov ax, 0xd000 ; mov ds, ax ; fld dword [0] ; hlt
     let code = [0xB8, 0x00, 0xD0, 0x8E, 0xD8, 0xD9, 0x06, 0x00, 0x00, 0xF4];
-    let rom = common::rom_file("cli", "internal-error", &code);
-    let out = minnow(&[
-        "-M",
-        "microvm,acpi=off",
-        "-bios",
-        rom.to_str().unwrap_or_default(),
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=4",
-        "-serial",
-        "none",
-    ]);
-    let _ = std::fs::remove_file(&rom);
+    let out = run_rom(&reset_vector_rom(&code), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "stderr: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -140,24 +136,9 @@ fn cpuid_status(cpu: &str, code: &[u8]) -> Option<i32> {
 fn cpuid_status_with(more: &[&str], cpu: &str, code: &[u8]) -> Option<i32> {
     let mut image = reset_vector_rom(&[0xE9, 0x0D, 0xF0]);
     image[0xF000..0xF000 + code.len()].copy_from_slice(code);
-    let rom = common::temp("cli", &format!("cpuid-{}.rom", cpu.replace(',', "_")));
-    std::fs::write(&rom, image).expect("writing a temporary ROM");
-    let mut args = vec![
-        "-M",
-        "microvm,acpi=off",
-        "-cpu",
-        cpu,
-        "-bios",
-        rom.to_str().unwrap_or_default(),
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=4",
-        "-serial",
-        "none",
-    ];
+    let mut args = vec!["-cpu", cpu];
     args.extend(more);
-    let out = minnow(&args);
-    let _ = std::fs::remove_file(&rom);
-    out.status.code()
+    run_rom(&image, &args).status.code()
 }
 
 /// `-cpu` models and flags reach the guest's CPUID as QEMU gives them: x2APIC on by default
