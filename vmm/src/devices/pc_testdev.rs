@@ -34,18 +34,35 @@ impl BusDevice for Register {
     }
 
     fn read(&mut self, offset: u64, data: &mut [u8]) {
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = self.bytes.get(offset as usize + i).copied().unwrap_or(0xFF);
-        }
+        read_bytes(&self.bytes, offset, data, 0xFF);
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
-        for (i, b) in data.iter().enumerate() {
-            if let Some(slot) = self.bytes.get_mut(offset as usize + i) {
-                *slot = *b;
-            }
+        write_bytes(&mut self.bytes, offset, data);
+    }
+}
+
+/// Fills `data` from `store` at `offset`; bytes past its end read as `past`.
+fn read_bytes(store: &[u8], offset: u64, data: &mut [u8], past: u8) {
+    for (i, b) in data.iter_mut().enumerate() {
+        *b = byte_at(offset, i)
+            .and_then(|at| store.get(at))
+            .copied()
+            .unwrap_or(past);
+    }
+}
+
+/// Copies `data` into `store` at `offset`; bytes past its end are dropped.
+fn write_bytes(store: &mut [u8], offset: u64, data: &[u8]) {
+    for (i, b) in data.iter().enumerate() {
+        if let Some(slot) = byte_at(offset, i).and_then(|at| store.get_mut(at)) {
+            *slot = *b;
         }
     }
+}
+
+fn byte_at(offset: u64, i: usize) -> Option<usize> {
+    usize::try_from(offset).ok()?.checked_add(i)
 }
 
 /// Port 0xe4: a 4-byte write of an address makes KVM forget its mapping of that page of guest
@@ -154,17 +171,11 @@ impl BusDevice for IoMem {
     }
 
     fn read(&mut self, offset: u64, data: &mut [u8]) {
-        for (i, b) in data.iter_mut().enumerate() {
-            *b = self.bytes.get(offset as usize + i).copied().unwrap_or(0);
-        }
+        read_bytes(&self.bytes, offset, data, 0);
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
-        for (i, b) in data.iter().enumerate() {
-            if let Some(slot) = self.bytes.get_mut(offset as usize + i) {
-                *slot = *b;
-            }
-        }
+        write_bytes(&mut self.bytes, offset, data);
     }
 }
 

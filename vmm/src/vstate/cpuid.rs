@@ -135,7 +135,7 @@ fn set_model(cpuid: &mut CpuId, def: &cpu_models::ModelDef) {
     brand[..def.model_id.len()].copy_from_slice(def.model_id.as_bytes());
     for (i, chunk) in brand.chunks(16).enumerate() {
         if let Some(e) = entry(cpuid, 0x8000_0002 + i as u32, 0) {
-            let word = |n: usize| u32::from_le_bytes([chunk[n], chunk[n + 1], chunk[n + 2], chunk[n + 3]]);
+            let word = |n| le_word(chunk, n);
             (e.eax, e.ebx, e.ecx, e.edx) = (word(0), word(4), word(8), word(12));
         }
     }
@@ -143,7 +143,7 @@ fn set_model(cpuid: &mut CpuId, def: &cpu_models::ModelDef) {
 
 /// The vendor string of leaf 0 (EBX, EDX, ECX) and of leaf 80000000H, as QEMU sets both.
 fn set_vendor(cpuid: &mut CpuId, vendor: &[u8; 12]) {
-    let word = |n: usize| u32::from_le_bytes([vendor[n], vendor[n + 1], vendor[n + 2], vendor[n + 3]]);
+    let word = |n| le_word(vendor, n);
     for leaf in [0, 0x8000_0000] {
         if let Some(e) = entry(cpuid, leaf, 0) {
             (e.ebx, e.edx, e.ecx) = (word(0), word(4), word(8));
@@ -153,17 +153,21 @@ fn set_vendor(cpuid: &mut CpuId, vendor: &[u8; 12]) {
 
 /// The entry for `leaf`/`index`; a leaf without sub-leaves matches any index.
 fn entry(cpuid: &mut CpuId, leaf: u32, index: u32) -> Option<&mut kvm_cpuid_entry2> {
-    cpuid
-        .as_mut_slice()
-        .iter_mut()
-        .find(|e| e.function == leaf && (e.index == index || e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX == 0))
+    cpuid.as_mut_slice().iter_mut().find(|e| is(e, leaf, index))
 }
 
 fn entry_ref(cpuid: &CpuId, leaf: u32, index: u32) -> Option<&kvm_cpuid_entry2> {
-    cpuid
-        .as_slice()
-        .iter()
-        .find(|e| e.function == leaf && (e.index == index || e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX == 0))
+    cpuid.as_slice().iter().find(|e| is(e, leaf, index))
+}
+
+/// Whether `e` answers `leaf`/`index`.
+fn is(e: &kvm_cpuid_entry2, leaf: u32, index: u32) -> bool {
+    e.function == leaf && (e.index == index || e.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX == 0)
+}
+
+/// The little-endian word at `n` in `bytes` (a brand or vendor string, 4 bytes per register).
+fn le_word(bytes: &[u8], n: usize) -> u32 {
+    u32::from_le_bytes([bytes[n], bytes[n + 1], bytes[n + 2], bytes[n + 3]])
 }
 
 fn register(e: &mut kvm_cpuid_entry2, reg: Reg) -> &mut u32 {
