@@ -76,7 +76,7 @@ pub(crate) fn run(cmd: &mut Command, fix: &str) -> Result<Output> {
     let out = match cmd.output() {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("{name} not found: this task needs Debian's apt/dpkg tools")
+            bail!("{name} not found: `bash scripts/setup.sh` installs what the tasks need")
         }
         Err(e) => return Err(e).with_context(|| format!("running {name}")),
     };

@@ -2,7 +2,8 @@
 //! is in no registry this project can reach: not crates.io, not Debian): unpacked into
 //! `target/kvm-unit-tests/<commit>/`, configured for x86_64 and built with Debian's gcc. A stamp
 //! file marks a finished build, so the next run reuses it.
-use anyhow::{bail, Context, Result};
+use crate::guest::run;
+use anyhow::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,28 +30,19 @@ pub fn build() -> Result<PathBuf> {
         tarball.display(),
         &COMMIT[..8]
     );
-    run(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&dir))?;
-    run(Command::new("./configure").arg("--arch=x86_64").current_dir(&src))?;
+    let fix = "the suite builds with Debian's build-essential (`bash scripts/setup.sh`)";
+    run(
+        Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&dir),
+        fix,
+    )?;
+    run(
+        Command::new("./configure").arg("--arch=x86_64").current_dir(&src),
+        fix,
+    )?;
     eprintln!("[kvm-unit-tests] make -j2");
-    run(Command::new("make").arg("-j2").current_dir(&src))?;
+    run(Command::new("make").arg("-j2").current_dir(&src), fix)?;
     fs::write(src.join(STAMP), COMMIT)?;
     Ok(src)
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("running {shown}"))?;
-    if !out.status.success() {
-        bail!(
-            "{shown} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-        );
-    }
-    Ok(())
 }
 
 /// The test images `make` left, for a check that the build is whole.
